@@ -1,0 +1,233 @@
+//! The auth-validator component: verifies OIDC tokens from the configured
+//! issuer. Keys come from the issuer's discovery document and JWKS over
+//! outbound HTTP and are cached in `wasi:keyvalue`.
+
+pub mod jwt;
+
+#[cfg(target_arch = "wasm32")]
+mod bindings {
+    use super::jwt::{self, Failure, Jwks, Rejection};
+
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "auth-validator",
+        generate_all,
+    });
+
+    use copilot_jit::gateway::types::{Principal, PrincipalKind};
+    use exports::copilot_jit::gateway::auth::{AuthError, AuthFailure, Guest};
+    use wasi::config::store as config;
+    use wasi::http::outgoing_handler;
+    use wasi::http::types::{Fields, IncomingBody, Method, OutgoingRequest, Scheme};
+    use wasi::io::streams::StreamError;
+    use wasi::keyvalue::store;
+
+    /// How long fetched keys are trusted before they are fetched again.
+    const JWKS_TTL_SECS: u64 = 600;
+    /// An unknown `kid` triggers at most one refetch per this interval.
+    const REFETCH_INTERVAL_SECS: u64 = 30;
+    const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+    const ALLOWED_ALGORITHMS: &[&str] = &["RS256", "ES256"];
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct CachedJwks {
+        fetched_at: u64,
+        jwks: serde_json::Value,
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
+    fn fail(failure: AuthFailure, detail: impl Into<String>) -> AuthError {
+        AuthError {
+            failure,
+            detail: detail.into(),
+        }
+    }
+
+    fn from_rejection(r: Rejection) -> AuthError {
+        let failure = match r.failure {
+            Failure::Malformed => AuthFailure::Malformed,
+            Failure::UnsupportedAlgorithm => AuthFailure::UnsupportedAlgorithm,
+            Failure::UnknownIssuer => AuthFailure::UnknownIssuer,
+            Failure::UnknownKey => AuthFailure::UnknownKey,
+            Failure::BadSignature => AuthFailure::BadSignature,
+            Failure::Expired => AuthFailure::Expired,
+            Failure::NotYetValid => AuthFailure::NotYetValid,
+            Failure::WrongAudience => AuthFailure::WrongAudience,
+        };
+        fail(failure, r.detail)
+    }
+
+    fn variable(name: &str) -> Option<String> {
+        config::get(name).ok().flatten().filter(|v| !v.trim().is_empty())
+    }
+
+    fn required(name: &str) -> Result<String, AuthError> {
+        variable(name).ok_or_else(|| fail(AuthFailure::KeysUnavailable, format!("variable {name} is not set")))
+    }
+
+    /// A bounded GET over `wasi:http`.
+    fn http_get(url: &str) -> Result<Vec<u8>, String> {
+        let (scheme, rest) = if let Some(r) = url.strip_prefix("https://") {
+            (Scheme::Https, r)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            (Scheme::Http, r)
+        } else {
+            return Err(format!("unsupported URL {url}"));
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let headers = Fields::new();
+        headers
+            .append("accept", b"application/json")
+            .map_err(|e| format!("{e:?}"))?;
+        let request = OutgoingRequest::new(headers);
+        let set = request.set_method(&Method::Get).is_ok()
+            && request.set_scheme(Some(&scheme)).is_ok()
+            && request.set_authority(Some(authority)).is_ok()
+            && request.set_path_with_query(Some(path)).is_ok();
+        if !set {
+            return Err(format!("invalid URL {url}"));
+        }
+        let pending = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
+        pending.subscribe().block();
+        let response = match pending.get() {
+            Some(Ok(Ok(r))) => r,
+            Some(Ok(Err(e))) => return Err(format!("{e:?}")),
+            _ => return Err("no response".into()),
+        };
+        if response.status() != 200 {
+            return Err(format!("{url} answered {}", response.status()));
+        }
+        let body = response.consume().map_err(|_| "no body".to_string())?;
+        let stream = body.stream().map_err(|_| "no body stream".to_string())?;
+        let mut bytes = Vec::new();
+        loop {
+            match stream.blocking_read(64 * 1024) {
+                Ok(chunk) => {
+                    bytes.extend_from_slice(&chunk);
+                    if bytes.len() > MAX_DOCUMENT_BYTES {
+                        return Err(format!("{url} is too large"));
+                    }
+                }
+                Err(StreamError::Closed) => break,
+                Err(e) => return Err(format!("{e:?}")),
+            }
+        }
+        drop(stream);
+        IncomingBody::finish(body);
+        Ok(bytes)
+    }
+
+    fn fetch_jwks(issuer: &str) -> Result<serde_json::Value, String> {
+        let discovery_url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+        let discovery: serde_json::Value =
+            serde_json::from_slice(&http_get(&discovery_url)?).map_err(|e| e.to_string())?;
+        let jwks_uri = discovery["jwks_uri"]
+            .as_str()
+            .ok_or("discovery document has no jwks_uri")?;
+        serde_json::from_slice(&http_get(jwks_uri)?).map_err(|e| e.to_string())
+    }
+
+    /// Keys for `issuer` that know `kid`, from the cache or a fetch.
+    fn keys_for(issuer: &str, kid: &str) -> Result<Jwks, AuthError> {
+        let bucket = store::open("default")
+            .map_err(|e| fail(AuthFailure::KeysUnavailable, format!("key cache: {e:?}")))?;
+        let cache_key = format!("jwks:{issuer}");
+        let now = now();
+        let cached: Option<CachedJwks> = bucket
+            .get(&cache_key)
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let parse = |v: &serde_json::Value| serde_json::from_value::<Jwks>(v.clone()).ok();
+        if let Some(c) = &cached {
+            let fresh = now < c.fetched_at + JWKS_TTL_SECS;
+            let may_refetch = now >= c.fetched_at + REFETCH_INTERVAL_SECS;
+            if let Some(jwks) = parse(&c.jwks) {
+                if fresh && (jwks.find(kid).is_some() || !may_refetch) {
+                    return Ok(jwks);
+                }
+            }
+        }
+        match fetch_jwks(issuer) {
+            Ok(jwks) => {
+                let entry = CachedJwks {
+                    fetched_at: now,
+                    jwks: jwks.clone(),
+                };
+                if let Ok(bytes) = serde_json::to_vec(&entry) {
+                    // A cache write failure only costs a refetch later.
+                    let _ = bucket.set(&cache_key, &bytes);
+                }
+                parse(&jwks).ok_or_else(|| fail(AuthFailure::KeysUnavailable, "issuer JWKS is not valid"))
+            }
+            // Keys we still hold keep serving while the issuer is unreachable.
+            Err(e) => match cached.as_ref().and_then(|c| parse(&c.jwks)) {
+                Some(jwks) => Ok(jwks),
+                None => Err(fail(AuthFailure::KeysUnavailable, format!("fetching issuer keys: {e}"))),
+            },
+        }
+    }
+
+    fn principal(claims: &serde_json::Map<String, serde_json::Value>, issuer: &str) -> Principal {
+        let groups_claim = variable("oidc_groups_claim").unwrap_or_else(|| "groups".into());
+        let text = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        let groups = match claims.get(&groups_claim) {
+            Some(serde_json::Value::Array(list)) => {
+                list.iter().filter_map(|g| g.as_str().map(str::to_string)).collect()
+            }
+            Some(serde_json::Value::String(s)) => vec![s.clone()],
+            _ => Vec::new(),
+        };
+        Principal {
+            kind: match variable("oidc_principal_kind").as_deref() {
+                Some("workload") => PrincipalKind::Workload,
+                Some("agent") => PrincipalKind::Agent,
+                _ => PrincipalKind::Human,
+            },
+            issuer: issuer.to_string(),
+            subject: text("sub").unwrap_or_default(),
+            email: text("email"),
+            name: text("name"),
+            groups,
+            claims_json: serde_json::Value::Object(claims.clone()).to_string(),
+        }
+    }
+
+    struct Component;
+
+    impl Guest for Component {
+        fn authenticate(bearer_token: String) -> Result<Principal, AuthError> {
+            let issuer = required("oidc_issuer")?;
+            let audience = required("oidc_audience")?;
+            let token = jwt::parse(&bearer_token).map_err(from_rejection)?;
+            // Cheap checks first: no key fetch for a token that is not ours.
+            token.validate_claims(&issuer, &audience, now()).map_err(from_rejection)?;
+            let kid = token
+                .header
+                .kid
+                .as_deref()
+                .ok_or_else(|| fail(AuthFailure::UnknownKey, "token has no kid"))?;
+            let jwks = keys_for(&issuer, kid)?;
+            let jwk = jwks
+                .find(kid)
+                .ok_or_else(|| fail(AuthFailure::UnknownKey, format!("issuer has no key {kid}")))?;
+            token.verify_signature(jwk, ALLOWED_ALGORITHMS).map_err(from_rejection)?;
+            let subject_ok = token.claims.get("sub").and_then(|s| s.as_str()).is_some_and(|s| !s.is_empty());
+            if !subject_ok {
+                return Err(fail(AuthFailure::Malformed, "sub is missing"));
+            }
+            Ok(principal(&token.claims, &issuer))
+        }
+    }
+
+    export!(Component);
+}

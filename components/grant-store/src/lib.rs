@@ -1,0 +1,287 @@
+//! The grant-store component: access requests and grants in `wasi:keyvalue`.
+//! Every state change is a compare-and-swap, so concurrent approvers and a
+//! racing revoke never lose an update or double-count.
+
+pub mod lifecycle;
+
+#[cfg(target_arch = "wasm32")]
+mod bindings {
+    use super::lifecycle::{self, Actor, LifecycleError, Request, Status};
+
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "grant-store",
+        generate_all,
+    });
+
+    use copilot_jit::gateway::types::{Principal, PrincipalKind};
+    use exports::copilot_jit::gateway::grants::{
+        AccessRequest, Decision, DecisionKind, Guest, ListFilter, NewRequest, RequestStatus,
+        StoreError,
+    };
+    use wasi::keyvalue::atomics::{self, Cas, CasError};
+    use wasi::keyvalue::store::{self, Bucket};
+
+    const KEY_PREFIX: &str = "grant-request:";
+    /// Retries of one compare-and-swap before the caller is told to retry.
+    const CAS_ATTEMPTS: usize = 64;
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
+    fn storage(e: store::Error) -> StoreError {
+        StoreError::Storage(match e {
+            store::Error::NoSuchStore => "no such store".into(),
+            store::Error::AccessDenied => "access denied".into(),
+            store::Error::Other(m) => m,
+        })
+    }
+
+    fn bucket() -> Result<Bucket, StoreError> {
+        store::open("default").map_err(storage)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Request, StoreError> {
+        serde_json::from_slice(bytes).map_err(|e| StoreError::Storage(format!("corrupt record: {e}")))
+    }
+
+    fn encode(r: &Request) -> Result<Vec<u8>, StoreError> {
+        serde_json::to_vec(r).map_err(|e| StoreError::Storage(e.to_string()))
+    }
+
+    fn kind_str(k: PrincipalKind) -> &'static str {
+        match k {
+            PrincipalKind::Human => "human",
+            PrincipalKind::Workload => "workload",
+            PrincipalKind::Agent => "agent",
+        }
+    }
+
+    fn principal_to_json(p: &Principal) -> serde_json::Value {
+        serde_json::json!({
+            "kind": kind_str(p.kind),
+            "issuer": p.issuer,
+            "subject": p.subject,
+            "email": p.email,
+            "name": p.name,
+            "groups": p.groups,
+            "claims": serde_json::from_str::<serde_json::Value>(&p.claims_json).unwrap_or_default(),
+        })
+    }
+
+    fn principal_from_json(v: &serde_json::Value) -> Principal {
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+        Principal {
+            kind: match v.get("kind").and_then(|k| k.as_str()) {
+                Some("workload") => PrincipalKind::Workload,
+                Some("agent") => PrincipalKind::Agent,
+                _ => PrincipalKind::Human,
+            },
+            issuer: s("issuer").unwrap_or_default(),
+            subject: s("subject").unwrap_or_default(),
+            email: s("email"),
+            name: s("name"),
+            groups: v
+                .get("groups")
+                .and_then(|g| g.as_array())
+                .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                .unwrap_or_default(),
+            claims_json: v.get("claims").map(|c| c.to_string()).unwrap_or_else(|| "{}".into()),
+        }
+    }
+
+    fn actor(p: &Principal) -> Actor {
+        Actor {
+            subject: p.subject.clone(),
+            issuer: p.issuer.clone(),
+        }
+    }
+
+    fn status_to_wit(s: Status) -> RequestStatus {
+        match s {
+            Status::Pending => RequestStatus::Pending,
+            Status::Approved => RequestStatus::Approved,
+            Status::Denied => RequestStatus::Denied,
+            Status::Expired => RequestStatus::Expired,
+            Status::Revoked => RequestStatus::Revoked,
+        }
+    }
+
+    fn kind_to_lifecycle(k: DecisionKind) -> lifecycle::DecisionKind {
+        match k {
+            DecisionKind::Approve => lifecycle::DecisionKind::Approve,
+            DecisionKind::Deny => lifecycle::DecisionKind::Deny,
+            DecisionKind::Revoke => lifecycle::DecisionKind::Revoke,
+        }
+    }
+
+    fn kind_to_wit(k: lifecycle::DecisionKind) -> DecisionKind {
+        match k {
+            lifecycle::DecisionKind::Approve => DecisionKind::Approve,
+            lifecycle::DecisionKind::Deny => DecisionKind::Deny,
+            lifecycle::DecisionKind::Revoke => DecisionKind::Revoke,
+        }
+    }
+
+    fn to_wit(r: Request) -> AccessRequest {
+        AccessRequest {
+            requester: principal_from_json(&r.requester_principal),
+            id: r.id,
+            scopes: r.scopes,
+            models: r.models,
+            repository: r.repository,
+            reason: r.reason,
+            duration_secs: r.duration_secs,
+            status: status_to_wit(r.status),
+            created_at: r.created_at,
+            pending_expires_at: r.pending_expires_at,
+            required_approvals: r.required_approvals,
+            approver_groups: r.approver_groups,
+            decisions: r
+                .decisions
+                .into_iter()
+                .map(|d| Decision {
+                    kind: kind_to_wit(d.kind),
+                    by_subject: d.by.subject,
+                    by_issuer: d.by.issuer,
+                    comment: d.comment,
+                    at: d.at,
+                })
+                .collect(),
+            granted_at: r.granted_at,
+            expires_at: r.expires_at,
+            version: r.version,
+        }
+    }
+
+    fn new_id() -> Result<String, StoreError> {
+        let mut bytes = [0u8; 12];
+        getrandom::fill(&mut bytes).map_err(|e| StoreError::Storage(e.to_string()))?;
+        Ok(format!("req_{}", hex::encode(bytes)))
+    }
+
+    fn load(bucket: &Bucket, id: &str) -> Result<Request, StoreError> {
+        if !id.starts_with("req_") || id.len() > 64 {
+            return Err(StoreError::NotFound);
+        }
+        match bucket.get(&format!("{KEY_PREFIX}{id}")).map_err(storage)? {
+            Some(bytes) => decode(&bytes),
+            None => Err(StoreError::NotFound),
+        }
+    }
+
+    struct Component;
+
+    impl Guest for Component {
+        fn create(req: NewRequest) -> Result<AccessRequest, StoreError> {
+            let bucket = bucket()?;
+            let id = new_id()?;
+            let request = lifecycle::create(
+                lifecycle::NewRequest {
+                    id: id.clone(),
+                    requester: actor(&req.requester),
+                    requester_principal: principal_to_json(&req.requester),
+                    scopes: req.scopes,
+                    models: req.models,
+                    repository: req.repository,
+                    reason: req.reason,
+                    duration_secs: req.duration_secs,
+                    required_approvals: req.required_approvals,
+                    approver_groups: req.approver_groups,
+                    pending_ttl_secs: req.pending_ttl_secs,
+                    auto_approve: req.auto_approve,
+                },
+                now(),
+            );
+            bucket
+                .set(&format!("{KEY_PREFIX}{id}"), &encode(&request)?)
+                .map_err(storage)?;
+            Ok(to_wit(request))
+        }
+
+        fn get(id: String) -> Result<AccessRequest, StoreError> {
+            let request = load(&bucket()?, &id)?;
+            Ok(to_wit(request.as_of(now())))
+        }
+
+        fn list_requests(filter: ListFilter) -> Result<Vec<AccessRequest>, StoreError> {
+            let bucket = bucket()?;
+            let now = now();
+            let mut keys = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = bucket.list_keys(cursor.as_deref()).map_err(storage)?;
+                keys.extend(page.keys.into_iter().filter(|k| k.starts_with(KEY_PREFIX)));
+                match page.cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            let wanted = filter.status.map(|s| match s {
+                RequestStatus::Pending => Status::Pending,
+                RequestStatus::Approved => Status::Approved,
+                RequestStatus::Denied => Status::Denied,
+                RequestStatus::Expired => Status::Expired,
+                RequestStatus::Revoked => Status::Revoked,
+            });
+            let mut out = Vec::new();
+            for key in keys {
+                let Some(bytes) = bucket.get(&key).map_err(storage)? else {
+                    continue;
+                };
+                let request = decode(&bytes)?.as_of(now);
+                if wanted.is_some_and(|w| w != request.status) {
+                    continue;
+                }
+                if filter
+                    .requester_subject
+                    .as_ref()
+                    .is_some_and(|s| *s != request.requester.subject)
+                {
+                    continue;
+                }
+                out.push(request);
+            }
+            out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+            let limit = filter.limit.clamp(1, 500) as usize;
+            Ok(out.into_iter().take(limit).map(to_wit).collect())
+        }
+
+        fn decide(
+            id: String,
+            kind: DecisionKind,
+            actor_principal: Principal,
+            comment: String,
+        ) -> Result<AccessRequest, StoreError> {
+            let bucket = bucket()?;
+            load(&bucket, &id)?;
+            let key = format!("{KEY_PREFIX}{id}");
+            let who = actor(&actor_principal);
+            let mut cas = Cas::new(&bucket, &key).map_err(storage)?;
+            for _ in 0..CAS_ATTEMPTS {
+                let current = cas
+                    .current()
+                    .map_err(storage)?
+                    .ok_or(StoreError::NotFound)?;
+                let next = decode(&current)?
+                    .decide(kind_to_lifecycle(kind), &who, &comment, now())
+                    .map_err(|e| match e {
+                        LifecycleError::InvalidState(m) => StoreError::InvalidState(m),
+                        LifecycleError::Forbidden(m) => StoreError::Forbidden(m),
+                    })?;
+                match atomics::swap(cas, &encode(&next)?) {
+                    Ok(()) => return Ok(to_wit(next)),
+                    Err(CasError::CasFailed(fresh)) => cas = fresh,
+                    Err(CasError::StoreError(e)) => return Err(storage(e)),
+                }
+            }
+            Err(StoreError::Conflict)
+        }
+    }
+
+    export!(Component);
+}

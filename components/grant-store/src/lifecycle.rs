@@ -1,0 +1,306 @@
+//! The access-request state machine. Pure: storage and clocks are the caller's.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pending,
+    Approved,
+    Denied,
+    Expired,
+    Revoked,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecisionKind {
+    Approve,
+    Deny,
+    Revoke,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub subject: String,
+    pub issuer: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub kind: DecisionKind,
+    pub by: Actor,
+    pub comment: String,
+    pub at: u64,
+}
+
+/// The stored request. `requester` is kept as the verified principal (opaque JSON
+/// here) so that policy and audit see exactly what authentication produced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub id: String,
+    pub requester: Actor,
+    pub requester_principal: serde_json::Value,
+    pub scopes: Vec<String>,
+    pub models: Vec<String>,
+    pub repository: Option<String>,
+    pub reason: String,
+    pub duration_secs: u64,
+    pub status: Status,
+    pub created_at: u64,
+    pub pending_expires_at: u64,
+    pub required_approvals: u32,
+    pub approver_groups: Vec<String>,
+    pub decisions: Vec<Decision>,
+    pub granted_at: Option<u64>,
+    pub expires_at: Option<u64>,
+    pub version: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LifecycleError {
+    InvalidState(String),
+    Forbidden(String),
+}
+
+impl Request {
+    /// The status as of `now`: pending requests and grants expire without a write.
+    pub fn status_at(&self, now: u64) -> Status {
+        match self.status {
+            Status::Pending if now >= self.pending_expires_at => Status::Expired,
+            Status::Approved if self.expires_at.is_some_and(|e| now >= e) => Status::Expired,
+            s => s,
+        }
+    }
+
+    /// A view with the status brought up to `now`.
+    pub fn as_of(mut self, now: u64) -> Self {
+        self.status = self.status_at(now);
+        self
+    }
+
+    fn approvals(&self) -> usize {
+        self.decisions
+            .iter()
+            .filter(|d| d.kind == DecisionKind::Approve)
+            .count()
+    }
+
+    fn grant(&mut self, now: u64) {
+        self.status = Status::Approved;
+        self.granted_at = Some(now);
+        self.expires_at = Some(now.saturating_add(self.duration_secs));
+    }
+
+    /// Applies one decision, returning the new state (version bumped).
+    pub fn decide(
+        &self,
+        kind: DecisionKind,
+        actor: &Actor,
+        comment: &str,
+        now: u64,
+    ) -> Result<Request, LifecycleError> {
+        let status = self.status_at(now);
+        let mut next = self.clone();
+        next.status = status;
+        let is_requester = *actor == self.requester;
+        match kind {
+            DecisionKind::Approve | DecisionKind::Deny => {
+                if status != Status::Pending {
+                    return Err(LifecycleError::InvalidState(format!(
+                        "request is {}, not pending",
+                        status.as_str()
+                    )));
+                }
+                if is_requester {
+                    return Err(LifecycleError::Forbidden(
+                        "requesters cannot decide their own request".into(),
+                    ));
+                }
+                if self
+                    .decisions
+                    .iter()
+                    .any(|d| d.by == *actor && d.kind != DecisionKind::Revoke)
+                {
+                    return Err(LifecycleError::Forbidden(
+                        "each approver decides once".into(),
+                    ));
+                }
+            }
+            DecisionKind::Revoke => {
+                if status != Status::Approved {
+                    return Err(LifecycleError::InvalidState(format!(
+                        "only an active grant can be revoked; this one is {}",
+                        status.as_str()
+                    )));
+                }
+            }
+        }
+        next.decisions.push(Decision {
+            kind,
+            by: actor.clone(),
+            comment: comment.to_string(),
+            at: now,
+        });
+        match kind {
+            DecisionKind::Approve => {
+                if next.approvals() >= next.required_approvals.max(1) as usize {
+                    next.grant(now);
+                }
+            }
+            DecisionKind::Deny => next.status = Status::Denied,
+            DecisionKind::Revoke => {
+                next.status = Status::Revoked;
+                next.expires_at = Some(now.min(next.expires_at.unwrap_or(now)));
+            }
+        }
+        next.version += 1;
+        Ok(next)
+    }
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Approved => "approved",
+            Status::Denied => "denied",
+            Status::Expired => "expired",
+            Status::Revoked => "revoked",
+        }
+    }
+}
+
+pub struct NewRequest {
+    pub id: String,
+    pub requester: Actor,
+    pub requester_principal: serde_json::Value,
+    pub scopes: Vec<String>,
+    pub models: Vec<String>,
+    pub repository: Option<String>,
+    pub reason: String,
+    pub duration_secs: u64,
+    pub required_approvals: u32,
+    pub approver_groups: Vec<String>,
+    pub pending_ttl_secs: u64,
+    pub auto_approve: bool,
+}
+
+pub fn create(new: NewRequest, now: u64) -> Request {
+    let mut request = Request {
+        id: new.id,
+        requester: new.requester,
+        requester_principal: new.requester_principal,
+        scopes: new.scopes,
+        models: new.models,
+        repository: new.repository,
+        reason: new.reason,
+        duration_secs: new.duration_secs,
+        status: Status::Pending,
+        created_at: now,
+        pending_expires_at: now.saturating_add(new.pending_ttl_secs.max(1)),
+        required_approvals: new.required_approvals.max(1),
+        approver_groups: new.approver_groups,
+        decisions: Vec::new(),
+        granted_at: None,
+        expires_at: None,
+        version: 1,
+    };
+    if new.auto_approve {
+        request.grant(now);
+    }
+    request
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actor(s: &str) -> Actor {
+        Actor {
+            subject: s.into(),
+            issuer: "idp".into(),
+        }
+    }
+
+    fn request(required: u32, auto: bool) -> Request {
+        create(
+            NewRequest {
+                id: "r1".into(),
+                requester: actor("alice"),
+                requester_principal: serde_json::json!({}),
+                scopes: vec!["chat".into()],
+                models: vec![],
+                repository: None,
+                reason: "work".into(),
+                duration_secs: 600,
+                required_approvals: required,
+                approver_groups: vec!["approvers".into()],
+                pending_ttl_secs: 3600,
+                auto_approve: auto,
+            },
+            1000,
+        )
+    }
+
+    #[test]
+    fn single_approval_starts_the_clock_at_approval() {
+        let r = request(1, false);
+        let r = r.decide(DecisionKind::Approve, &actor("bob"), "ok", 1500).unwrap();
+        assert_eq!(r.status, Status::Approved);
+        assert_eq!(r.granted_at, Some(1500));
+        assert_eq!(r.expires_at, Some(2100));
+        assert_eq!(r.status_at(2099), Status::Approved);
+        assert_eq!(r.status_at(2100), Status::Expired);
+        assert_eq!(r.version, 2);
+    }
+
+    #[test]
+    fn self_approval_and_double_votes_are_refused() {
+        let r = request(2, false);
+        assert!(matches!(
+            r.decide(DecisionKind::Approve, &actor("alice"), "", 1100),
+            Err(LifecycleError::Forbidden(_))
+        ));
+        let r = r.decide(DecisionKind::Approve, &actor("bob"), "", 1100).unwrap();
+        assert_eq!(r.status, Status::Pending);
+        assert!(matches!(
+            r.decide(DecisionKind::Approve, &actor("bob"), "", 1101),
+            Err(LifecycleError::Forbidden(_))
+        ));
+        let r = r.decide(DecisionKind::Approve, &actor("carol"), "", 1102).unwrap();
+        assert_eq!(r.status, Status::Approved);
+    }
+
+    #[test]
+    fn pending_requests_expire_and_cannot_be_approved_late() {
+        let r = request(1, false);
+        assert_eq!(r.status_at(4600), Status::Expired);
+        assert!(matches!(
+            r.decide(DecisionKind::Approve, &actor("bob"), "", 4600),
+            Err(LifecycleError::InvalidState(_))
+        ));
+    }
+
+    #[test]
+    fn revoke_ends_an_active_grant_only() {
+        let r = request(1, true);
+        assert_eq!(r.status, Status::Approved);
+        let revoked = r.decide(DecisionKind::Revoke, &actor("bob"), "leak", 1200).unwrap();
+        assert_eq!(revoked.status_at(1200), Status::Revoked);
+        assert_eq!(revoked.expires_at, Some(1200));
+        assert!(revoked
+            .decide(DecisionKind::Revoke, &actor("bob"), "", 1201)
+            .is_err());
+        let pending = request(1, false);
+        assert!(pending.decide(DecisionKind::Revoke, &actor("bob"), "", 1100).is_err());
+    }
+
+    #[test]
+    fn deny_is_final() {
+        let r = request(2, false);
+        let r = r.decide(DecisionKind::Deny, &actor("bob"), "no", 1100).unwrap();
+        assert_eq!(r.status, Status::Denied);
+        assert!(r.decide(DecisionKind::Approve, &actor("carol"), "", 1101).is_err());
+    }
+}

@@ -1,0 +1,1109 @@
+//! The wasi:http edge: reads requests, calls the five component interfaces,
+//! talks to Copilot, writes responses. Decisions live in the pure modules.
+
+use crate::content;
+use crate::policy::{AccessAsk, Policy};
+use crate::routes::{self, CopilotCall, Route, RouteError, Verdict};
+use crate::sse::{SseError, SseMasker, TextMasker};
+use serde_json::{json, Value};
+use std::time::Instant;
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "gateway",
+    generate_all,
+});
+
+use copilot_jit::gateway::types::{Finding, Principal, PrincipalKind};
+use copilot_jit::gateway::{audit, auth, grants, masking, minter};
+use exports::wasi::http::incoming_handler::Guest;
+use wasi::config::store as config;
+use wasi::http::outgoing_handler;
+use wasi::http::types::{
+    Fields, IncomingBody, IncomingRequest, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
+    OutgoingResponse, OutputStream, ResponseOutparam, Scheme,
+};
+use wasi::io::streams::{InputStream, StreamError};
+use wasi::keyvalue::store;
+
+/// Largest body accepted on the access API.
+const MAX_API_BODY: usize = 64 * 1024;
+/// Largest prompt body accepted for Copilot calls.
+const MAX_PROMPT_BODY: usize = 4 * 1024 * 1024;
+/// Largest non-streamed upstream body the gateway will inspect.
+const MAX_UPSTREAM_BODY: usize = 16 * 1024 * 1024;
+/// How much prompt text an audit record keeps.
+const MAX_AUDIT_TEXT: usize = 64 * 1024;
+const UPSTREAM_TOKEN_KEY: &str = "upstream:copilot-token";
+/// Client headers that steer routing or billing upstream: forwarded unchanged.
+const FORWARDED_REQUEST_HEADERS: &[&str] = &[
+    "accept",
+    "openai-intent",
+    "openai-organization",
+    "x-initiator",
+    "x-interaction-id",
+    "x-interaction-type",
+    "copilot-integration-id",
+    "copilot-vision-request",
+    "editor-version",
+    "editor-plugin-version",
+    "x-github-api-version",
+    "user-agent",
+];
+const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
+    "openai-processing-ms",
+    "azureml-model-deployment",
+    "x-copilot-experiment",
+    "retry-after",
+];
+
+/// An error answered as JSON; `detail` goes to the audit record only.
+struct ApiError {
+    status: u16,
+    code: &'static str,
+    message: String,
+    extra: Option<Value>,
+    detail: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            extra: None,
+            detail: None,
+        }
+    }
+
+    fn with(mut self, extra: Value) -> Self {
+        self.extra = Some(extra);
+        self
+    }
+
+    fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    fn body(&self) -> Value {
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let (Some(Value::Object(extra)), Some(obj)) = (&self.extra, error.as_object_mut()) {
+            for (k, v) in extra {
+                obj.insert(k.clone(), v.clone());
+            }
+        }
+        json!({ "error": error })
+    }
+}
+
+enum Reply {
+    Json(u16, Value),
+    /// The response was already sent (streamed).
+    Sent,
+}
+
+/// What one request did, for its audit record.
+#[derive(Default)]
+struct Trace {
+    action: String,
+    principal: Option<Principal>,
+    grant_id: Option<String>,
+    token_id: Option<String>,
+    model: Option<String>,
+    outcome: Option<&'static str>,
+    reason: Option<String>,
+    findings: Vec<Finding>,
+    prompt: Option<String>,
+    response: Option<String>,
+    upstream_status: Option<u16>,
+    upstream_ms: Option<u64>,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+struct Ctx {
+    request_id: String,
+    client_request_id: Option<String>,
+    method: String,
+    path: String,
+    headers: Fields,
+    trace: Trace,
+}
+
+fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    // The id is for correlation only; a zeroed id is still a valid response.
+    let _ = getrandom::fill(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn variable(name: &str) -> Option<String> {
+    config::get(name).ok().flatten().filter(|v| !v.trim().is_empty())
+}
+
+fn public_url() -> String {
+    variable("public_url")
+        .unwrap_or_else(|| "http://127.0.0.1:3000".into())
+        .trim_end_matches('/')
+        .to_string()
+}
+
+fn policy() -> Result<Policy, ApiError> {
+    Policy::from_variables(variable)
+        .map_err(|e| ApiError::new(503, "gateway_misconfigured", "the access policy is not configured").detail(e))
+}
+
+fn method_name(m: &Method) -> String {
+    match m {
+        Method::Get => "GET".into(),
+        Method::Head => "HEAD".into(),
+        Method::Post => "POST".into(),
+        Method::Put => "PUT".into(),
+        Method::Delete => "DELETE".into(),
+        Method::Connect => "CONNECT".into(),
+        Method::Options => "OPTIONS".into(),
+        Method::Trace => "TRACE".into(),
+        Method::Patch => "PATCH".into(),
+        Method::Other(s) => s.to_uppercase(),
+    }
+}
+
+fn header(fields: &Fields, name: &str) -> Option<String> {
+    fields
+        .get(name)
+        .into_iter()
+        .next()
+        .and_then(|v| String::from_utf8(v).ok())
+}
+
+fn clean_request_id(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+}
+
+fn how_to_request() -> Value {
+    let base = public_url();
+    json!({
+        "how_to_request_access": {
+            "request": {
+                "method": "POST",
+                "url": format!("{base}/v1/access-requests"),
+                "headers": {"authorization": "Bearer <your OIDC token>"},
+                "body": {"scopes": ["chat", "completions"], "reason": "<why>", "duration": "1h"}
+            },
+            "then": format!("POST {base}/v1/grants/<request id>/token once approved")
+        }
+    })
+}
+
+// ---------------------------------------------------------------- bodies
+
+enum BodyError {
+    TooLarge,
+    Unreadable,
+}
+
+fn read_stream(stream: &InputStream, limit: usize) -> Result<Vec<u8>, BodyError> {
+    let mut bytes = Vec::new();
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => {
+                bytes.extend_from_slice(&chunk);
+                if bytes.len() > limit {
+                    return Err(BodyError::TooLarge);
+                }
+            }
+            Err(StreamError::Closed) => return Ok(bytes),
+            Err(StreamError::LastOperationFailed(_)) => return Err(BodyError::Unreadable),
+        }
+    }
+}
+
+fn read_request_body(request: &IncomingRequest, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let too_large = || {
+        ApiError::new(413, "body_too_large", format!("request bodies are limited to {limit} bytes"))
+    };
+    let declared = header(&request.headers(), "content-length").and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let unreadable = || ApiError::new(400, "bad_body", "the request body could not be read");
+    let body = request.consume().map_err(|_| unreadable())?;
+    let stream = body.stream().map_err(|_| unreadable())?;
+    let bytes = read_stream(&stream, limit).map_err(|e| match e {
+        BodyError::TooLarge => too_large(),
+        BodyError::Unreadable => unreadable(),
+    })?;
+    drop(stream);
+    IncomingBody::finish(body);
+    Ok(bytes)
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.is_empty() {
+        return Err(ApiError::new(400, "bad_json", "a JSON body is required"));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::new(400, "bad_json", format!("the body is not valid JSON for this call: {e}")))
+}
+
+fn write_all(stream: &OutputStream, bytes: &[u8]) -> Result<(), StreamError> {
+    for chunk in bytes.chunks(4096) {
+        stream.blocking_write_and_flush(chunk)?;
+    }
+    Ok(())
+}
+
+fn response_fields(ctx: &Ctx, content_type: &str, extra: &[(String, String)]) -> Fields {
+    let mut list: Vec<(String, Vec<u8>)> = vec![
+        ("content-type".into(), content_type.as_bytes().to_vec()),
+        ("x-request-id".into(), ctx.client_request_id.clone().unwrap_or_else(|| ctx.request_id.clone()).into_bytes()),
+    ];
+    if !extra.iter().any(|(k, _)| k == "x-github-request-id") {
+        list.push(("x-github-request-id".into(), ctx.request_id.clone().into_bytes()));
+    }
+    for (k, v) in extra {
+        list.push((k.clone(), v.clone().into_bytes()));
+    }
+    Fields::from_list(&list).unwrap_or_else(|_| Fields::new())
+}
+
+fn send_bytes(out: ResponseOutparam, status: u16, fields: Fields, body: &[u8]) -> Result<(), StreamError> {
+    let response = OutgoingResponse::new(fields);
+    let _ = response.set_status_code(status);
+    let Ok(outgoing) = response.body() else {
+        ResponseOutparam::set(out, Ok(response));
+        return Ok(());
+    };
+    ResponseOutparam::set(out, Ok(response));
+    let result = match outgoing.write() {
+        Ok(stream) => {
+            let r = write_all(&stream, body);
+            drop(stream);
+            r
+        }
+        Err(()) => Ok(()),
+    };
+    let _ = OutgoingBody::finish(outgoing, None);
+    result
+}
+
+// ---------------------------------------------------------------- identity
+
+fn bearer(ctx: &Ctx) -> Option<String> {
+    let value = header(&ctx.headers, "authorization")?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    let accepted = scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token");
+    (accepted && !token.is_empty()).then(|| token.to_string())
+}
+
+fn authenticate(ctx: &mut Ctx) -> Result<Principal, ApiError> {
+    let token = bearer(ctx).ok_or_else(|| {
+        ApiError::new(401, "unauthenticated", "send an OIDC token as 'Authorization: Bearer <token>'")
+    })?;
+    match auth::authenticate(&token) {
+        Ok(p) => {
+            ctx.trace.principal = Some(p.clone());
+            Ok(p)
+        }
+        Err(e) => {
+            let detail = format!("{:?}: {}", e.failure, e.detail);
+            Err(match e.failure {
+                auth::AuthFailure::KeysUnavailable => {
+                    ApiError::new(503, "identity_unavailable", "the identity provider's keys cannot be fetched")
+                }
+                auth::AuthFailure::Expired => ApiError::new(401, "token_expired", "the identity token has expired"),
+                _ => ApiError::new(401, "invalid_token", "the identity token was not accepted"),
+            }
+            .detail(detail))
+        }
+    }
+}
+
+fn same_person(p: &Principal, r: &grants::AccessRequest) -> bool {
+    p.subject == r.requester.subject && p.issuer == r.requester.issuer
+}
+
+// ---------------------------------------------------------------- rendering
+
+fn status_name(s: grants::RequestStatus) -> &'static str {
+    match s {
+        grants::RequestStatus::Pending => "pending",
+        grants::RequestStatus::Approved => "approved",
+        grants::RequestStatus::Denied => "denied",
+        grants::RequestStatus::Expired => "expired",
+        grants::RequestStatus::Revoked => "revoked",
+    }
+}
+
+fn kind_name(k: PrincipalKind) -> &'static str {
+    match k {
+        PrincipalKind::Human => "human",
+        PrincipalKind::Workload => "workload",
+        PrincipalKind::Agent => "agent",
+    }
+}
+
+fn request_json(r: &grants::AccessRequest) -> Value {
+    json!({
+        "id": r.id,
+        "status": status_name(r.status),
+        "requester": {
+            "kind": kind_name(r.requester.kind),
+            "issuer": r.requester.issuer,
+            "subject": r.requester.subject,
+            "email": r.requester.email,
+            "groups": r.requester.groups,
+        },
+        "scopes": r.scopes,
+        "models": r.models,
+        "repository": r.repository,
+        "reason": r.reason,
+        "duration_secs": r.duration_secs,
+        "created_at": r.created_at,
+        "pending_expires_at": r.pending_expires_at,
+        "required_approvals": r.required_approvals,
+        "approver_groups": r.approver_groups,
+        "decisions": r.decisions.iter().map(|d| json!({
+            "kind": match d.kind {
+                grants::DecisionKind::Approve => "approve",
+                grants::DecisionKind::Deny => "deny",
+                grants::DecisionKind::Revoke => "revoke",
+            },
+            "by": d.by_subject,
+            "comment": d.comment,
+            "at": d.at,
+        })).collect::<Vec<_>>(),
+        "granted_at": r.granted_at,
+        "expires_at": r.expires_at,
+    })
+}
+
+fn store_error(e: grants::StoreError) -> ApiError {
+    match e {
+        grants::StoreError::NotFound => ApiError::new(404, "not_found", "no such access request"),
+        grants::StoreError::InvalidState(m) => ApiError::new(409, "invalid_state", m),
+        grants::StoreError::Forbidden(m) => ApiError::new(403, "forbidden", m),
+        grants::StoreError::Conflict => {
+            ApiError::new(503, "busy", "too many concurrent changes to this request; retry")
+        }
+        grants::StoreError::Storage(m) => {
+            ApiError::new(503, "storage_unavailable", "the grant store is unavailable").detail(m)
+        }
+    }
+}
+
+fn load_request(ctx: &mut Ctx, id: &str) -> Result<grants::AccessRequest, ApiError> {
+    ctx.trace.grant_id = Some(id.to_string());
+    grants::get(id).map_err(store_error)
+}
+
+// ---------------------------------------------------------------- access API
+
+fn create_request(ctx: &mut Ctx, request: &IncomingRequest) -> Result<Reply, ApiError> {
+    let principal = authenticate(ctx)?;
+    let body = read_request_body(request, MAX_API_BODY)?;
+    ctx.trace.bytes_in = body.len() as u64;
+    let ask: AccessAsk = parse_json(&body)?;
+    let plan = policy()?.plan(&principal.groups, &ask).map_err(|d| {
+        ApiError::new(403, "policy_denied", d.message.clone())
+            .with(json!({"rule": d.rule}))
+            .detail(format!("rule {}", d.rule))
+    })?;
+    let created = grants::create(&grants::NewRequest {
+        requester: principal,
+        scopes: ask.scopes,
+        models: ask.models,
+        repository: ask.repository,
+        reason: ask.reason,
+        duration_secs: plan.duration_secs,
+        required_approvals: plan.required_approvals,
+        approver_groups: plan.approver_groups,
+        pending_ttl_secs: plan.pending_ttl_secs,
+        auto_approve: plan.auto_approve,
+    })
+    .map_err(store_error)?;
+    ctx.trace.grant_id = Some(created.id.clone());
+    ctx.trace.reason = Some(if plan.auto_approve { "auto-approved" } else { "pending approval" }.into());
+    Ok(Reply::Json(201, json!({"request": request_json(&created)})))
+}
+
+fn list_requests(ctx: &mut Ctx) -> Result<Reply, ApiError> {
+    let principal = authenticate(ctx)?;
+    let policy = policy()?;
+    let params = routes::query_params(&ctx.path);
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let status = match param("status").as_deref() {
+        None | Some("") | Some("all") => None,
+        Some("pending") => Some(grants::RequestStatus::Pending),
+        Some("approved") => Some(grants::RequestStatus::Approved),
+        Some("denied") => Some(grants::RequestStatus::Denied),
+        Some("expired") => Some(grants::RequestStatus::Expired),
+        Some("revoked") => Some(grants::RequestStatus::Revoked),
+        Some(other) => {
+            return Err(ApiError::new(400, "bad_query", format!("unknown status {other:?}")));
+        }
+    };
+    let approver = policy.may_decide(&principal.groups, &policy.approver_groups);
+    // Approvers see every request; anyone else sees only their own.
+    let requester_subject = if approver { param("requester") } else { Some(principal.subject.clone()) };
+    let limit = match param("limit") {
+        None => 100,
+        Some(v) => v
+            .parse::<u32>()
+            .map_err(|_| ApiError::new(400, "bad_query", "limit must be a whole number"))?,
+    };
+    let found = grants::list_requests(&grants::ListFilter {
+        status,
+        requester_subject,
+        limit,
+    })
+    .map_err(store_error)?;
+    let visible: Vec<Value> = found
+        .iter()
+        .filter(|r| approver || same_person(&principal, r))
+        .map(|r| {
+            let mut v = request_json(r);
+            v["you_may_decide"] = json!(
+                r.status == grants::RequestStatus::Pending
+                    && !same_person(&principal, r)
+                    && policy.may_decide(&principal.groups, &r.approver_groups)
+                    && !r.decisions.iter().any(|d| d.by_subject == principal.subject && d.by_issuer == principal.issuer)
+            );
+            v
+        })
+        .collect();
+    Ok(Reply::Json(200, json!({"requests": visible})))
+}
+
+fn get_request(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
+    let principal = authenticate(ctx)?;
+    let policy = policy()?;
+    let request = load_request(ctx, id)?;
+    if !same_person(&principal, &request) && !policy.may_decide(&principal.groups, &request.approver_groups) {
+        // Not found rather than forbidden: ids of others' requests are not revealed.
+        return Err(ApiError::new(404, "not_found", "no such access request"));
+    }
+    Ok(Reply::Json(200, json!({"request": request_json(&request)})))
+}
+
+fn comment_from(request: &IncomingRequest) -> Result<String, ApiError> {
+    let body = read_request_body(request, MAX_API_BODY)?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(String::new());
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct CommentBody {
+        #[serde(default)]
+        comment: String,
+    }
+    let parsed: CommentBody = parse_json(&body)?;
+    if parsed.comment.chars().count() > 1000 {
+        return Err(ApiError::new(400, "bad_comment", "comments are limited to 1000 characters"));
+    }
+    Ok(parsed.comment)
+}
+
+fn decide(ctx: &mut Ctx, request: &IncomingRequest, id: &str, verdict: Verdict) -> Result<Reply, ApiError> {
+    let principal = authenticate(ctx)?;
+    let policy = policy()?;
+    let comment = comment_from(request)?;
+    let current = load_request(ctx, id)?;
+    if !policy.may_decide(&principal.groups, &current.approver_groups) {
+        return Err(ApiError::new(
+            403,
+            "not_an_approver",
+            format!("only members of {} may decide this request", current.approver_groups.join(", ")),
+        ));
+    }
+    let kind = match verdict {
+        Verdict::Approve => grants::DecisionKind::Approve,
+        Verdict::Deny => grants::DecisionKind::Deny,
+    };
+    let updated = grants::decide(id, kind, &principal, &comment).map_err(store_error)?;
+    Ok(Reply::Json(200, json!({"request": request_json(&updated)})))
+}
+
+fn revoke(ctx: &mut Ctx, request: &IncomingRequest, id: &str) -> Result<Reply, ApiError> {
+    let principal = authenticate(ctx)?;
+    let policy = policy()?;
+    let comment = comment_from(request)?;
+    let current = load_request(ctx, id)?;
+    if !same_person(&principal, &current) && !policy.may_decide(&principal.groups, &current.approver_groups) {
+        return Err(ApiError::new(403, "forbidden", "only the requester or an approver may revoke this grant"));
+    }
+    let updated = grants::decide(id, grants::DecisionKind::Revoke, &principal, &comment).map_err(store_error)?;
+    Ok(Reply::Json(200, json!({"request": request_json(&updated)})))
+}
+
+fn issue_token(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
+    let principal = authenticate(ctx)?;
+    let grant = load_request(ctx, id)?;
+    if !same_person(&principal, &grant) {
+        return Err(ApiError::new(403, "forbidden", "only the requester receives tokens for a grant"));
+    }
+    let (grants::RequestStatus::Approved, Some(expires_at)) = (grant.status, grant.expires_at) else {
+        return Err(ApiError::new(409, "grant_not_active", format!("the request is {}", status_name(grant.status)))
+            .with(json!({"status": status_name(grant.status)})));
+    };
+    let ttl = variable("token_ttl_secs").and_then(|v| v.parse().ok()).unwrap_or(900);
+    let minted = minter::mint(&minter::MintRequest {
+        grant_id: grant.id.clone(),
+        subject: principal.subject.clone(),
+        issuer_of_subject: principal.issuer.clone(),
+        scopes: grant.scopes.clone(),
+        models: grant.models.clone(),
+        ttl_secs: ttl,
+        not_after: expires_at,
+    })
+    .map_err(|e| ApiError::new(503, "minter_unavailable", "no token could be minted").detail(format!("{e:?}")))?;
+    ctx.trace.token_id = Some(minted.claims.token_id.clone());
+    Ok(Reply::Json(
+        200,
+        json!({
+            "access_token": minted.token,
+            "token_type": "Bearer",
+            "issued_token_type": "urn:ietf:params:oauth:token-type:jwt",
+            "expires_in": minted.claims.expires_at.saturating_sub(now()),
+            "expires_at": minted.claims.expires_at,
+            "grant_id": grant.id,
+            "token_id": minted.claims.token_id,
+            "scopes": grant.scopes,
+        }),
+    ))
+}
+
+fn audit_records(ctx: &mut Ctx) -> Result<Reply, ApiError> {
+    let principal = authenticate(ctx)?;
+    if !policy()?.may_read_audit(&principal.groups) {
+        return Err(ApiError::new(403, "not_an_auditor", "reading the audit trail needs an auditor group"));
+    }
+    let params = routes::query_params(&ctx.path);
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let number = |name: &str| -> Result<Option<u64>, ApiError> {
+        param(name)
+            .map(|v| v.parse::<u64>().map_err(|_| ApiError::new(400, "bad_query", format!("{name} must be a whole number"))))
+            .transpose()
+    };
+    let records = audit::query(&audit::AuditQuery {
+        grant_id: param("grant"),
+        subject: param("subject"),
+        since: number("since")?,
+        until: number("until")?,
+        limit: number("limit")?.unwrap_or(200).min(1000) as u32,
+    })
+    .map_err(|e| ApiError::new(503, "audit_unavailable", "the audit trail cannot be read").detail(format!("{e:?}")))?;
+    let records: Vec<Value> = records.iter().filter_map(|r| serde_json::from_str(r).ok()).collect();
+    Ok(Reply::Json(200, json!({"records": records})))
+}
+
+// ---------------------------------------------------------------- upstream
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CachedCopilotToken {
+    token: String,
+    refresh_at: u64,
+}
+
+fn upstream_base(name: &str, default: &str) -> String {
+    variable(name).unwrap_or_else(|| default.to_string()).trim_end_matches('/').to_string()
+}
+
+struct Upstream {
+    status: u16,
+    response: IncomingResponse,
+}
+
+/// Sends one request over wasi:http; the body is written after `handle` so
+/// that large bodies stream instead of filling the host's buffer.
+fn send(method: Method, url: &str, headers: &[(String, Vec<u8>)], body: Option<&[u8]>) -> Result<Upstream, String> {
+    let (scheme, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (Scheme::Https, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (Scheme::Http, r)
+    } else {
+        return Err(format!("unsupported upstream URL {url}"));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let fields = Fields::from_list(headers).map_err(|e| format!("headers: {e:?}"))?;
+    let request = OutgoingRequest::new(fields);
+    let ok = request.set_method(&method).is_ok()
+        && request.set_scheme(Some(&scheme)).is_ok()
+        && request.set_authority(Some(authority)).is_ok()
+        && request.set_path_with_query(Some(path)).is_ok();
+    if !ok {
+        return Err(format!("invalid upstream URL {url}"));
+    }
+    let outgoing_body = request.body().map_err(|_| "request body unavailable".to_string())?;
+    let pending = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
+    if let Some(bytes) = body {
+        let stream = outgoing_body.write().map_err(|_| "request body stream unavailable".to_string())?;
+        write_all(&stream, bytes).map_err(|e| format!("writing upstream body: {e:?}"))?;
+        drop(stream);
+    }
+    OutgoingBody::finish(outgoing_body, None).map_err(|e| format!("{e:?}"))?;
+    pending.subscribe().block();
+    match pending.get() {
+        Some(Ok(Ok(response))) => Ok(Upstream {
+            status: response.status(),
+            response,
+        }),
+        Some(Ok(Err(e))) => Err(format!("{e:?}")),
+        _ => Err("upstream gave no response".into()),
+    }
+}
+
+fn read_response(response: IncomingResponse, limit: usize) -> Result<Vec<u8>, String> {
+    let body = response.consume().map_err(|_| "no body".to_string())?;
+    let stream = body.stream().map_err(|_| "no body stream".to_string())?;
+    let bytes = read_stream(&stream, limit).map_err(|e| match e {
+        BodyError::TooLarge => "upstream body too large".to_string(),
+        BodyError::Unreadable => "upstream body unreadable".to_string(),
+    })?;
+    drop(stream);
+    IncomingBody::finish(body);
+    Ok(bytes)
+}
+
+/// The Copilot token the gateway uses upstream, from the KV cache or fresh
+/// from the token endpoint with the gateway-held GitHub token.
+fn copilot_token(force_refresh: bool) -> Result<String, ApiError> {
+    let unavailable = |detail: String| {
+        ApiError::new(502, "upstream_unavailable", "the gateway could not obtain upstream access").detail(detail)
+    };
+    let bucket = store::open("default").map_err(|e| unavailable(format!("kv: {e:?}")))?;
+    if !force_refresh {
+        let cached: Option<CachedCopilotToken> = bucket
+            .get(UPSTREAM_TOKEN_KEY)
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if let Some(c) = cached.filter(|c| now() < c.refresh_at) {
+            return Ok(c.token);
+        }
+    }
+    let github_token = variable("upstream_github_token").ok_or_else(|| {
+        ApiError::new(503, "gateway_misconfigured", "the gateway has no upstream credential configured")
+    })?;
+    let url = format!("{}/copilot_internal/v2/token", upstream_base("github_api_url", "https://api.github.com"));
+    let headers = vec![
+        ("authorization".to_string(), format!("token {github_token}").into_bytes()),
+        ("accept".to_string(), b"application/json".to_vec()),
+        ("user-agent".to_string(), b"copilot-jit/0.1".to_vec()),
+    ];
+    let upstream = send(Method::Get, &url, &headers, None).map_err(unavailable)?;
+    let status = upstream.status;
+    let body = read_response(upstream.response, 256 * 1024).map_err(unavailable)?;
+    if status != 200 {
+        return Err(unavailable(format!("token endpoint answered {status}")));
+    }
+    let envelope: Value = serde_json::from_slice(&body).map_err(|e| unavailable(format!("token envelope: {e}")))?;
+    let token = envelope["token"].as_str().ok_or_else(|| unavailable("token envelope has no token".into()))?;
+    let now = now();
+    let refresh_in = envelope["refresh_in"].as_u64().unwrap_or(300);
+    let expires_at = envelope["expires_at"].as_u64().unwrap_or(now + refresh_in);
+    let entry = CachedCopilotToken {
+        token: token.to_string(),
+        refresh_at: (now + refresh_in).min(expires_at.saturating_sub(60)),
+    };
+    if let Ok(bytes) = serde_json::to_vec(&entry) {
+        // A failed cache write costs one more exchange later, nothing else.
+        let _ = bucket.set(UPSTREAM_TOKEN_KEY, &bytes);
+    }
+    Ok(entry.token)
+}
+
+// ---------------------------------------------------------------- Copilot proxy
+
+struct ComponentMasker(masking::StreamMasker);
+
+impl TextMasker for ComponentMasker {
+    fn push(&mut self, text: &str) -> String {
+        self.0.push(text)
+    }
+    fn finish(&mut self) -> String {
+        self.0.finish()
+    }
+}
+
+fn merge_findings(into: &mut Vec<Finding>, found: Vec<Finding>) {
+    for f in found {
+        match into.iter_mut().find(|x| x.detector == f.detector) {
+            Some(x) => x.count += f.count,
+            None => into.push(f),
+        }
+    }
+}
+
+fn bounded(mut text: String) -> String {
+    if text.len() > MAX_AUDIT_TEXT {
+        let mut cut = MAX_AUDIT_TEXT;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
+}
+
+fn copilot_call(ctx: &mut Ctx, request: &IncomingRequest, out: &mut Option<ResponseOutparam>, call: CopilotCall) -> Result<Reply, ApiError> {
+    ctx.trace.action = format!("copilot.{}", call.scope());
+    // 1. The gateway token: signature and expiry, no storage read.
+    let token = bearer(ctx).ok_or_else(|| {
+        ApiError::new(401, "unauthenticated", "this call needs a gateway token; request access first").with(how_to_request())
+    })?;
+    let claims = minter::verify(&token).map_err(|e| {
+        let message = match e {
+            minter::MinterError::Expired => "the gateway token has expired; get a new one from your grant",
+            _ => "the gateway token was not accepted",
+        };
+        ApiError::new(401, "invalid_gateway_token", message).with(how_to_request()).detail(format!("{e:?}"))
+    })?;
+    ctx.trace.grant_id = Some(claims.grant_id.clone());
+    ctx.trace.token_id = Some(claims.token_id.clone());
+    // 2. The grant must still be active: revocation takes effect at once.
+    let grant = grants::get(&claims.grant_id).map_err(store_error)?;
+    ctx.trace.principal = Some(grant.requester.clone());
+    if grant.status != grants::RequestStatus::Approved {
+        return Err(ApiError::new(403, "grant_not_active", format!("your grant is {}", status_name(grant.status)))
+            .with(how_to_request()));
+    }
+    // 3. Scope and model.
+    let scope_ok = match call {
+        CopilotCall::Models => !grant.scopes.is_empty(),
+        _ => grant.scopes.iter().any(|s| s == call.scope()),
+    };
+    if !scope_ok {
+        return Err(ApiError::new(403, "scope_not_granted", format!("your grant does not include {}", call.scope()))
+            .with(how_to_request()));
+    }
+    // 4. The prompt: inspected, redacted or blocked before anything leaves.
+    let mut upstream_body = None;
+    let mut wants_stream = false;
+    if !matches!(call, CopilotCall::Models) {
+        let bytes = read_request_body(request, MAX_PROMPT_BODY)?;
+        ctx.trace.bytes_in = bytes.len() as u64;
+        let mut body: Value = parse_json(&bytes)?;
+        let model = match &call {
+            CopilotCall::EngineCompletions { model } => Some(model.clone()),
+            _ => body.get("model").and_then(Value::as_str).map(str::to_string),
+        };
+        ctx.trace.model = model.clone();
+        if let Some(m) = &model {
+            if !grant.models.is_empty() && !grant.models.contains(m) {
+                return Err(ApiError::new(403, "model_not_granted", format!("your grant does not include model {m}")));
+            }
+        }
+        wants_stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+        let mut blocked = false;
+        let mut findings = Vec::new();
+        let mut prompt_log = String::new();
+        content::for_each_prompt_text(&mut body, &mut |text| {
+            let scan = masking::inspect_prompt(text);
+            blocked |= scan.blocked;
+            merge_findings(&mut findings, scan.findings);
+            if prompt_log.len() < MAX_AUDIT_TEXT {
+                prompt_log.push_str(&scan.text);
+                prompt_log.push('\n');
+            }
+            *text = scan.text;
+        });
+        ctx.trace.prompt = Some(bounded(prompt_log));
+        ctx.trace.findings = findings.clone();
+        if blocked {
+            let detectors: Vec<&str> = findings.iter().map(|f| f.detector.as_str()).collect();
+            ctx.trace.outcome = Some("blocked");
+            return Err(ApiError::new(403, "prompt_blocked", "the prompt contains content that policy does not allow to leave")
+                .with(json!({"detectors": detectors})));
+        }
+        upstream_body = Some(serde_json::to_vec(&body).map_err(|e| ApiError::new(500, "internal", "re-encoding the prompt failed").detail(e.to_string()))?);
+    }
+    // 5. Upstream, with the gateway-held credential; one refresh on 401/403.
+    let url = match &call {
+        CopilotCall::ChatCompletions => format!("{}/chat/completions", upstream_base("copilot_api_url", "https://api.githubcopilot.com")),
+        CopilotCall::Models => format!("{}/models", upstream_base("copilot_api_url", "https://api.githubcopilot.com")),
+        CopilotCall::Embeddings => format!("{}/embeddings", upstream_base("copilot_api_url", "https://api.githubcopilot.com")),
+        CopilotCall::EngineCompletions { model } => format!(
+            "{}/v1/engines/{model}/completions",
+            upstream_base("copilot_proxy_url", "https://copilot-proxy.githubusercontent.com")
+        ),
+    };
+    let method = if matches!(call, CopilotCall::Models) { Method::Get } else { Method::Post };
+    let started = Instant::now();
+    let mut upstream = None;
+    for attempt in 0..2 {
+        let copilot = copilot_token(attempt > 0)?;
+        let mut headers: Vec<(String, Vec<u8>)> = vec![
+            ("authorization".into(), format!("Bearer {copilot}").into_bytes()),
+            ("x-request-id".into(), ctx.client_request_id.clone().unwrap_or_else(|| ctx.request_id.clone()).into_bytes()),
+        ];
+        if upstream_body.is_some() {
+            headers.push(("content-type".into(), b"application/json".to_vec()));
+        }
+        for name in FORWARDED_REQUEST_HEADERS {
+            if let Some(v) = header(&ctx.headers, name) {
+                headers.push((name.to_string(), v.into_bytes()));
+            }
+        }
+        let response = send(method.clone(), &url, &headers, upstream_body.as_deref()).map_err(|e| {
+            ApiError::new(502, "upstream_unavailable", "Copilot could not be reached").detail(e)
+        })?;
+        if (response.status == 401 || response.status == 403) && attempt == 0 {
+            continue;
+        }
+        upstream = Some(response);
+        break;
+    }
+    let upstream = upstream.ok_or_else(|| ApiError::new(502, "upstream_unavailable", "Copilot refused the gateway"))?;
+    ctx.trace.upstream_status = Some(upstream.status);
+    ctx.trace.upstream_ms = Some(started.elapsed().as_millis() as u64);
+    let upstream_headers = upstream.response.headers();
+    let content_type = header(&upstream_headers, "content-type").unwrap_or_else(|| "application/json".into());
+    let mut passed: Vec<(String, String)> = FORWARDED_RESPONSE_HEADERS
+        .iter()
+        .filter_map(|n| header(&upstream_headers, n).map(|v| (n.to_string(), v)))
+        .collect();
+    if let Some(id) = header(&upstream_headers, "x-github-request-id") {
+        passed.push(("x-github-request-id".into(), id));
+    }
+    drop(upstream_headers);
+    let is_stream = upstream.status == 200 && (content_type.contains("event-stream") || wants_stream);
+    if is_stream {
+        let out = out.take().ok_or_else(|| ApiError::new(500, "internal", "response already sent"))?;
+        stream_response(ctx, out, upstream, &content_type, &passed);
+        return Ok(Reply::Sent);
+    }
+    // 6. Whole bodies: masked field by field.
+    let status = upstream.status;
+    let bytes = read_response(upstream.response, MAX_UPSTREAM_BODY)
+        .map_err(|e| ApiError::new(502, "upstream_failed", "Copilot's answer could not be read").detail(e))?;
+    if status != 200 {
+        ctx.trace.outcome = Some("failed");
+        ctx.trace.reason = Some(format!("upstream answered {status}"));
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            json!({"error": {"code": "upstream_error", "message": String::from_utf8_lossy(&bytes).chars().take(500).collect::<String>()}})
+        });
+        return Ok(Reply::Json(status, body));
+    }
+    let mut body: Value = serde_json::from_slice(&bytes).map_err(|_| {
+        ApiError::new(502, "upstream_unreadable", "Copilot's answer could not be inspected, so it is not passed on")
+    })?;
+    let mut response_log = String::new();
+    let mut findings = std::mem::take(&mut ctx.trace.findings);
+    content::for_each_response_text(&mut body, &mut |text| {
+        let scan = masking::mask_response(text);
+        merge_findings(&mut findings, scan.findings);
+        response_log.push_str(&scan.text);
+        *text = scan.text;
+    });
+    ctx.trace.findings = findings;
+    ctx.trace.response = Some(bounded(response_log));
+    Ok(Reply::Json(200, body))
+}
+
+fn stream_response(ctx: &mut Ctx, out: ResponseOutparam, upstream: Upstream, content_type: &str, passed: &[(String, String)]) {
+    let response = OutgoingResponse::new(response_fields(ctx, content_type, passed));
+    let _ = response.set_status_code(200);
+    let Ok(outgoing) = response.body() else {
+        ResponseOutparam::set(out, Ok(response));
+        ctx.trace.outcome = Some("failed");
+        return;
+    };
+    ResponseOutparam::set(out, Ok(response));
+    let (Ok(client), Ok(body)) = (outgoing.write(), upstream.response.consume()) else {
+        ctx.trace.outcome = Some("failed");
+        return;
+    };
+    let Ok(source) = body.stream() else {
+        ctx.trace.outcome = Some("failed");
+        return;
+    };
+    let mut masker = SseMasker::new(|| ComponentMasker(masking::StreamMasker::new()));
+    let mut outcome = "allowed";
+    let fail_event = |why: &str| {
+        format!(
+            "data: {}\n\n",
+            json!({"error": {"code": "gateway_stream_error", "message": why}})
+        )
+    };
+    loop {
+        let (masked, last) = match source.blocking_read(16 * 1024) {
+            Ok(chunk) => (masker.push(&chunk), false),
+            Err(StreamError::Closed) => (masker.finish(), true),
+            Err(StreamError::LastOperationFailed(_)) => {
+                outcome = "failed";
+                ctx.trace.reason = Some("upstream stream broke".into());
+                let _ = write_all(&client, fail_event("the upstream stream ended early").as_bytes());
+                break;
+            }
+        };
+        let bytes = match masked {
+            Ok(b) => b,
+            Err(e) => {
+                // Fail closed: nothing uninspected reaches the client.
+                outcome = "failed";
+                let why = match e {
+                    SseError::LineTooLong => "an upstream event was too long to inspect".to_string(),
+                    SseError::Unparseable(m) => format!("an upstream event could not be inspected ({m})"),
+                };
+                ctx.trace.reason = Some(why.clone());
+                let _ = write_all(&client, fail_event(&why).as_bytes());
+                break;
+            }
+        };
+        ctx.trace.bytes_out += bytes.len() as u64;
+        if write_all(&client, &bytes).is_err() {
+            outcome = "cancelled";
+            ctx.trace.reason = Some("the client closed the stream".into());
+            break;
+        }
+        if last {
+            break;
+        }
+    }
+    // Dropping the upstream body here cancels it when the client went away.
+    drop(source);
+    drop(body);
+    drop(client);
+    let _ = OutgoingBody::finish(outgoing, None);
+    ctx.trace.outcome = Some(outcome);
+    ctx.trace.response = Some(masker.transcript().to_string());
+}
+
+// ---------------------------------------------------------------- dispatch
+
+fn dispatch(ctx: &mut Ctx, request: &IncomingRequest, out: &mut Option<ResponseOutparam>) -> Result<Reply, ApiError> {
+    let method = ctx.method.clone();
+    let route = routes::route(&method, &ctx.path).map_err(|e| match e {
+        RouteError::NotFound => ApiError::new(404, "not_found", "no such endpoint"),
+        RouteError::MethodNotAllowed(allowed) => {
+            ApiError::new(405, "method_not_allowed", format!("use {allowed} for this endpoint"))
+        }
+    })?;
+    ctx.trace.action = match &route {
+        Route::Health => "health",
+        Route::Jwks => "jwks",
+        Route::CreateRequest => "access.request",
+        Route::ListRequests => "access.list",
+        Route::GetRequest(_) => "access.show",
+        Route::Decide(_, Verdict::Approve) => "access.approve",
+        Route::Decide(_, Verdict::Deny) => "access.deny",
+        Route::Revoke(_) => "grant.revoke",
+        Route::IssueToken(_) => "grant.token",
+        Route::AuditRecords => "audit.read",
+        Route::Copilot(_) => "copilot",
+    }
+    .to_string();
+    match route {
+        Route::Health => Ok(Reply::Json(200, json!({"status": "ok"}))),
+        Route::Jwks => minter::jwks()
+            .ok()
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .map(|v| Reply::Json(200, v))
+            .ok_or_else(|| ApiError::new(503, "minter_unavailable", "the signing key is not configured")),
+        Route::CreateRequest => create_request(ctx, request),
+        Route::ListRequests => list_requests(ctx),
+        Route::GetRequest(id) => get_request(ctx, &id),
+        Route::Decide(id, verdict) => decide(ctx, request, &id, verdict),
+        Route::Revoke(id) => revoke(ctx, request, &id),
+        Route::IssueToken(id) => issue_token(ctx, &id),
+        Route::AuditRecords => audit_records(ctx),
+        Route::Copilot(call) => copilot_call(ctx, request, out, call),
+    }
+}
+
+fn record(ctx: &Ctx, status: u16, duration_ms: u64) {
+    let t = &ctx.trace;
+    let outcome = t.outcome.unwrap_or(match status {
+        200..=299 => "allowed",
+        401 | 403 => "denied",
+        _ => "failed",
+    });
+    let event = audit::AuditEvent {
+        request_id: ctx.request_id.clone(),
+        client_request_id: ctx.client_request_id.clone(),
+        principal: t.principal.clone(),
+        grant_id: t.grant_id.clone(),
+        token_id: t.token_id.clone(),
+        method: ctx.method.clone(),
+        path: ctx.path.split('?').next().unwrap_or("").to_string(),
+        action: t.action.clone(),
+        model: t.model.clone(),
+        client: header(&ctx.headers, "editor-version").or_else(|| header(&ctx.headers, "user-agent")),
+        outcome: outcome.to_string(),
+        status,
+        reason: t.reason.clone(),
+        findings: t.findings.clone(),
+        prompt: t.prompt.clone(),
+        response: t.response.clone(),
+        upstream_status: t.upstream_status,
+        bytes_in: t.bytes_in,
+        bytes_out: t.bytes_out,
+        duration_ms,
+        upstream_ms: t.upstream_ms,
+    };
+    if let Err(e) = audit::append(&event) {
+        eprintln!("audit record {} not stored: {e:?}", ctx.request_id);
+    }
+}
+
+struct Component;
+
+impl Guest for Component {
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        let started = Instant::now();
+        let headers = request.headers();
+        let mut ctx = Ctx {
+            request_id: random_hex(16),
+            client_request_id: clean_request_id(header(&headers, "x-request-id")),
+            method: method_name(&request.method()),
+            path: request.path_with_query().unwrap_or_else(|| "/".into()),
+            headers,
+            trace: Trace::default(),
+        };
+        let mut out = Some(out);
+        let (status, reply_body) = match dispatch(&mut ctx, &request, &mut out) {
+            Ok(Reply::Json(status, body)) => (status, Some(body)),
+            Ok(Reply::Sent) => (200, None),
+            Err(e) => {
+                if ctx.trace.reason.is_none() {
+                    ctx.trace.reason = Some(e.detail.clone().unwrap_or_else(|| e.message.clone()));
+                }
+                (e.status, Some(e.body()))
+            }
+        };
+        if let (Some(out), Some(body)) = (out.take(), reply_body) {
+            let bytes = body.to_string().into_bytes();
+            ctx.trace.bytes_out = bytes.len() as u64;
+            let mut extra = Vec::new();
+            if let Err(RouteError::MethodNotAllowed(allowed)) = routes::route(&ctx.method, &ctx.path) {
+                extra.push(("allow".to_string(), allowed.to_string()));
+            }
+            if status == 401 {
+                extra.push(("www-authenticate".to_string(), "Bearer".to_string()));
+            }
+            let fields = response_fields(&ctx, "application/json", &extra);
+            if send_bytes(out, status, fields, &bytes).is_err() {
+                ctx.trace.outcome = Some("cancelled");
+            }
+        }
+        if !matches!(ctx.trace.action.as_str(), "health" | "jwks") {
+            record(&ctx, status, started.elapsed().as_millis() as u64);
+        }
+    }
+}
+
+export!(Component);

@@ -1,0 +1,183 @@
+//! Request routing: (method, path) to a route, or the reason there is none.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Health,
+    Jwks,
+    CreateRequest,
+    ListRequests,
+    GetRequest(String),
+    Decide(String, Verdict),
+    Revoke(String),
+    IssueToken(String),
+    AuditRecords,
+    Copilot(CopilotCall),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Approve,
+    Deny,
+}
+
+/// A proxied Copilot endpoint, with the grant scope it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopilotCall {
+    ChatCompletions,
+    EngineCompletions { model: String },
+    Models,
+    Embeddings,
+}
+
+impl CopilotCall {
+    pub fn scope(&self) -> &'static str {
+        match self {
+            CopilotCall::ChatCompletions => "chat",
+            CopilotCall::EngineCompletions { .. } => "completions",
+            CopilotCall::Models => "models",
+            CopilotCall::Embeddings => "embeddings",
+        }
+    }
+
+    /// Which upstream base serves it: the Copilot API or the completions proxy.
+    pub fn uses_proxy_host(&self) -> bool {
+        matches!(self, CopilotCall::EngineCompletions { .. })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteError {
+    NotFound,
+    MethodNotAllowed(&'static str),
+}
+
+fn id_ok(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
+    let path = path.split('?').next().unwrap_or("");
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let only = |allowed: &'static str, route: Route| {
+        if method == allowed {
+            Ok(route)
+        } else {
+            Err(RouteError::MethodNotAllowed(allowed))
+        }
+    };
+    match segments.as_slice() {
+        ["healthz"] => only("GET", Route::Health),
+        [".well-known", "jwks.json"] => only("GET", Route::Jwks),
+        ["v1", "access-requests"] => match method {
+            "POST" => Ok(Route::CreateRequest),
+            "GET" => Ok(Route::ListRequests),
+            _ => Err(RouteError::MethodNotAllowed("GET, POST")),
+        },
+        ["v1", "access-requests", id] if id_ok(id) => only("GET", Route::GetRequest(id.to_string())),
+        ["v1", "access-requests", id, "approve"] if id_ok(id) => {
+            only("POST", Route::Decide(id.to_string(), Verdict::Approve))
+        }
+        ["v1", "access-requests", id, "deny"] if id_ok(id) => {
+            only("POST", Route::Decide(id.to_string(), Verdict::Deny))
+        }
+        ["v1", "grants", id, "revoke"] if id_ok(id) => only("POST", Route::Revoke(id.to_string())),
+        ["v1", "grants", id, "token"] if id_ok(id) => only("POST", Route::IssueToken(id.to_string())),
+        ["v1", "audit", "records"] => only("GET", Route::AuditRecords),
+        ["chat", "completions"] => only("POST", Route::Copilot(CopilotCall::ChatCompletions)),
+        ["v1", "engines", model, "completions"] if id_ok(model) || model.contains('.') => only(
+            "POST",
+            Route::Copilot(CopilotCall::EngineCompletions {
+                model: model.to_string(),
+            }),
+        ),
+        ["models"] => only("GET", Route::Copilot(CopilotCall::Models)),
+        ["embeddings"] => only("POST", Route::Copilot(CopilotCall::Embeddings)),
+        _ => Err(RouteError::NotFound),
+    }
+}
+
+/// Query string parameters, percent-decoded.
+pub fn query_params(path_with_query: &str) -> Vec<(String, String)> {
+    let Some((_, query)) = path_with_query.split_once('?') else {
+        return Vec::new();
+    };
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(high), Some(low)) => {
+                        out.push((high * 16 + low) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_the_api() {
+        assert_eq!(route("POST", "/v1/access-requests"), Ok(Route::CreateRequest));
+        assert_eq!(route("GET", "/v1/access-requests?status=pending"), Ok(Route::ListRequests));
+        assert_eq!(
+            route("POST", "/v1/access-requests/req_1/approve"),
+            Ok(Route::Decide("req_1".into(), Verdict::Approve))
+        );
+        assert_eq!(route("POST", "/v1/grants/req_1/revoke"), Ok(Route::Revoke("req_1".into())));
+        assert_eq!(
+            route("POST", "/v1/engines/gpt-41-copilot/completions"),
+            Ok(Route::Copilot(CopilotCall::EngineCompletions {
+                model: "gpt-41-copilot".into()
+            }))
+        );
+    }
+
+    #[test]
+    fn unknown_paths_and_wrong_methods() {
+        assert_eq!(route("GET", "/nope"), Err(RouteError::NotFound));
+        assert_eq!(route("GET", "/v1/access-requests/../x"), Err(RouteError::NotFound));
+        assert_eq!(route("GET", "/chat/completions"), Err(RouteError::MethodNotAllowed("POST")));
+        assert_eq!(
+            route("DELETE", "/v1/access-requests"),
+            Err(RouteError::MethodNotAllowed("GET, POST"))
+        );
+    }
+
+    #[test]
+    fn query_parameters_are_decoded() {
+        assert_eq!(
+            query_params("/x?status=pending&requester=a%40b.c&q=a+b&bad=%zz&multi=%é"),
+            vec![
+                ("status".into(), "pending".into()),
+                ("requester".into(), "a@b.c".into()),
+                ("q".into(), "a b".into()),
+                ("bad".into(), "%zz".into()),
+                ("multi".into(), "%é".into()),
+            ]
+        );
+    }
+}

@@ -1,0 +1,345 @@
+//! Masks Copilot SSE streams as they pass. Upstream framing is kept line for
+//! line (one JSON object per `data:` line, blank separators, `[DONE]` last);
+//! only text fields change. Each text field of each choice has its own
+//! masker, so a secret split across events is still caught, while text that
+//! cannot start a match is released at once.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Longest line accepted from upstream before the stream is failed.
+pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+/// How much masked response text is kept for the audit record.
+pub const MAX_TRANSCRIPT_BYTES: usize = 64 * 1024;
+
+pub trait TextMasker {
+    fn push(&mut self, text: &str) -> String;
+    fn finish(&mut self) -> String;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SseError {
+    LineTooLong,
+    Unparseable(String),
+}
+
+/// Which text of a choice: its content/text, or one tool call's arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Slot {
+    Content,
+    ToolArguments(u64),
+}
+
+pub struct SseMasker<M: TextMasker> {
+    line: Vec<u8>,
+    maskers: BTreeMap<(u64, Slot), M>,
+    new_masker: Box<dyn FnMut() -> M>,
+    /// Last event seen, the template for events that flush held-back text.
+    last_event: Option<Value>,
+    /// Completions streams carry `choices[].text`, chat streams `delta.content`.
+    completions_shape: bool,
+    transcript: String,
+    done: bool,
+}
+
+impl<M: TextMasker> SseMasker<M> {
+    pub fn new(new_masker: impl FnMut() -> M + 'static) -> Self {
+        SseMasker {
+            line: Vec::new(),
+            maskers: BTreeMap::new(),
+            new_masker: Box::new(new_masker),
+            last_event: None,
+            completions_shape: false,
+            transcript: String::new(),
+            done: false,
+        }
+    }
+
+    /// Masked response text seen so far (bounded), for the audit record.
+    pub fn transcript(&self) -> &str {
+        &self.transcript
+    }
+
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<u8>, SseError> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        for (i, b) in chunk.iter().enumerate() {
+            if *b == b'\n' {
+                self.line.extend_from_slice(&chunk[start..i]);
+                start = i + 1;
+                let line = std::mem::take(&mut self.line);
+                self.handle_line(&line, &mut out)?;
+            }
+        }
+        self.line.extend_from_slice(&chunk[start..]);
+        if self.line.len() > MAX_LINE_BYTES {
+            return Err(SseError::LineTooLong);
+        }
+        Ok(out)
+    }
+
+    /// Upstream ended: releases held-back text and any unterminated line.
+    pub fn finish(&mut self) -> Result<Vec<u8>, SseError> {
+        let mut out = Vec::new();
+        let line = std::mem::take(&mut self.line);
+        if !line.is_empty() {
+            self.handle_line(&line, &mut out)?;
+        }
+        self.flush_all(&mut out);
+        Ok(out)
+    }
+
+    fn record(&mut self, text: &str) {
+        if self.transcript.len() + text.len() <= MAX_TRANSCRIPT_BYTES {
+            self.transcript.push_str(text);
+        }
+    }
+
+    fn handle_line(&mut self, line: &[u8], out: &mut Vec<u8>) -> Result<(), SseError> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            out.push(b'\n');
+            return Ok(());
+        }
+        let Some(data) = line.strip_prefix(b"data:") else {
+            // Comments and other fields are not part of Copilot's framing and
+            // would be misread by clients that treat every line as data.
+            return Ok(());
+        };
+        let data = std::str::from_utf8(data)
+            .map_err(|_| SseError::Unparseable("event is not UTF-8".into()))?
+            .trim();
+        if data == "[DONE]" {
+            self.flush_all(out);
+            self.done = true;
+            out.extend_from_slice(b"data: [DONE]\n");
+            return Ok(());
+        }
+        let mut event: Value = serde_json::from_str(data)
+            .map_err(|e| SseError::Unparseable(format!("event is not JSON: {e}")))?;
+        self.mask_event(&mut event);
+        self.last_event = Some(event.clone());
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(event.to_string().as_bytes());
+        out.push(b'\n');
+        Ok(())
+    }
+
+    fn mask_event(&mut self, event: &mut Value) {
+        let Some(choices) = event.get_mut("choices").and_then(Value::as_array_mut) else {
+            return;
+        };
+        for choice in choices {
+            let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
+            let finished = choice.get("finish_reason").is_some_and(|r| !r.is_null());
+            if let Some(Value::String(text)) = choice.get_mut("text") {
+                self.completions_shape = true;
+                *text = self.mask(index, Slot::Content, text, finished);
+            } else if choice.get("text").is_some_and(Value::is_null) && finished {
+                let rest = self.flush_slot(index, Slot::Content);
+                choice["text"] = Value::String(rest);
+            }
+            let Some(delta) = choice.get_mut("delta") else {
+                continue;
+            };
+            match delta.get_mut("content") {
+                Some(Value::String(text)) => *text = self.mask(index, Slot::Content, text, finished),
+                _ if finished => {
+                    let rest = self.flush_slot(index, Slot::Content);
+                    if !rest.is_empty() {
+                        delta["content"] = Value::String(rest);
+                    }
+                }
+                _ => {}
+            }
+            if let Some(calls) = delta.get_mut("tool_calls").and_then(Value::as_array_mut) {
+                for (position, call) in calls.iter_mut().enumerate() {
+                    let tool = call.get("index").and_then(Value::as_u64).unwrap_or(position as u64);
+                    if let Some(Value::String(args)) = call.pointer_mut("/function/arguments") {
+                        *args = self.mask(index, Slot::ToolArguments(tool), args, finished);
+                    }
+                }
+            }
+            if finished {
+                // A finished choice releases every text it still holds back.
+                let tools: Vec<Slot> = self
+                    .maskers
+                    .keys()
+                    .filter(|(i, s)| *i == index && *s != Slot::Content)
+                    .map(|(_, s)| *s)
+                    .collect();
+                for slot in tools {
+                    let rest = self.flush_slot(index, slot);
+                    if !rest.is_empty() {
+                        let Slot::ToolArguments(tool) = slot else { continue };
+                        let calls = delta
+                            .as_object_mut()
+                            .map(|d| d.entry("tool_calls").or_insert_with(|| Value::Array(Vec::new())));
+                        if let Some(Value::Array(calls)) = calls {
+                            calls.push(serde_json::json!({"index": tool, "function": {"arguments": rest}}));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn mask(&mut self, index: u64, slot: Slot, text: &str, finished: bool) -> String {
+        let new_masker = &mut self.new_masker;
+        let masker = self.maskers.entry((index, slot)).or_insert_with(|| new_masker());
+        let mut released = masker.push(text);
+        if finished {
+            released.push_str(&masker.finish());
+            self.maskers.remove(&(index, slot));
+        }
+        if slot == Slot::Content {
+            self.record(&released);
+        }
+        released
+    }
+
+    fn flush_slot(&mut self, index: u64, slot: Slot) -> String {
+        let rest = self
+            .maskers
+            .remove(&(index, slot))
+            .map(|mut m| m.finish())
+            .unwrap_or_default();
+        if slot == Slot::Content {
+            self.record(&rest);
+        }
+        rest
+    }
+
+    /// Emits one event per choice that still holds text back (a stream that
+    /// ends without `finish_reason`), shaped like the events before it.
+    fn flush_all(&mut self, out: &mut Vec<u8>) {
+        let keys: Vec<(u64, Slot)> = self.maskers.keys().copied().collect();
+        for (index, slot) in keys {
+            let rest = self.flush_slot(index, slot);
+            if rest.is_empty() || self.done {
+                continue;
+            }
+            let mut event = self.last_event.clone().unwrap_or_else(|| serde_json::json!({}));
+            let choice = match (slot, self.completions_shape) {
+                (Slot::Content, true) => serde_json::json!({"index": index, "text": rest, "finish_reason": null}),
+                (Slot::Content, false) => {
+                    serde_json::json!({"index": index, "delta": {"content": rest}, "finish_reason": null})
+                }
+                (Slot::ToolArguments(tool), _) => serde_json::json!({
+                    "index": index,
+                    "delta": {"tool_calls": [{"index": tool, "function": {"arguments": rest}}]},
+                    "finish_reason": null
+                }),
+            };
+            event["choices"] = Value::Array(vec![choice]);
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(event.to_string().as_bytes());
+            out.extend_from_slice(b"\n\n");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Masks the word SECRET, holding back any tail that could begin it.
+    #[derive(Default)]
+    struct WordMasker(String);
+
+    impl TextMasker for WordMasker {
+        fn push(&mut self, text: &str) -> String {
+            self.0.push_str(text);
+            let masked = self.0.replace("SECRET", "******");
+            let keep = (1..6)
+                .rev()
+                .find(|n| masked.len() >= *n && "SECRET".starts_with(&masked[masked.len() - n..]))
+                .unwrap_or(0);
+            let (out, held) = masked.split_at(masked.len() - keep);
+            let out = out.to_string();
+            self.0 = held.to_string();
+            out
+        }
+        fn finish(&mut self) -> String {
+            std::mem::take(&mut self.0)
+        }
+    }
+
+    fn chat_event(content: &str, finish: Option<&str>) -> String {
+        format!(
+            "data: {}\n\n",
+            serde_json::json!({"id": "c1", "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}]})
+        )
+    }
+
+    fn run(input: &str, split_every: usize) -> (String, String) {
+        let mut masker = SseMasker::new(WordMasker::default);
+        let mut out = Vec::new();
+        for chunk in input.as_bytes().chunks(split_every) {
+            out.extend(masker.push(chunk).unwrap());
+        }
+        out.extend(masker.finish().unwrap());
+        (String::from_utf8(out).unwrap(), masker.transcript().to_string())
+    }
+
+    fn contents(output: &str) -> String {
+        output
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter(|d| *d != "[DONE]")
+            .map(|d| {
+                let v: Value = serde_json::from_str(d).unwrap();
+                v["choices"][0]["delta"]["content"].as_str().unwrap_or("").to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_secret_split_across_events_is_masked_at_any_chunking() {
+        let input = [
+            chat_event("the key is SE", None),
+            chat_event("CR", None),
+            chat_event("ET ok", Some("stop")),
+            "data: [DONE]\n\n".to_string(),
+        ]
+        .concat();
+        for split in [1, 2, 7, 64, 4096] {
+            let (out, transcript) = run(&input, split);
+            assert!(!out.contains("SECRET") && !out.contains("\"CR\""), "{out}");
+            assert_eq!(contents(&out), "the key is ****** ok");
+            assert_eq!(transcript, "the key is ****** ok");
+            assert!(out.ends_with("data: [DONE]\n\n"));
+            // One JSON object per data line, blank line after each.
+            assert_eq!(out.matches("data: ").count(), 4);
+            assert_eq!(out.matches("\n\n").count(), 4);
+        }
+    }
+
+    #[test]
+    fn held_back_text_is_released_when_the_stream_ends_without_finish() {
+        let input = [chat_event("abc SEC", None), "data: [DONE]\n\n".to_string()].concat();
+        let (out, _) = run(&input, 3);
+        assert_eq!(contents(&out), "abc SEC");
+        assert!(out.ends_with("data: [DONE]\n\n"));
+    }
+
+    #[test]
+    fn completions_text_and_comments() {
+        let event = serde_json::json!({"choices": [{"index": 0, "text": "x SECRET", "finish_reason": "stop"}]});
+        let input = format!(": keep-alive\ndata:{event}\r\n\r\ndata: [DONE]\n\n");
+        let (out, _) = run(&input, 5);
+        assert!(!out.contains("keep-alive"));
+        assert!(out.contains("x ******"));
+    }
+
+    #[test]
+    fn unparseable_events_fail_closed() {
+        let mut masker = SseMasker::new(WordMasker::default);
+        assert!(matches!(masker.push(b"data: {not json\n"), Err(SseError::Unparseable(_))));
+        let mut masker = SseMasker::new(WordMasker::default);
+        assert_eq!(
+            masker.push(&vec![b'a'; MAX_LINE_BYTES + 1]),
+            Err(SseError::LineTooLong)
+        );
+    }
+}

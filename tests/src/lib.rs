@@ -1,1 +1,6 @@
+//! Test kit for copilot-jit: a wasi:http host that runs the composed artifact
+//! with Spin's interface versions, a mock Copilot upstream and a dev OIDC
+//! issuer. Used by the end-to-end tests and by `copilot-jit-dev`.
 
+pub mod host;
+pub mod manifest;

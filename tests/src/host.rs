@@ -342,11 +342,15 @@ pub fn engine() -> Result<Engine> {
     Ok(Engine::new(&Config::new())?)
 }
 
+/// Compiles the artifact `spin.toml` names.
+pub fn compile(engine: &Engine, manifest: &Manifest) -> Result<Component> {
+    Component::from_file(engine, &manifest.source)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("loading {} (run the build first)", manifest.source.display()))
+}
+
 impl Gateway {
-    pub fn new(engine: &Engine, manifest: &Manifest, resolved: Resolved, kv: Arc<KeyValue>) -> Result<Gateway> {
-        let component = Component::from_file(engine, &manifest.source)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("loading {} (run the build first)", manifest.source.display()))?;
+    pub fn new(engine: &Engine, component: &Component, resolved: Resolved, kv: Arc<KeyValue>) -> Result<Gateway> {
         let mut linker: Linker<HostState> = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
@@ -354,7 +358,7 @@ impl Gateway {
         batch::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
         atomics::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
         config::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
-        let pre = ProxyPre::new(linker.instantiate_pre(&component)?)?;
+        let pre = ProxyPre::new(linker.instantiate_pre(component)?)?;
         let allowed = resolved
             .allowed_outbound_hosts
             .iter()

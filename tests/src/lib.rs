@@ -4,3 +4,7 @@
 
 pub mod host;
 pub mod manifest;
+pub mod dev_issuer;
+pub mod mock_upstream;
+pub mod serve;
+pub mod harness;

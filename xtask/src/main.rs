@@ -5,18 +5,21 @@
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use wac_graph::{types::Package, CompositionGraph, EncodeOptions};
+use std::collections::HashMap;
+use wac_graph::{types::Package, CompositionGraph, EncodeOptions, NodeId};
 
 /// The HTTP component that receives requests; the others plug into its imports.
 const SOCKET: &str = "gateway";
+/// In dependency order: masking-filter first, it exports the shared `types`.
 const PLUGS: &[&str] = &[
+    "masking-filter",
     "auth-validator",
     "grant-store",
     "token-minter",
-    "masking-filter",
     "audit-sink",
 ];
 const TARGET: &str = "wasm32-wasip2";
+const OWN_PACKAGE: &str = "copilot-jit:gateway/";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -75,16 +78,42 @@ fn build() -> Result<()> {
 
     eprintln!("[2/2] composing {SOCKET} with {}", PLUGS.join(", "));
     let mut graph = CompositionGraph::new();
-    let mut register = |name: &str| -> Result<_> {
+    let mut packages = Vec::new();
+    for name in PLUGS.iter().chain(std::iter::once(&SOCKET)) {
         let file = wasm_dir.join(format!("{}.wasm", name.replace('-', "_")));
         let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
         std::fs::write(dist.join("components").join(format!("{name}.wasm")), &bytes)?;
         let package = Package::from_bytes(&format!("copilot-jit:{name}"), None, bytes, graph.types_mut())?;
-        Ok(graph.register_package(package)?)
-    };
-    let socket = register(SOCKET)?;
-    let plugs = PLUGS.iter().map(|p| register(p)).collect::<Result<Vec<_>>>()?;
-    wac_graph::plug(&mut graph, plugs, socket)?;
+        packages.push((*name, graph.register_package(package)?));
+    }
+    // Every import of our own package is wired to the component exporting it;
+    // host imports (wasi:*) stay imports of the composed artifact.
+    let mut provided: HashMap<String, NodeId> = HashMap::new();
+    let mut socket_instance = None;
+    for (name, package) in packages {
+        let ty = graph[package].ty();
+        let imports: Vec<String> = graph.types()[ty].imports.keys().cloned().collect();
+        let exports: Vec<String> = graph.types()[ty].exports.keys().cloned().collect();
+        let instance = graph.instantiate(package);
+        for import in imports.iter().filter(|i| i.starts_with(OWN_PACKAGE)) {
+            let source = provided
+                .get(import)
+                .with_context(|| format!("{name} imports {import}, which no component exports"))?;
+            graph.set_instantiation_argument(instance, import, *source)?;
+        }
+        for export in exports.iter().filter(|e| e.starts_with(OWN_PACKAGE)) {
+            let node = graph.alias_instance_export(instance, export)?;
+            provided.entry(export.clone()).or_insert(node);
+        }
+        if name == SOCKET {
+            socket_instance = Some((instance, exports));
+        }
+    }
+    let (instance, exports) = socket_instance.context("the gateway was not composed")?;
+    for export in exports.iter().filter(|e| e.starts_with("wasi:http/incoming-handler")) {
+        let handler = graph.alias_instance_export(instance, export)?;
+        graph.export(handler, export)?;
+    }
     let bytes = graph.encode(EncodeOptions::default())?;
     let out = dist.join("copilot-jit.wasm");
     std::fs::write(&out, &bytes)?;

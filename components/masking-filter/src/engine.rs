@@ -7,7 +7,9 @@
 //! which is what lets the stream masker hold back a bounded tail and still
 //! produce exactly what whole-text masking produces.
 
-use std::collections::BTreeMap;
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -289,7 +291,7 @@ impl StreamMasker {
     }
 
     pub fn finish(&mut self) -> String {
-        let pending = std::mem::take(&mut self.pending);
+        let pending = core::mem::take(&mut self.pending);
         let mut out = String::with_capacity(pending.len());
         let mut blocked = false;
         scan_into(
@@ -315,6 +317,8 @@ impl StreamMasker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
+    use alloc::vec::Vec;
 
     const GH: &str = "ghp_0123456789abcdefghijABCDEFGHIJ012345";
     const AWS: &str = "AKIAIOSFODNN7EXAMPLE";

@@ -1,12 +1,68 @@
 //! The masking-filter component: prompt inspection and response masking.
-//! It imports nothing; all logic lives in `engine`.
+//! It is `no_std` on wasm so that it imports nothing from the host, not even
+//! stdio or clocks; all logic lives in `engine`.
+
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
 
 pub mod engine;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings {
     use super::engine::{self, Direction};
-    use std::cell::RefCell;
+    use alloc::string::{String, ToString};
+    use alloc::vec::Vec;
+    use core::cell::RefCell;
+
+    #[global_allocator]
+    static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
+    /// `memcmp`/`bcmp` come from libc on wasi targets; without std we supply them.
+    #[unsafe(no_mangle)]
+    unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+        for i in 0..n {
+            // SAFETY: the caller guarantees both regions hold `n` bytes.
+            let (x, y) = unsafe { (*a.add(i), *b.add(i)) };
+            if x != y {
+                return x as i32 - y as i32;
+            }
+        }
+        0
+    }
+
+    #[unsafe(no_mangle)]
+    unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+        // SAFETY: same contract as memcmp.
+        unsafe { memcmp(a, b, n) }
+    }
+
+    /// The canonical ABI allocator, which libc provides on wasip2 otherwise.
+    #[unsafe(no_mangle)]
+    unsafe extern "C" fn cabi_realloc(old_ptr: *mut u8, old_len: usize, align: usize, new_len: usize) -> *mut u8 {
+        use alloc::alloc::{alloc, realloc, Layout};
+        if new_len == 0 {
+            return align as *mut u8;
+        }
+        // SAFETY: the canonical ABI passes a valid power-of-two alignment and,
+        // for a reallocation, the pointer and size it received earlier.
+        let ptr = unsafe {
+            if old_len == 0 {
+                alloc(Layout::from_size_align_unchecked(new_len, align))
+            } else {
+                realloc(old_ptr, Layout::from_size_align_unchecked(old_len, align), new_len)
+            }
+        };
+        if ptr.is_null() {
+            core::arch::wasm32::unreachable();
+        }
+        ptr
+    }
+
+    #[panic_handler]
+    fn panic(_: &core::panic::PanicInfo) -> ! {
+        core::arch::wasm32::unreachable()
+    }
 
     wit_bindgen::generate!({
         path: "../../wit",
@@ -15,7 +71,7 @@ mod bindings {
     });
 
     use exports::copilot_jit::gateway::masking::{Guest, GuestStreamMasker, Scan};
-    use copilot_jit::gateway::types::Finding;
+    use exports::copilot_jit::gateway::types::Finding;
 
     fn findings(f: &engine::Findings) -> Vec<Finding> {
         f.iter()

@@ -1,0 +1,129 @@
+//! The whole stack on loopback: dev issuer, mock upstream, and the composed
+//! artifact served by the test host with the settings `spin.toml` declares.
+
+use crate::dev_issuer::DevIssuer;
+use crate::host::{self, Gateway, KeyValue};
+use crate::manifest::Manifest;
+use crate::mock_upstream::MockUpstream;
+use anyhow::Result;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use wasmtime::component::Component;
+use wasmtime::Engine;
+
+/// The GitHub token the gateway holds for its Copilot account (a test value).
+pub const UPSTREAM_GITHUB_TOKEN: &str = "ghu_upstreamcredentialheldbythegateway01";
+pub const APPROVERS: &str = "copilot-approvers";
+pub const AUDITORS: &str = "copilot-auditors";
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(".."))
+}
+
+pub fn manifest() -> Result<Manifest> {
+    Manifest::load(&workspace_root().join("spin.toml"))
+}
+
+/// The artifact is compiled once per process and shared by every stack.
+fn compiled(manifest: &Manifest) -> Result<(Engine, Component)> {
+    static COMPILED: OnceLock<(Engine, Component)> = OnceLock::new();
+    if let Some(c) = COMPILED.get() {
+        return Ok(c.clone());
+    }
+    let engine = host::engine()?;
+    let component = host::compile(&engine, manifest)?;
+    Ok(COMPILED.get_or_init(|| (engine, component)).clone())
+}
+
+fn random_seed() -> String {
+    STANDARD.encode(rand::random::<[u8; 32]>())
+}
+
+pub struct Stack {
+    pub url: String,
+    pub addr: SocketAddr,
+    pub issuer: DevIssuer,
+    pub upstream: MockUpstream,
+    pub gateway: Arc<Gateway>,
+    /// Secrets given to the gateway, so tests can check they never leak.
+    pub variables: HashMap<String, String>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub struct StackOptions {
+    pub listen: SocketAddr,
+    pub variables: HashMap<String, String>,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        StackOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            variables: HashMap::new(),
+        }
+    }
+}
+
+impl Stack {
+    pub async fn start() -> Result<Stack> {
+        Stack::start_with(StackOptions::default()).await
+    }
+
+    pub async fn start_with(options: StackOptions) -> Result<Stack> {
+        let manifest = manifest()?;
+        let issuer = DevIssuer::start().await?;
+        let upstream = MockUpstream::start(UPSTREAM_GITHUB_TOKEN).await?;
+        let listener = tokio::net::TcpListener::bind(options.listen).await?;
+        let addr = listener.local_addr()?;
+        let url = format!("http://{addr}");
+        let mut variables: HashMap<String, String> = [
+            ("public_url", url.clone()),
+            ("oidc_issuer", issuer.issuer()),
+            ("oidc_issuer_origin", issuer.issuer()),
+            ("token_signing_key", random_seed()),
+            ("audit_signing_key", random_seed()),
+            ("upstream_github_token", UPSTREAM_GITHUB_TOKEN.to_string()),
+            ("github_api_url", upstream.base_url()),
+            ("copilot_api_url", upstream.base_url()),
+            ("copilot_proxy_url", upstream.base_url()),
+            ("approver_groups", APPROVERS.to_string()),
+            ("auditor_groups", AUDITORS.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        variables.extend(options.variables);
+        let env: HashMap<String, String> = std::env::vars().collect();
+        let resolved = manifest.resolve(&variables, &env)?;
+        let (engine, component) = compiled(&manifest)?;
+        let gateway = Arc::new(Gateway::new(&engine, &component, resolved, Arc::new(KeyValue::default()))?);
+        let task = gateway.clone().serve(listener);
+        Ok(Stack {
+            url,
+            addr,
+            issuer,
+            upstream,
+            gateway,
+            variables,
+            task,
+        })
+    }
+
+    /// An OIDC token for a person in `groups`.
+    pub fn person(&self, subject: &str, groups: &[&str]) -> String {
+        self.issuer.token_for(subject, groups, "copilot-jit")
+    }
+}

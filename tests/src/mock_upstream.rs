@@ -1,0 +1,390 @@
+//! A mock Copilot upstream that follows `reference/copilot-protocol.md` (a):
+//! the GitHub API token exchange, CAPI chat and models, the completions
+//! proxy; `x-github-request-id` and `x-request-id` on every response; exact
+//! SSE framing; scriptable replies, delays, errors and early stream cuts.
+//!
+//! It is strict about credentials: only the GitHub token it was given may
+//! exchange, only Copilot tokens it issued may call the API, and any request
+//! carrying a gateway token (a JWT) is refused and counted as a leak.
+
+use crate::serve::{json_response, serve, Body, Received};
+use bytes::Bytes;
+use futures::StreamExt;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How the next streamed answer behaves.
+#[derive(Clone, Debug)]
+pub struct StreamScript {
+    /// Text pieces, one SSE event each.
+    pub pieces: Vec<String>,
+    /// Pause before each event.
+    pub delay: Duration,
+    /// Close the connection after this many events, without `[DONE]`.
+    pub cut_after: Option<usize>,
+}
+
+impl Default for StreamScript {
+    fn default() -> Self {
+        StreamScript {
+            pieces: ["Hello", " from", " mock", " Copilot"].iter().map(|s| s.to_string()).collect(),
+            delay: Duration::from_millis(0),
+            cut_after: None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    github_token: String,
+    refresh_in: u64,
+    issued: HashMap<String, u64>,
+    exchanges: usize,
+    leaks: usize,
+    requests: Vec<Recorded>,
+    failures: VecDeque<(u16, serde_json::Value)>,
+    script: StreamScript,
+    reply: String,
+}
+
+/// What the mock saw, for assertions.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub authorization: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+#[derive(Clone)]
+pub struct MockUpstream {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    task: Arc<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for MockUpstream {
+    fn drop(&mut self) {
+        if Arc::strong_count(&self.task) == 1 {
+            self.task.abort();
+        }
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn looks_like_jwt(value: &str) -> bool {
+    let token = value.split_whitespace().last().unwrap_or("");
+    token.starts_with("eyJ") && token.matches('.').count() == 2
+}
+
+impl MockUpstream {
+    pub async fn start(github_token: &str) -> anyhow::Result<MockUpstream> {
+        let (listener, addr) = crate::host::loopback_listener().await?;
+        let state = Arc::new(Mutex::new(State {
+            github_token: github_token.to_string(),
+            refresh_in: 1500,
+            reply: "Hello from mock Copilot".into(),
+            ..State::default()
+        }));
+        let handler_state = state.clone();
+        let task = serve(listener, move |req| {
+            let state = handler_state.clone();
+            async move { handle(&state, addr, req).await }
+        });
+        Ok(MockUpstream {
+            addr,
+            state,
+            task: Arc::new(task),
+        })
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next streamed answer follows this script.
+    pub fn script_stream(&self, script: StreamScript) {
+        self.lock().script = script;
+    }
+
+    /// The non-streamed chat answer.
+    pub fn set_reply(&self, text: &str) {
+        self.lock().reply = text.to_string();
+    }
+
+    pub fn set_refresh_in(&self, secs: u64) {
+        self.lock().refresh_in = secs;
+    }
+
+    /// The next API call (not the token exchange) fails with this answer.
+    pub fn fail_next(&self, status: u16, body: serde_json::Value) {
+        self.lock().failures.push_back((status, body));
+    }
+
+    /// Forgets issued Copilot tokens, as when upstream rotates them.
+    pub fn revoke_issued_tokens(&self) {
+        self.lock().issued.clear();
+    }
+
+    pub fn exchanges(&self) -> usize {
+        self.lock().exchanges
+    }
+
+    pub fn leaks(&self) -> usize {
+        self.lock().leaks
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.lock().requests.clone()
+    }
+}
+
+fn with_protocol_headers(mut r: hyper::Response<Body>, req: &Received) -> hyper::Response<Body> {
+    let h = r.headers_mut();
+    let id = format!("{:032x}", rand::random::<u128>());
+    let request_id = req.header("x-request-id").unwrap_or_else(|| id.clone());
+    let mut set = |k: &'static str, v: String| {
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&v) {
+            h.insert(k, v);
+        }
+    };
+    set("x-github-request-id", id.to_uppercase());
+    set("x-request-id", request_id);
+    set("content-security-policy", "default-src 'none'; sandbox".into());
+    set("strict-transport-security", "max-age=31536000".into());
+    r
+}
+
+fn unauthorized(message: &str) -> hyper::Response<Body> {
+    json_response(
+        401,
+        &serde_json::json!({"message": message, "documentation_url": "https://docs.github.com/rest", "status": "401"}),
+    )
+}
+
+async fn handle(state: &Arc<Mutex<State>>, addr: SocketAddr, req: Received) -> hyper::Response<Body> {
+    let response = route(state, addr, &req).await;
+    with_protocol_headers(response, &req)
+}
+
+async fn route(state: &Arc<Mutex<State>>, addr: SocketAddr, req: &Received) -> hyper::Response<Body> {
+    let authorization = req.header("authorization");
+    {
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        s.requests.push(Recorded {
+            method: req.method.clone(),
+            path: req.path.clone(),
+            authorization: authorization.clone(),
+            headers: req
+                .headers
+                .iter()
+                .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.to_string(), v.to_string())))
+                .collect(),
+            body: req.body.clone(),
+        });
+        if authorization.as_deref().is_some_and(looks_like_jwt) {
+            s.leaks += 1;
+            return unauthorized("a gateway token reached the upstream");
+        }
+    }
+    let path = req.path.split('?').next().unwrap_or("");
+    if path == "/copilot_internal/v2/token" && req.method == "GET" {
+        return token_exchange(state, addr, authorization.as_deref());
+    }
+    // Everything else needs a Copilot token this mock issued.
+    let bearer = authorization.as_deref().and_then(|a| a.strip_prefix("Bearer ")).unwrap_or("");
+    let failure = {
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        let valid = s.issued.get(bearer).is_some_and(|exp| *exp > now());
+        if !valid {
+            return unauthorized("unauthorized: token expired or invalid");
+        }
+        s.failures.pop_front()
+    };
+    if let Some((status, body)) = failure {
+        return json_response(status, &body);
+    }
+    let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+    match (req.method.as_str(), path) {
+        ("GET", "/models") => json_response(200, &models()),
+        ("POST", "/chat/completions") => {
+            if body["stream"].as_bool().unwrap_or(false) {
+                let script = state.lock().unwrap_or_else(|e| e.into_inner()).script.clone();
+                sse(chat_events(&script), &script)
+            } else {
+                let reply = state.lock().unwrap_or_else(|e| e.into_inner()).reply.clone();
+                json_response(
+                    200,
+                    &serde_json::json!({
+                        "id": "chatcmpl-mock",
+                        "object": "chat.completion",
+                        "created": now(),
+                        "model": body["model"].as_str().unwrap_or("gpt-4o"),
+                        "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}
+                    }),
+                )
+            }
+        }
+        ("POST", p) if p.starts_with("/v1/engines/") && p.ends_with("/completions") => {
+            let script = state.lock().unwrap_or_else(|e| e.into_inner()).script.clone();
+            sse(completion_events(&script), &script)
+        }
+        ("POST", "/embeddings") => json_response(
+            200,
+            &serde_json::json!({
+                "object": "list",
+                "data": [{"object": "embedding", "embedding": [0.1, 0.2, 0.3], "index": 0}],
+                "model": "text-embedding-3-small",
+                "usage": {"prompt_tokens": 3, "total_tokens": 3}
+            }),
+        ),
+        _ => json_response(404, &serde_json::json!({"message": "Not Found"})),
+    }
+}
+
+fn token_exchange(state: &Arc<Mutex<State>>, addr: SocketAddr, authorization: Option<&str>) -> hyper::Response<Body> {
+    let presented = authorization.and_then(|a| {
+        a.strip_prefix("token ")
+            .or_else(|| a.strip_prefix("Bearer "))
+            .map(str::trim)
+    });
+    let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+    if presented != Some(s.github_token.as_str()) || s.github_token.is_empty() {
+        return unauthorized("Bad credentials");
+    }
+    s.exchanges += 1;
+    let refresh_in = s.refresh_in;
+    let expires_at = now() + refresh_in + 60;
+    let tid = format!("{:032x}", rand::random::<u128>());
+    let mac = format!("{:064x}", rand::random::<u128>());
+    let token = format!(
+        "tid={tid};exp={expires_at};sku=copilot_for_business_seat;proxy-ep=127.0.0.1;st=dotcom;chat=1;8kp=1:{mac}"
+    );
+    s.issued.insert(token.clone(), expires_at);
+    let base = format!("http://{addr}");
+    json_response(
+        200,
+        &serde_json::json!({
+            "token": token,
+            "expires_at": expires_at,
+            "refresh_in": refresh_in,
+            "sku": "copilot_for_business_seat",
+            "individual": false,
+            "chat_enabled": true,
+            "telemetry": "disabled",
+            "public_suggestions": "disabled",
+            "endpoints": {"api": base, "proxy": base, "telemetry": base, "origin-tracker": base}
+        }),
+    )
+}
+
+fn models() -> serde_json::Value {
+    let model = |id: &str, kind: &str, family: &str| {
+        serde_json::json!({
+            "id": id, "name": id, "version": id, "object": "model", "vendor": "mock",
+            "model_picker_enabled": kind == "chat", "is_chat_default": id == "gpt-4o",
+            "is_chat_fallback": false, "preview": false,
+            "supported_endpoints": if kind == "chat" { serde_json::json!(["/chat/completions"]) } else { serde_json::json!([]) },
+            "capabilities": {
+                "type": kind, "family": family, "tokenizer": "o200k_base", "object": "model_capabilities",
+                "limits": {"max_prompt_tokens": 64000, "max_output_tokens": 4096},
+                "supports": {"streaming": kind != "embeddings", "tool_calls": kind == "chat"}
+            }
+        })
+    };
+    serde_json::json!({
+        "object": "list",
+        "data": [
+            model("gpt-4o", "chat", "gpt-4o"),
+            model("gpt-41-copilot", "completion", "gpt-4.1"),
+            model("text-embedding-3-small", "embeddings", "text-embedding-3-small"),
+        ]
+    })
+}
+
+fn chat_events(script: &StreamScript) -> Vec<String> {
+    let created = now();
+    let mut events = vec![serde_json::json!({
+        "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": created, "model": "gpt-4o",
+        "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}]
+    })
+    .to_string()];
+    for piece in &script.pieces {
+        events.push(
+            serde_json::json!({
+                "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": created, "model": "gpt-4o",
+                "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": null,
+                             "content_filter_results": {"hate": {"filtered": false, "severity": "safe"}}}]
+            })
+            .to_string(),
+        );
+    }
+    events.push(
+        serde_json::json!({
+            "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": created, "model": "gpt-4o",
+            "choices": [{"index": 0, "delta": {"content": null}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": script.pieces.len(), "total_tokens": 5 + script.pieces.len()}
+        })
+        .to_string(),
+    );
+    events
+}
+
+fn completion_events(script: &StreamScript) -> Vec<String> {
+    let created = now();
+    let last = script.pieces.len().saturating_sub(1);
+    script
+        .pieces
+        .iter()
+        .enumerate()
+        .map(|(i, piece)| {
+            serde_json::json!({
+                "id": "cmpl-mock", "created": created, "model": "gpt-41-copilot",
+                "choices": [{"index": 0, "text": piece, "finish_reason": if i == last { serde_json::json!("stop") } else { serde_json::Value::Null }, "logprobs": null}]
+            })
+            .to_string()
+        })
+        .collect()
+}
+
+/// One `data: <json>\n\n` per event, flushed one by one, then `data: [DONE]`.
+fn sse(events: Vec<String>, script: &StreamScript) -> hyper::Response<Body> {
+    let (tx, rx) = futures::channel::mpsc::unbounded::<Bytes>();
+    let delay = script.delay;
+    let cut_after = script.cut_after;
+    tokio::spawn(async move {
+        for (i, event) in events.into_iter().enumerate() {
+            if cut_after == Some(i) {
+                return;
+            }
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            if tx.unbounded_send(Bytes::from(format!("data: {event}\n\n"))).is_err() {
+                return;
+            }
+        }
+        let _ = tx.unbounded_send(Bytes::from_static(b"data: [DONE]\n\n"));
+    });
+    let body = BodyExt::boxed(StreamBody::new(rx.map(|b| Ok::<_, Infallible>(Frame::data(b)))));
+    let mut r = hyper::Response::new(body);
+    r.headers_mut()
+        .insert("content-type", hyper::header::HeaderValue::from_static("text/event-stream"));
+    r.headers_mut()
+        .insert("openai-processing-ms", hyper::header::HeaderValue::from_static("12"));
+    r
+}

@@ -81,6 +81,18 @@ impl DevIssuer {
                         }),
                     ),
                     "/jwks" => json_response(200, &jwks(&keys)),
+                    p if p.starts_with("/token?") => {
+                        // Development only: mints an identity token for curl users.
+                        let params = query(p);
+                        let sub = params.get("sub").cloned().unwrap_or_else(|| "alice".into());
+                        let groups: Vec<String> = params
+                            .get("groups")
+                            .map(|g| g.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+                            .unwrap_or_default();
+                        let audience = params.get("aud").cloned().unwrap_or_else(|| "copilot-jit".into());
+                        let token = sign_with(&keys, Alg::Rs256, &person_claims(&issuer, &sub, &groups, &audience));
+                        json_response(200, &serde_json::json!({"id_token": token, "token_type": "Bearer", "expires_in": 3600}))
+                    }
                     _ => json_response(404, &serde_json::json!({"error": "not_found"})),
                 }
             }
@@ -94,41 +106,53 @@ impl DevIssuer {
 
     /// A token for `subject` in `groups`, valid for an hour, for `audience`.
     pub fn token_for(&self, subject: &str, groups: &[&str], audience: &str) -> String {
-        let now = now();
-        self.sign(
-            Alg::Rs256,
-            serde_json::json!({
-                "iss": self.issuer(), "sub": subject, "aud": audience,
-                "email": format!("{subject}@example.com"), "name": subject,
-                "groups": groups, "iat": now, "nbf": now, "exp": now + 3600,
-            }),
-        )
+        let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        self.sign(Alg::Rs256, person_claims(&self.issuer(), subject, &groups, audience))
     }
 
     /// Signs any claims (tests choose them freely, including broken ones).
     pub fn sign(&self, alg: Alg, claims: serde_json::Value) -> String {
-        let (name, kid) = match alg {
-            Alg::Rs256 => ("RS256", RSA_KID),
-            Alg::Es256 => ("ES256", EC_KID),
-        };
-        let header = serde_json::json!({"alg": name, "typ": "JWT", "kid": kid});
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let digest = Sha256::digest(input.as_bytes());
-        let signature = match alg {
-            Alg::Rs256 => self
-                .keys
-                .rsa
-                .sign(Pkcs1v15Sign::new::<Sha256>(), &digest)
-                .unwrap_or_default(),
-            Alg::Es256 => {
-                let sig: Result<Signature, _> = self.keys.ec.sign_prehash(&digest);
-                sig.map(|s| s.to_bytes().to_vec()).unwrap_or_default()
-            }
-        };
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+        sign_with(&self.keys, alg, &claims)
     }
+}
+
+fn person_claims(issuer: &str, subject: &str, groups: &[String], audience: &str) -> serde_json::Value {
+    let now = now();
+    serde_json::json!({
+        "iss": issuer, "sub": subject, "aud": audience,
+        "email": format!("{subject}@example.com"), "name": subject,
+        "groups": groups, "iat": now, "nbf": now, "exp": now + 3600,
+    })
+}
+
+fn query(path: &str) -> std::collections::HashMap<String, String> {
+    path.split_once('?')
+        .map(|(_, q)| q)
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.replace("%2C", ",").replace("%40", "@")))
+        .collect()
+}
+
+fn sign_with(keys: &Keys, alg: Alg, claims: &serde_json::Value) -> String {
+    let (name, kid) = match alg {
+        Alg::Rs256 => ("RS256", RSA_KID),
+        Alg::Es256 => ("ES256", EC_KID),
+    };
+    let header = serde_json::json!({"alg": name, "typ": "JWT", "kid": kid});
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let digest = Sha256::digest(input.as_bytes());
+    let signature = match alg {
+        Alg::Rs256 => keys.rsa.sign(Pkcs1v15Sign::new::<Sha256>(), &digest).unwrap_or_default(),
+        Alg::Es256 => {
+            let sig: Result<Signature, _> = keys.ec.sign_prehash(&digest);
+            sig.map(|s| s.to_bytes().to_vec()).unwrap_or_default()
+        }
+    };
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }

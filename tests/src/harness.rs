@@ -66,6 +66,9 @@ impl Drop for Stack {
 pub struct StackOptions {
     pub listen: SocketAddr,
     pub variables: HashMap<String, String>,
+    /// Leave variables set as `SPIN_VARIABLE_*` in the environment to it, so
+    /// a real issuer or upstream replaces the embedded ones.
+    pub defer_to_environment: bool,
 }
 
 impl Default for StackOptions {
@@ -73,6 +76,7 @@ impl Default for StackOptions {
         StackOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             variables: HashMap::new(),
+            defer_to_environment: false,
         }
     }
 }
@@ -107,6 +111,9 @@ impl Stack {
         .collect();
         variables.extend(options.variables);
         let env: HashMap<String, String> = std::env::vars().collect();
+        if options.defer_to_environment {
+            variables.retain(|name, _| !env.contains_key(&format!("SPIN_VARIABLE_{}", name.to_uppercase())));
+        }
         let resolved = manifest.resolve(&variables, &env)?;
         let (engine, component) = compiled(&manifest)?;
         let gateway = Arc::new(Gateway::new(&engine, &component, resolved, Arc::new(KeyValue::default()))?);

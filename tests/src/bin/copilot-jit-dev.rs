@@ -1,1 +1,77 @@
-fn main(){}
+//! Runs copilot-jit locally with embedded defaults: the composed artifact in
+//! the test host (in-memory KV), a dev OIDC issuer and, unless a real one is
+//! configured, the mock Copilot upstream. Prints how to try the flow.
+//!
+//! Settings come from `spin.toml`; `SPIN_VARIABLE_<NAME>` overrides any of
+//! them, as with `spin up` (e.g. a real `SPIN_VARIABLE_UPSTREAM_GITHUB_TOKEN`
+//! together with `SPIN_VARIABLE_GITHUB_API_URL` etc.).
+
+use copilot_jit_testkit::harness::{Stack, StackOptions, APPROVERS, AUDITORS};
+use std::net::SocketAddr;
+
+fn usage() -> ! {
+    eprintln!("usage: copilot-jit-dev [--listen 127.0.0.1:3000]");
+    std::process::exit(2)
+}
+
+#[tokio::main]
+async fn main() {
+    let mut listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 3000));
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--listen" => match args.next().and_then(|a| a.parse().ok()) {
+                Some(a) => listen = a,
+                None => usage(),
+            },
+            _ => usage(),
+        }
+    }
+    let options = StackOptions {
+        listen,
+        defer_to_environment: true,
+        ..StackOptions::default()
+    };
+    let stack = match Stack::start_with(options).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("copilot-jit-dev: {e:#}");
+            std::process::exit(1);
+        }
+    };
+    let gw = &stack.url;
+    let idp = stack.issuer.issuer();
+    println!(
+        r#"copilot-jit is listening on {gw}
+  dev OIDC issuer:       {idp}   (tokens: {idp}/token?sub=NAME&groups=G1,G2)
+  mock Copilot upstream: {upstream}
+  state is in memory and signing keys are fresh on every start.
+
+Try the flow (needs curl and jq):
+
+  ALICE=$(curl -s "{idp}/token?sub=alice&groups=developers" | jq -r .id_token)
+  BOB=$(curl -s "{idp}/token?sub=bob&groups={APPROVERS}" | jq -r .id_token)
+  CAROL=$(curl -s "{idp}/token?sub=carol&groups={AUDITORS}" | jq -r .id_token)
+
+  # 1. Alice asks for 30 minutes of Copilot chat
+  ID=$(curl -s -X POST {gw}/v1/access-requests -H "authorization: Bearer $ALICE" \
+        -d '{{"scopes":["chat","completions"],"reason":"pairing on the parser","duration":"30m"}}' | jq -r .request.id)
+
+  # 2. Bob sees it and approves
+  curl -s {gw}/v1/access-requests?status=pending -H "authorization: Bearer $BOB" | jq
+  curl -s -X POST {gw}/v1/access-requests/$ID/approve -H "authorization: Bearer $BOB" -d '{{"comment":"ok"}}' | jq .request.status
+
+  # 3. Alice gets a short-lived gateway token and uses Copilot through the gateway
+  TOKEN=$(curl -s -X POST {gw}/v1/grants/$ID/token -H "authorization: Bearer $ALICE" | jq -r .access_token)
+  curl -s {gw}/chat/completions -H "authorization: Bearer $TOKEN" \
+        -d '{{"model":"gpt-4o","stream":true,"messages":[{{"role":"user","content":"hello"}}]}}'
+
+  # 4. Bob revokes; the same token is refused at once. Carol reads the audit trail.
+  curl -s -X POST {gw}/v1/grants/$ID/revoke -H "authorization: Bearer $BOB" | jq .request.status
+  curl -s "{gw}/v1/audit/records?grant=$ID" -H "authorization: Bearer $CAROL" | jq '.records[].event | {{action, outcome, status}}'
+
+Ctrl-C stops it."#,
+        upstream = stack.upstream.base_url(),
+    );
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -52,7 +52,10 @@ fn jwks(keys: &Keys) -> serde_json::Value {
 }
 
 pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl DevIssuer {
@@ -87,11 +90,26 @@ impl DevIssuer {
                         let sub = params.get("sub").cloned().unwrap_or_else(|| "alice".into());
                         let groups: Vec<String> = params
                             .get("groups")
-                            .map(|g| g.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+                            .map(|g| {
+                                g.split(',')
+                                    .filter(|s| !s.is_empty())
+                                    .map(str::to_string)
+                                    .collect()
+                            })
                             .unwrap_or_default();
-                        let audience = params.get("aud").cloned().unwrap_or_else(|| "copilot-jit".into());
-                        let token = sign_with(&keys, Alg::Rs256, &person_claims(&issuer, &sub, &groups, &audience));
-                        json_response(200, &serde_json::json!({"id_token": token, "token_type": "Bearer", "expires_in": 3600}))
+                        let audience = params
+                            .get("aud")
+                            .cloned()
+                            .unwrap_or_else(|| "copilot-jit".into());
+                        let token = sign_with(
+                            &keys,
+                            Alg::Rs256,
+                            &person_claims(&issuer, &sub, &groups, &audience),
+                        );
+                        json_response(
+                            200,
+                            &serde_json::json!({"id_token": token, "token_type": "Bearer", "expires_in": 3600}),
+                        )
                     }
                     _ => json_response(404, &serde_json::json!({"error": "not_found"})),
                 }
@@ -107,7 +125,10 @@ impl DevIssuer {
     /// A token for `subject` in `groups`, valid for an hour, for `audience`.
     pub fn token_for(&self, subject: &str, groups: &[&str], audience: &str) -> String {
         let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
-        self.sign(Alg::Rs256, person_claims(&self.issuer(), subject, &groups, audience))
+        self.sign(
+            Alg::Rs256,
+            person_claims(&self.issuer(), subject, &groups, audience),
+        )
     }
 
     /// Signs any claims (tests choose them freely, including broken ones).
@@ -116,7 +137,12 @@ impl DevIssuer {
     }
 }
 
-fn person_claims(issuer: &str, subject: &str, groups: &[String], audience: &str) -> serde_json::Value {
+fn person_claims(
+    issuer: &str,
+    subject: &str,
+    groups: &[String],
+    audience: &str,
+) -> serde_json::Value {
     let now = now();
     serde_json::json!({
         "iss": issuer, "sub": subject, "aud": audience,
@@ -148,7 +174,10 @@ fn sign_with(keys: &Keys, alg: Alg, claims: &serde_json::Value) -> String {
     );
     let digest = Sha256::digest(input.as_bytes());
     let signature = match alg {
-        Alg::Rs256 => keys.rsa.sign(Pkcs1v15Sign::new::<Sha256>(), &digest).unwrap_or_default(),
+        Alg::Rs256 => keys
+            .rsa
+            .sign(Pkcs1v15Sign::new::<Sha256>(), &digest)
+            .unwrap_or_default(),
         Alg::Es256 => {
             let sig: Result<Signature, _> = keys.ec.sign_prehash(&digest);
             sig.map(|s| s.to_bytes().to_vec()).unwrap_or_default()

@@ -112,11 +112,18 @@ impl Stack {
         variables.extend(options.variables);
         let env: HashMap<String, String> = std::env::vars().collect();
         if options.defer_to_environment {
-            variables.retain(|name, _| !env.contains_key(&format!("SPIN_VARIABLE_{}", name.to_uppercase())));
+            variables.retain(|name, _| {
+                !env.contains_key(&format!("SPIN_VARIABLE_{}", name.to_uppercase()))
+            });
         }
         let resolved = manifest.resolve(&variables, &env)?;
         let (engine, component) = compiled(&manifest)?;
-        let gateway = Arc::new(Gateway::new(&engine, &component, resolved, Arc::new(KeyValue::default()))?);
+        let gateway = Arc::new(Gateway::new(
+            &engine,
+            &component,
+            resolved,
+            Arc::new(KeyValue::default()),
+        )?);
         let task = gateway.clone().serve(listener);
         Ok(Stack {
             url,

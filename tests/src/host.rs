@@ -65,7 +65,10 @@ impl Bucket {
 
     /// Every stored key and value, for tests that inspect what was written.
     pub fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
-        self.lock().iter().map(|(k, (v, _))| (k.clone(), v.clone())).collect()
+        self.lock()
+            .iter()
+            .map(|(k, (v, _))| (k.clone(), v.clone()))
+            .collect()
     }
 }
 
@@ -120,7 +123,9 @@ impl WasiHttpHooks for OutboundPolicy {
         let uri = request.uri();
         let scheme = uri.scheme_str().unwrap_or("https").to_string();
         let host = uri.host().unwrap_or("").to_ascii_lowercase();
-        let port = uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
+        let port = uri
+            .port_u16()
+            .unwrap_or(if scheme == "https" { 443 } else { 80 });
         let allowed = self.allowed.iter().any(|a| a.allows(&scheme, &host, port));
         Box::new(async move {
             if !allowed {
@@ -130,7 +135,8 @@ impl WasiHttpHooks for OutboundPolicy {
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             Ok((
                 response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                Box::new(io)
+                    as Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
             ))
         })
     }
@@ -186,11 +192,20 @@ impl HostState {
 }
 
 impl store::HostBucket for HostState {
-    fn get(&mut self, this: Resource<BucketHandle>, key: String) -> Result<Option<Vec<u8>>, store::Error> {
+    fn get(
+        &mut self,
+        this: Resource<BucketHandle>,
+        key: String,
+    ) -> Result<Option<Vec<u8>>, store::Error> {
         Ok(self.bucket(&this)?.lock().get(&key).map(|(v, _)| v.clone()))
     }
 
-    fn set(&mut self, this: Resource<BucketHandle>, key: String, value: Vec<u8>) -> Result<(), store::Error> {
+    fn set(
+        &mut self,
+        this: Resource<BucketHandle>,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<(), store::Error> {
         let bucket = self.bucket(&this)?;
         let version = bucket.version();
         bucket.lock().insert(key, (value, version));
@@ -206,7 +221,11 @@ impl store::HostBucket for HostState {
         Ok(self.bucket(&this)?.lock().contains_key(&key))
     }
 
-    fn list_keys(&mut self, this: Resource<BucketHandle>, cursor: Option<String>) -> Result<store::KeyResponse, store::Error> {
+    fn list_keys(
+        &mut self,
+        this: Resource<BucketHandle>,
+        cursor: Option<String>,
+    ) -> Result<store::KeyResponse, store::Error> {
         // Like Spin's stores: all keys at once, cursors unsupported.
         if cursor.is_some() {
             return Err(store::Error::Other("cursor not supported".into()));
@@ -223,7 +242,11 @@ impl store::HostBucket for HostState {
 }
 
 impl batch::Host for HostState {
-    fn get_many(&mut self, bucket: Resource<BucketHandle>, keys: Vec<String>) -> Result<Vec<(String, Option<Vec<u8>>)>, store::Error> {
+    fn get_many(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        keys: Vec<String>,
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>, store::Error> {
         let bucket = self.bucket(&bucket)?;
         let entries = bucket.lock();
         Ok(keys
@@ -235,7 +258,11 @@ impl batch::Host for HostState {
             .collect())
     }
 
-    fn set_many(&mut self, bucket: Resource<BucketHandle>, pairs: Vec<(String, Vec<u8>)>) -> Result<(), store::Error> {
+    fn set_many(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        pairs: Vec<(String, Vec<u8>)>,
+    ) -> Result<(), store::Error> {
         let bucket = self.bucket(&bucket)?;
         for (k, v) in pairs {
             let version = bucket.version();
@@ -244,7 +271,11 @@ impl batch::Host for HostState {
         Ok(())
     }
 
-    fn delete_many(&mut self, bucket: Resource<BucketHandle>, keys: Vec<String>) -> Result<(), store::Error> {
+    fn delete_many(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        keys: Vec<String>,
+    ) -> Result<(), store::Error> {
         let bucket = self.bucket(&bucket)?;
         let mut entries = bucket.lock();
         for k in keys {
@@ -255,7 +286,12 @@ impl batch::Host for HostState {
 }
 
 impl atomics::Host for HostState {
-    fn increment(&mut self, bucket: Resource<BucketHandle>, key: String, delta: i64) -> Result<i64, store::Error> {
+    fn increment(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key: String,
+        delta: i64,
+    ) -> Result<i64, store::Error> {
         let bucket = self.bucket(&bucket)?;
         let version = bucket.version();
         let mut entries = bucket.lock();
@@ -303,14 +339,26 @@ impl atomics::Host for HostState {
 }
 
 impl atomics::HostCas for HostState {
-    fn new(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Resource<CasHandle>, store::Error> {
+    fn new(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key: String,
+    ) -> Result<Resource<CasHandle>, store::Error> {
         let bucket = self.bucket(&bucket)?;
         let seen = bucket.lock().get(&key).cloned();
-        self.table.push(CasHandle { bucket, key, seen }).map_err(kv_error)
+        self.table
+            .push(CasHandle { bucket, key, seen })
+            .map_err(kv_error)
     }
 
     fn current(&mut self, this: Resource<CasHandle>) -> Result<Option<Vec<u8>>, store::Error> {
-        Ok(self.table.get(&this).map_err(kv_error)?.seen.as_ref().map(|(v, _)| v.clone()))
+        Ok(self
+            .table
+            .get(&this)
+            .map_err(kv_error)?
+            .seen
+            .as_ref()
+            .map(|(v, _)| v.clone()))
     }
 
     fn drop(&mut self, rep: Resource<CasHandle>) -> wasmtime::Result<()> {
@@ -325,7 +373,11 @@ impl config::Host for HostState {
     }
 
     fn get_all(&mut self) -> Result<Vec<(String, String)>, config::Error> {
-        Ok(self.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        Ok(self
+            .config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 }
 
@@ -346,11 +398,21 @@ pub fn engine() -> Result<Engine> {
 pub fn compile(engine: &Engine, manifest: &Manifest) -> Result<Component> {
     Component::from_file(engine, &manifest.source)
         .map_err(anyhow::Error::from)
-        .with_context(|| format!("loading {} (run the build first)", manifest.source.display()))
+        .with_context(|| {
+            format!(
+                "loading {} (run the build first)",
+                manifest.source.display()
+            )
+        })
 }
 
 impl Gateway {
-    pub fn new(engine: &Engine, component: &Component, resolved: Resolved, kv: Arc<KeyValue>) -> Result<Gateway> {
+    pub fn new(
+        engine: &Engine,
+        component: &Component,
+        resolved: Resolved,
+        kv: Arc<KeyValue>,
+    ) -> Result<Gateway> {
         let mut linker: Linker<HostState> = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
@@ -401,12 +463,18 @@ impl Gateway {
     ) -> Result<hyper::Response<HyperOutgoingBody>> {
         let mut store = self.new_store();
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let req = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
+        let req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)?;
         let out = store.data_mut().http().new_response_outparam(sender)?;
         let pre = self.pre.clone();
         let task = tokio::task::spawn(async move {
             let proxy = pre.instantiate_async(&mut store).await?;
-            proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, req, out)
+                .await
         });
         match receiver.await {
             Ok(Ok(response)) => Ok(response),
@@ -426,7 +494,9 @@ impl Gateway {
     pub fn serve(self: Arc<Self>, listener: TcpListener) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             loop {
-                let Ok((client, _)) = listener.accept().await else { continue };
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
                 let gateway = self.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
@@ -444,7 +514,10 @@ impl Gateway {
                                     .boxed_unsync();
                                     let mut r = hyper::Response::new(body);
                                     *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
-                                    r.headers_mut().insert("x-test-host-trap", "1".parse().expect("static header"));
+                                    r.headers_mut().insert(
+                                        "x-test-host-trap",
+                                        "1".parse().expect("static header"),
+                                    );
                                     Ok(r)
                                 }
                             }

@@ -2,9 +2,9 @@
 //! with Spin's interface versions, a mock Copilot upstream and a dev OIDC
 //! issuer. Used by the end-to-end tests and by `copilot-jit-dev`.
 
+pub mod dev_issuer;
+pub mod harness;
 pub mod host;
 pub mod manifest;
-pub mod dev_issuer;
 pub mod mock_upstream;
 pub mod serve;
-pub mod harness;

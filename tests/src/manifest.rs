@@ -38,7 +38,11 @@ fn string_list(table: &toml::Table, key: &str) -> Result<Vec<String>> {
         None => Ok(Vec::new()),
         Some(toml::Value::Array(items)) => items
             .iter()
-            .map(|v| v.as_str().map(str::to_string).ok_or_else(|| anyhow!("{key} must hold strings")))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| anyhow!("{key} must hold strings"))
+            })
             .collect(),
         Some(_) => bail!("{key} must be a list"),
     }
@@ -46,26 +50,42 @@ fn string_list(table: &toml::Table, key: &str) -> Result<Vec<String>> {
 
 impl Manifest {
     pub fn load(path: &Path) -> Result<Manifest> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let doc: toml::Table = toml::from_str(&text).context("spin.toml is not valid TOML")?;
-        if doc.get("spin_manifest_version").and_then(|v| v.as_integer()) != Some(2) {
+        if doc
+            .get("spin_manifest_version")
+            .and_then(|v| v.as_integer())
+            != Some(2)
+        {
             bail!("spin.toml must declare spin_manifest_version = 2");
         }
         let mut variables = BTreeMap::new();
         if let Some(vars) = doc.get("variables").and_then(|v| v.as_table()) {
             for (name, def) in vars {
-                let def = def.as_table().ok_or_else(|| anyhow!("variable {name} must be a table"))?;
+                let def = def
+                    .as_table()
+                    .ok_or_else(|| anyhow!("variable {name} must be a table"))?;
                 for key in def.keys() {
                     if !["default", "required", "secret", "description"].contains(&key.as_str()) {
                         bail!("variable {name} has unknown field {key}");
                     }
                 }
-                let required = def.get("required").and_then(|v| v.as_bool()).unwrap_or(false);
-                let default = def.get("default").and_then(|v| v.as_str()).map(str::to_string);
+                let required = def
+                    .get("required")
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(false);
+                let default = def
+                    .get("default")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string);
                 if required && default.is_some() {
                     bail!("variable {name} cannot be both required and have a default");
                 }
-                if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+                if !name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                {
                     bail!("variable name {name} must be lower_snake_case");
                 }
                 variables.insert(
@@ -127,7 +147,11 @@ impl Manifest {
 
     /// Resolves every variable: `overrides` (like `spin up --variable`) first,
     /// then `SPIN_VARIABLE_<NAME>` from `env`, then the default.
-    pub fn resolve(&self, overrides: &HashMap<String, String>, env: &HashMap<String, String>) -> Result<Resolved> {
+    pub fn resolve(
+        &self,
+        overrides: &HashMap<String, String>,
+        env: &HashMap<String, String>,
+    ) -> Result<Resolved> {
         let mut app = HashMap::new();
         for (name, def) in &self.variables {
             let from_env = env.get(&format!("SPIN_VARIABLE_{}", name.to_uppercase()));
@@ -166,9 +190,9 @@ pub fn expand(template: &str, vars: &HashMap<String, String>) -> Result<String> 
             .find("}}")
             .ok_or_else(|| anyhow!("unterminated template in {template:?}"))?;
         let name = rest[start + 2..start + end].trim();
-        let value = vars
-            .get(name)
-            .ok_or_else(|| anyhow!("template {template:?} names unknown or unset variable {name}"))?;
+        let value = vars.get(name).ok_or_else(|| {
+            anyhow!("template {template:?} names unknown or unset variable {name}")
+        })?;
         out.push_str(value);
         rest = &rest[start + end + 2..];
     }
@@ -194,7 +218,9 @@ impl AllowedHost {
             bail!("allowed host {entry:?} must not have a path");
         }
         let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || p.is_empty() => (h.to_string(), Some(p.to_string())),
+            Some((h, p)) if !h.ends_with(']') || p.is_empty() => {
+                (h.to_string(), Some(p.to_string()))
+            }
             _ => (rest.to_string(), None),
         };
         if host.is_empty() {
@@ -216,7 +242,10 @@ impl AllowedHost {
         let scheme_ok = self.scheme == "*" || self.scheme == scheme;
         let host_ok = self.host == "*"
             || self.host == host
-            || self.host.strip_prefix("*.").is_some_and(|suffix| host.ends_with(&format!(".{suffix}")));
+            || self
+                .host
+                .strip_prefix("*.")
+                .is_some_and(|suffix| host.ends_with(&format!(".{suffix}")));
         let port_ok = match &self.port {
             Some(p) if p == "*" => true,
             Some(p) => p.parse::<u16>().ok() == Some(port),

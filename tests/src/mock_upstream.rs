@@ -32,7 +32,10 @@ pub struct StreamScript {
 impl Default for StreamScript {
     fn default() -> Self {
         StreamScript {
-            pieces: ["Hello", " from", " mock", " Copilot"].iter().map(|s| s.to_string()).collect(),
+            pieces: ["Hello", " from", " mock", " Copilot"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             delay: Duration::from_millis(0),
             cut_after: None,
         }
@@ -78,7 +81,10 @@ impl Drop for MockUpstream {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn looks_like_jwt(value: &str) -> bool {
@@ -163,7 +169,10 @@ fn with_protocol_headers(mut r: hyper::Response<Body>, req: &Received) -> hyper:
     };
     set("x-github-request-id", id.to_uppercase());
     set("x-request-id", request_id);
-    set("content-security-policy", "default-src 'none'; sandbox".into());
+    set(
+        "content-security-policy",
+        "default-src 'none'; sandbox".into(),
+    );
     set("strict-transport-security", "max-age=31536000".into());
     r
 }
@@ -175,12 +184,20 @@ fn unauthorized(message: &str) -> hyper::Response<Body> {
     )
 }
 
-async fn handle(state: &Arc<Mutex<State>>, addr: SocketAddr, req: Received) -> hyper::Response<Body> {
+async fn handle(
+    state: &Arc<Mutex<State>>,
+    addr: SocketAddr,
+    req: Received,
+) -> hyper::Response<Body> {
     let response = route(state, addr, &req).await;
     with_protocol_headers(response, &req)
 }
 
-async fn route(state: &Arc<Mutex<State>>, addr: SocketAddr, req: &Received) -> hyper::Response<Body> {
+async fn route(
+    state: &Arc<Mutex<State>>,
+    addr: SocketAddr,
+    req: &Received,
+) -> hyper::Response<Body> {
     let authorization = req.header("authorization");
     {
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
@@ -205,7 +222,10 @@ async fn route(state: &Arc<Mutex<State>>, addr: SocketAddr, req: &Received) -> h
         return token_exchange(state, addr, authorization.as_deref());
     }
     // Everything else needs a Copilot token this mock issued.
-    let bearer = authorization.as_deref().and_then(|a| a.strip_prefix("Bearer ")).unwrap_or("");
+    let bearer = authorization
+        .as_deref()
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .unwrap_or("");
     let failure = {
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
         let valid = s.issued.get(bearer).is_some_and(|exp| *exp > now());
@@ -222,10 +242,18 @@ async fn route(state: &Arc<Mutex<State>>, addr: SocketAddr, req: &Received) -> h
         ("GET", "/models") => json_response(200, &models()),
         ("POST", "/chat/completions") => {
             if body["stream"].as_bool().unwrap_or(false) {
-                let script = state.lock().unwrap_or_else(|e| e.into_inner()).script.clone();
+                let script = state
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .script
+                    .clone();
                 sse(chat_events(&script), &script)
             } else {
-                let reply = state.lock().unwrap_or_else(|e| e.into_inner()).reply.clone();
+                let reply = state
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .reply
+                    .clone();
                 json_response(
                     200,
                     &serde_json::json!({
@@ -240,7 +268,11 @@ async fn route(state: &Arc<Mutex<State>>, addr: SocketAddr, req: &Received) -> h
             }
         }
         ("POST", p) if p.starts_with("/v1/engines/") && p.ends_with("/completions") => {
-            let script = state.lock().unwrap_or_else(|e| e.into_inner()).script.clone();
+            let script = state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .script
+                .clone();
             sse(completion_events(&script), &script)
         }
         ("POST", "/embeddings") => json_response(
@@ -256,7 +288,11 @@ async fn route(state: &Arc<Mutex<State>>, addr: SocketAddr, req: &Received) -> h
     }
 }
 
-fn token_exchange(state: &Arc<Mutex<State>>, addr: SocketAddr, authorization: Option<&str>) -> hyper::Response<Body> {
+fn token_exchange(
+    state: &Arc<Mutex<State>>,
+    addr: SocketAddr,
+    authorization: Option<&str>,
+) -> hyper::Response<Body> {
     let presented = authorization.and_then(|a| {
         a.strip_prefix("token ")
             .or_else(|| a.strip_prefix("Bearer "))
@@ -374,17 +410,26 @@ fn sse(events: Vec<String>, script: &StreamScript) -> hyper::Response<Body> {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            if tx.unbounded_send(Bytes::from(format!("data: {event}\n\n"))).is_err() {
+            if tx
+                .unbounded_send(Bytes::from(format!("data: {event}\n\n")))
+                .is_err()
+            {
                 return;
             }
         }
         let _ = tx.unbounded_send(Bytes::from_static(b"data: [DONE]\n\n"));
     });
-    let body = BodyExt::boxed(StreamBody::new(rx.map(|b| Ok::<_, Infallible>(Frame::data(b)))));
+    let body = BodyExt::boxed(StreamBody::new(
+        rx.map(|b| Ok::<_, Infallible>(Frame::data(b))),
+    ));
     let mut r = hyper::Response::new(body);
-    r.headers_mut()
-        .insert("content-type", hyper::header::HeaderValue::from_static("text/event-stream"));
-    r.headers_mut()
-        .insert("openai-processing-ms", hyper::header::HeaderValue::from_static("12"));
+    r.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("text/event-stream"),
+    );
+    r.headers_mut().insert(
+        "openai-processing-ms",
+        hyper::header::HeaderValue::from_static("12"),
+    );
     r
 }

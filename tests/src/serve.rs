@@ -17,9 +17,12 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 
 pub fn json_response(status: u16, value: &serde_json::Value) -> hyper::Response<Body> {
     let mut r = hyper::Response::new(full(value.to_string()));
-    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut()
-        .insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+    *r.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -33,7 +36,10 @@ pub struct Received {
 
 impl Received {
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     }
 }
 
@@ -46,23 +52,35 @@ where
     let handler = Arc::new(handler);
     tokio::spawn(async move {
         loop {
-            let Ok((client, _)) = listener.accept().await else { continue };
+            let Ok((client, _)) = listener.accept().await else {
+                continue;
+            };
             let handler = handler.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let handler = handler.clone();
-                    async move {
-                        let (parts, body) = req.into_parts();
-                        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                        let received = Received {
-                            method: parts.method.to_string(),
-                            path: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
-                            headers: parts.headers,
-                            body,
-                        };
-                        Ok::<_, Infallible>(handler(received).await)
-                    }
-                });
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let handler = handler.clone();
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let received = Received {
+                                method: parts.method.to_string(),
+                                path: parts
+                                    .uri
+                                    .path_and_query()
+                                    .map(|p| p.to_string())
+                                    .unwrap_or_default(),
+                                headers: parts.headers,
+                                body,
+                            };
+                            Ok::<_, Infallible>(handler(received).await)
+                        }
+                    },
+                );
                 let _ = http1::Builder::new()
                     .serve_connection(TokioIo::new(client), service)
                     .await;

@@ -24,10 +24,17 @@ async fn call(
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let text = resp.text().await.unwrap();
-    assert!(headers.get("x-test-host-trap").is_none(), "trap on {method} {path}");
+    assert!(
+        headers.get("x-test-host-trap").is_none(),
+        "trap on {method} {path}"
+    );
     assert!(!text.contains(UPSTREAM_GITHUB_TOKEN));
-    let value: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON answer to {method} {path}: {text}"));
-    assert!(value["error"]["code"].is_string() || status < 400, "{value}");
+    let value: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("non-JSON answer to {method} {path}: {text}"));
+    assert!(
+        value["error"]["code"].is_string() || status < 400,
+        "{value}"
+    );
     (status, headers, value)
 }
 
@@ -46,54 +53,168 @@ async fn bad_input_gets_clear_json_errors() {
     assert_eq!(s, 405);
 
     // Identity problems.
-    let (s, h, body) = call(&stack, "POST", "/v1/access-requests", None, Some(ask.clone())).await;
+    let (s, h, body) = call(
+        &stack,
+        "POST",
+        "/v1/access-requests",
+        None,
+        Some(ask.clone()),
+    )
+    .await;
     assert_eq!(s, 401);
     assert_eq!(h["www-authenticate"], "Bearer");
     assert_eq!(body["error"]["code"], "unauthenticated");
-    for garbage in ["abc", "a.b.c", "eyJhbGciOiJub25lIn0.e30.", &"x".repeat(20_000)] {
-        let (s, _, body) = call(&stack, "POST", "/v1/access-requests", Some(garbage), Some(ask.clone())).await;
+    for garbage in [
+        "abc",
+        "a.b.c",
+        "eyJhbGciOiJub25lIn0.e30.",
+        &"x".repeat(20_000),
+    ] {
+        let (s, _, body) = call(
+            &stack,
+            "POST",
+            "/v1/access-requests",
+            Some(garbage),
+            Some(ask.clone()),
+        )
+        .await;
         assert_eq!(s, 401, "{garbage:.20}: {body}");
     }
     let expired = stack.issuer.sign(
         Alg::Es256,
         json!({"iss": stack.issuer.issuer(), "sub": "alice", "aud": "copilot-jit", "exp": now() - 3600, "iat": now() - 7200}),
     );
-    let (s, _, body) = call(&stack, "POST", "/v1/access-requests", Some(&expired), Some(ask.clone())).await;
-    assert_eq!((s, body["error"]["code"].as_str()), (401, Some("token_expired")));
+    let (s, _, body) = call(
+        &stack,
+        "POST",
+        "/v1/access-requests",
+        Some(&expired),
+        Some(ask.clone()),
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (401, Some("token_expired"))
+    );
     let wrong_audience = stack.issuer.token_for("alice", &[], "someone-else");
-    let (s, _, _) = call(&stack, "POST", "/v1/access-requests", Some(&wrong_audience), Some(ask.clone())).await;
+    let (s, _, _) = call(
+        &stack,
+        "POST",
+        "/v1/access-requests",
+        Some(&wrong_audience),
+        Some(ask.clone()),
+    )
+    .await;
     assert_eq!(s, 401);
 
     // Bodies.
-    let (s, _, _) = call(&stack, "POST", "/v1/access-requests", Some(&alice), Some(b"not json".to_vec())).await;
+    let (s, _, _) = call(
+        &stack,
+        "POST",
+        "/v1/access-requests",
+        Some(&alice),
+        Some(b"not json".to_vec()),
+    )
+    .await;
     assert_eq!(s, 400);
     let (s, _, _) = call(&stack, "POST", "/v1/access-requests", Some(&alice), None).await;
     assert_eq!(s, 400);
-    let (s, _, _) = call(&stack, "POST", "/v1/access-requests", Some(&alice), Some(br#"{"scopes":"chat"}"#.to_vec())).await;
+    let (s, _, _) = call(
+        &stack,
+        "POST",
+        "/v1/access-requests",
+        Some(&alice),
+        Some(br#"{"scopes":"chat"}"#.to_vec()),
+    )
+    .await;
     assert_eq!(s, 400);
-    let (s, _, body) = call(&stack, "POST", "/v1/access-requests", Some(&alice), Some(br#"{"scopes":["root"],"reason":"x"}"#.to_vec())).await;
+    let (s, _, body) = call(
+        &stack,
+        "POST",
+        "/v1/access-requests",
+        Some(&alice),
+        Some(br#"{"scopes":["root"],"reason":"x"}"#.to_vec()),
+    )
+    .await;
     assert_eq!((s, body["error"]["rule"].as_str()), (403, Some("scopes")));
-    let huge = format!(r#"{{"scopes":["chat"],"reason":"{}"}}"#, "x".repeat(70 * 1024)).into_bytes();
-    let (s, _, _) = call(&stack, "POST", "/v1/access-requests", Some(&alice), Some(huge)).await;
+    let huge = format!(
+        r#"{{"scopes":["chat"],"reason":"{}"}}"#,
+        "x".repeat(70 * 1024)
+    )
+    .into_bytes();
+    let (s, _, _) = call(
+        &stack,
+        "POST",
+        "/v1/access-requests",
+        Some(&alice),
+        Some(huge),
+    )
+    .await;
     assert_eq!(s, 413);
 
     // Unknown ids.
-    let (s, _, _) = call(&stack, "GET", "/v1/access-requests/req_000000000000000000000000", Some(&alice), None).await;
+    let (s, _, _) = call(
+        &stack,
+        "GET",
+        "/v1/access-requests/req_000000000000000000000000",
+        Some(&alice),
+        None,
+    )
+    .await;
     assert_eq!(s, 404);
-    let (s, _, _) = call(&stack, "POST", "/v1/grants/req_nope/token", Some(&alice), None).await;
+    let (s, _, _) = call(
+        &stack,
+        "POST",
+        "/v1/grants/req_nope/token",
+        Some(&alice),
+        None,
+    )
+    .await;
     assert_eq!(s, 404);
-    let (s, _, _) = call(&stack, "GET", "/v1/access-requests?status=bogus", Some(&alice), None).await;
+    let (s, _, _) = call(
+        &stack,
+        "GET",
+        "/v1/access-requests?status=bogus",
+        Some(&alice),
+        None,
+    )
+    .await;
     assert_eq!(s, 400);
 
     // Copilot calls without a usable gateway token say how to get one.
     let chat = br#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#.to_vec();
-    let (s, _, body) = call(&stack, "POST", "/chat/completions", None, Some(chat.clone())).await;
+    let (s, _, body) = call(
+        &stack,
+        "POST",
+        "/chat/completions",
+        None,
+        Some(chat.clone()),
+    )
+    .await;
     assert_eq!(s, 401);
     assert!(body["error"]["how_to_request_access"]["request"]["body"]["scopes"].is_array());
-    let (s, _, _) = call(&stack, "POST", "/chat/completions", Some("not-a-token"), Some(chat.clone())).await;
+    let (s, _, _) = call(
+        &stack,
+        "POST",
+        "/chat/completions",
+        Some("not-a-token"),
+        Some(chat.clone()),
+    )
+    .await;
     assert_eq!(s, 401);
     // An OIDC token is not a gateway token.
-    let (s, _, _) = call(&stack, "POST", "/chat/completions", Some(&alice), Some(chat)).await;
+    let (s, _, _) = call(
+        &stack,
+        "POST",
+        "/chat/completions",
+        Some(&alice),
+        Some(chat),
+    )
+    .await;
     assert_eq!(s, 401);
-    assert_eq!(stack.upstream.requests().len(), 0, "nothing reached the upstream");
+    assert_eq!(
+        stack.upstream.requests().len(),
+        0,
+        "nothing reached the upstream"
+    );
 }

@@ -65,21 +65,39 @@ fn each_component_imports_only_its_capabilities() {
         ),
         (
             "components/auth-validator.wasm",
-            set(&["wasi:http/outgoing-handler", "wasi:keyvalue/store", "wasi:config/store", "copilot-jit:gateway/types"]),
+            set(&[
+                "wasi:http/outgoing-handler",
+                "wasi:keyvalue/store",
+                "wasi:config/store",
+                "copilot-jit:gateway/types",
+            ]),
         ),
         (
             "components/grant-store.wasm",
-            set(&["wasi:keyvalue/store", "wasi:keyvalue/atomics", "copilot-jit:gateway/types"]),
+            set(&[
+                "wasi:keyvalue/store",
+                "wasi:keyvalue/atomics",
+                "copilot-jit:gateway/types",
+            ]),
         ),
         ("components/token-minter.wasm", set(&["wasi:config/store"])),
         ("components/masking-filter.wasm", set(&[])),
         (
             "components/audit-sink.wasm",
-            set(&["wasi:config/store", "wasi:keyvalue/store", "wasi:keyvalue/atomics", "copilot-jit:gateway/types"]),
+            set(&[
+                "wasi:config/store",
+                "wasi:keyvalue/store",
+                "wasi:keyvalue/atomics",
+                "copilot-jit:gateway/types",
+            ]),
         ),
     ];
     for (file, want) in expected {
-        assert_eq!(capabilities(&engine, file), want, "{file} imports other capabilities than its role needs");
+        assert_eq!(
+            capabilities(&engine, file),
+            want,
+            "{file} imports other capabilities than its role needs"
+        );
     }
 }
 
@@ -90,18 +108,34 @@ fn masking_filter_imports_no_host_interface() {
         .into_iter()
         .filter(|n| !n.starts_with("copilot-jit:"))
         .collect();
-    assert!(host_imports.is_empty(), "masking-filter imports {host_imports:?}");
+    assert!(
+        host_imports.is_empty(),
+        "masking-filter imports {host_imports:?}"
+    );
 }
 
 #[test]
 fn the_composed_artifact_needs_only_host_interfaces() {
     let engine = Engine::default();
     let all = capabilities(&engine, "copilot-jit.wasm");
-    assert!(all.iter().all(|n| !n.starts_with("copilot-jit:")), "unplugged imports: {all:?}");
+    assert!(
+        all.iter().all(|n| !n.starts_with("copilot-jit:")),
+        "unplugged imports: {all:?}"
+    );
     assert_eq!(
         all,
-        set(&["wasi:http/outgoing-handler", "wasi:keyvalue/store", "wasi:keyvalue/atomics", "wasi:config/store"])
+        set(&[
+            "wasi:http/outgoing-handler",
+            "wasi:keyvalue/store",
+            "wasi:keyvalue/atomics",
+            "wasi:config/store"
+        ])
     );
     let names = imports(&engine, "copilot-jit.wasm");
-    assert!(names.iter().all(|n| !n.starts_with("wasi:filesystem") && !n.starts_with("wasi:sockets")), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.starts_with("wasi:filesystem") && !n.starts_with("wasi:sockets")),
+        "{names:?}"
+    );
 }

@@ -25,10 +25,17 @@ impl Client {
         }
     }
 
-    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method.parse().expect("method"), format!("{}{path}", self.base));
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(
+            method.parse().expect("method"),
+            format!("{}{path}", self.base),
+        );
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -36,11 +43,18 @@ impl Client {
             req = req.json(&b);
         }
         let resp = req.send().await.expect("gateway reachable");
-        assert!(resp.headers().get("x-test-host-trap").is_none(), "component trapped on {method} {path}");
-        assert!(resp.headers().get("x-github-request-id").is_some(), "x-github-request-id missing on {path}");
+        assert!(
+            resp.headers().get("x-test-host-trap").is_none(),
+            "component trapped on {method} {path}"
+        );
+        assert!(
+            resp.headers().get("x-github-request-id").is_some(),
+            "x-github-request-id missing on {path}"
+        );
         let status = resp.status().as_u16();
         let text = resp.text().await.expect("body");
-        let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{method} {path} answered non-JSON: {text}"));
+        let value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{method} {path} answered non-JSON: {text}"));
         (status, value)
     }
 }
@@ -58,11 +72,22 @@ fn verify_gateway_token(token: &str, jwks: &Value) -> Value {
         .expect("the token's kid is published");
     assert_eq!(key["kty"], "OKP");
     assert_eq!(key["crv"], "Ed25519");
-    let x: [u8; 32] = URL_SAFE_NO_PAD.decode(key["x"].as_str().unwrap()).unwrap().try_into().unwrap();
-    let sig: [u8; 64] = URL_SAFE_NO_PAD.decode(parts[2]).unwrap().try_into().unwrap();
+    let x: [u8; 32] = URL_SAFE_NO_PAD
+        .decode(key["x"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let sig: [u8; 64] = URL_SAFE_NO_PAD
+        .decode(parts[2])
+        .unwrap()
+        .try_into()
+        .unwrap();
     VerifyingKey::from_bytes(&x)
         .unwrap()
-        .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &Signature::from_bytes(&sig))
+        .verify(
+            format!("{}.{}", parts[0], parts[1]).as_bytes(),
+            &Signature::from_bytes(&sig),
+        )
         .expect("gateway token verifies with the published key");
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap()
 }
@@ -80,20 +105,34 @@ async fn read_stream(resp: reqwest::Response) -> (String, Duration) {
         }
         text.extend_from_slice(&chunk);
     }
-    (String::from_utf8(text).expect("utf-8 stream"), first.unwrap_or_default())
+    (
+        String::from_utf8(text).expect("utf-8 stream"),
+        first.unwrap_or_default(),
+    )
 }
 
 fn stream_text(body: &str) -> String {
     let lines: Vec<&str> = body.lines().filter(|l| !l.is_empty()).collect();
-    assert_eq!(lines.last(), Some(&"data: [DONE]"), "stream must end with [DONE]: {body}");
+    assert_eq!(
+        lines.last(),
+        Some(&"data: [DONE]"),
+        "stream must end with [DONE]: {body}"
+    );
     lines
         .iter()
-        .map(|l| l.strip_prefix("data: ").unwrap_or_else(|| panic!("every line is a data line: {l}")))
+        .map(|l| {
+            l.strip_prefix("data: ")
+                .unwrap_or_else(|| panic!("every line is a data line: {l}"))
+        })
         .filter(|d| *d != "[DONE]")
         .map(|d| {
             let v: Value = serde_json::from_str(d).expect("one JSON object per data line");
             let c = &v["choices"][0];
-            c["delta"]["content"].as_str().or(c["text"].as_str()).unwrap_or("").to_string()
+            c["delta"]["content"]
+                .as_str()
+                .or(c["text"].as_str())
+                .unwrap_or("")
+                .to_string()
         })
         .collect()
 }
@@ -109,7 +148,14 @@ async fn jit_flow_end_to_end() {
 
     // Request access.
     let ask = json!({"scopes": ["chat", "completions"], "reason": "pairing on the parser", "duration": "30m"});
-    let (status, created) = client.call("POST", "/v1/access-requests", Some(&alice), Some(ask.clone())).await;
+    let (status, created) = client
+        .call(
+            "POST",
+            "/v1/access-requests",
+            Some(&alice),
+            Some(ask.clone()),
+        )
+        .await;
     assert_eq!(status, 201, "{created}");
     let request = &created["request"];
     assert_eq!(request["status"], "pending");
@@ -118,50 +164,122 @@ async fn jit_flow_end_to_end() {
     let id = request["id"].as_str().unwrap().to_string();
 
     // No token before approval.
-    let (status, body) = client.call("POST", &format!("/v1/grants/{id}/token"), Some(&alice), None).await;
+    let (status, body) = client
+        .call(
+            "POST",
+            &format!("/v1/grants/{id}/token"),
+            Some(&alice),
+            None,
+        )
+        .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["status"], "pending");
 
     // The requester is not an approver; an approver may not approve their own request.
-    let (status, _) = client.call("POST", &format!("/v1/access-requests/{id}/approve"), Some(&alice), None).await;
+    let (status, _) = client
+        .call(
+            "POST",
+            &format!("/v1/access-requests/{id}/approve"),
+            Some(&alice),
+            None,
+        )
+        .await;
     assert_eq!(status, 403);
-    let (_, own) = client.call("POST", "/v1/access-requests", Some(&dave), Some(ask.clone())).await;
+    let (_, own) = client
+        .call(
+            "POST",
+            "/v1/access-requests",
+            Some(&dave),
+            Some(ask.clone()),
+        )
+        .await;
     let own_id = own["request"]["id"].as_str().unwrap();
     let (status, body) = client
-        .call("POST", &format!("/v1/access-requests/{own_id}/approve"), Some(&dave), Some(json!({"comment": "me"})))
+        .call(
+            "POST",
+            &format!("/v1/access-requests/{own_id}/approve"),
+            Some(&dave),
+            Some(json!({"comment": "me"})),
+        )
         .await;
     assert_eq!(status, 403, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("own request"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("own request"),
+        "{body}"
+    );
 
     // The approver sees the pending request and approves it.
-    let (status, listed) = client.call("GET", "/v1/access-requests?status=pending", Some(&bob), None).await;
+    let (status, listed) = client
+        .call(
+            "GET",
+            "/v1/access-requests?status=pending",
+            Some(&bob),
+            None,
+        )
+        .await;
     assert_eq!(status, 200);
-    let mine = listed["requests"].as_array().unwrap().iter().find(|r| r["id"] == id).expect("listed");
+    let mine = listed["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .expect("listed");
     assert_eq!(mine["you_may_decide"], true);
     // A non-approver sees only their own requests.
-    let (_, alice_list) = client.call("GET", "/v1/access-requests", Some(&alice), None).await;
-    assert!(alice_list["requests"].as_array().unwrap().iter().all(|r| r["requester"]["subject"] == "alice"));
+    let (_, alice_list) = client
+        .call("GET", "/v1/access-requests", Some(&alice), None)
+        .await;
+    assert!(alice_list["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["requester"]["subject"] == "alice"));
     let (status, approved) = client
-        .call("POST", &format!("/v1/access-requests/{id}/approve"), Some(&bob), Some(json!({"comment": "ok for today"})))
+        .call(
+            "POST",
+            &format!("/v1/access-requests/{id}/approve"),
+            Some(&bob),
+            Some(json!({"comment": "ok for today"})),
+        )
         .await;
     assert_eq!(status, 200, "{approved}");
     assert_eq!(approved["request"]["status"], "approved");
     let granted_at = approved["request"]["granted_at"].as_u64().unwrap();
-    assert_eq!(approved["request"]["expires_at"].as_u64().unwrap(), granted_at + 1800);
-    assert_eq!(approved["request"]["decisions"][0]["comment"], "ok for today");
+    assert_eq!(
+        approved["request"]["expires_at"].as_u64().unwrap(),
+        granted_at + 1800
+    );
+    assert_eq!(
+        approved["request"]["decisions"][0]["comment"],
+        "ok for today"
+    );
 
     // A short-lived Ed25519 token bound to the grant, verifiable with the JWKS.
-    let (status, issued) = client.call("POST", &format!("/v1/grants/{id}/token"), Some(&alice), None).await;
+    let (status, issued) = client
+        .call(
+            "POST",
+            &format!("/v1/grants/{id}/token"),
+            Some(&alice),
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "{issued}");
     let token = issued["access_token"].as_str().unwrap().to_string();
     assert!(issued["expires_in"].as_u64().unwrap() <= 900);
-    let (_, jwks) = client.call("GET", "/.well-known/jwks.json", None, None).await;
+    let (_, jwks) = client
+        .call("GET", "/.well-known/jwks.json", None, None)
+        .await;
     let claims = verify_gateway_token(&token, &jwks);
     assert_eq!(claims["gid"], id.as_str());
     assert_eq!(claims["sub"], "alice");
     assert!(claims["exp"].as_u64().unwrap() <= granted_at + 1800);
     // Bob cannot take Alice's token.
-    let (status, _) = client.call("POST", &format!("/v1/grants/{id}/token"), Some(&bob), None).await;
+    let (status, _) = client
+        .call("POST", &format!("/v1/grants/{id}/token"), Some(&bob), None)
+        .await;
     assert_eq!(status, 403);
 
     // Copilot chat, not streamed: the prompt's secret is redacted before it leaves.
@@ -184,27 +302,59 @@ async fn jit_flow_end_to_end() {
     let text = resp.text().await.unwrap();
     assert!(!text.contains(UPSTREAM_GITHUB_TOKEN));
     let answer: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(answer["choices"][0]["message"]["content"], "Hello from mock Copilot");
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "Hello from mock Copilot"
+    );
     let sent = stack.upstream.requests();
-    let upstream_chat = sent.iter().rev().find(|r| r.path == "/chat/completions").expect("proxied");
+    let upstream_chat = sent
+        .iter()
+        .rev()
+        .find(|r| r.path == "/chat/completions")
+        .expect("proxied");
     let upstream_auth = upstream_chat.authorization.clone().unwrap();
-    assert!(upstream_auth.starts_with("Bearer tid="), "the gateway-held Copilot token is used: {upstream_auth}");
+    assert!(
+        upstream_auth.starts_with("Bearer tid="),
+        "the gateway-held Copilot token is used: {upstream_auth}"
+    );
     assert!(!upstream_auth.contains(&token));
     let forwarded: Value = serde_json::from_slice(&upstream_chat.body).unwrap();
     let prompt = forwarded["messages"][0]["content"].as_str().unwrap();
-    assert!(!prompt.contains(PLANTED_SECRET) && prompt.contains("[REDACTED:github-token]"), "{prompt}");
-    let header = |name: &str| upstream_chat.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    assert!(
+        !prompt.contains(PLANTED_SECRET) && prompt.contains("[REDACTED:github-token]"),
+        "{prompt}"
+    );
+    let header = |name: &str| {
+        upstream_chat
+            .headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
     assert_eq!(header("x-request-id").as_deref(), Some("client-req-1"));
-    assert_eq!(header("openai-intent").as_deref(), Some("conversation-panel"));
+    assert_eq!(
+        header("openai-intent").as_deref(),
+        Some("conversation-panel")
+    );
     assert_eq!(header("x-initiator").as_deref(), Some("user"));
-    assert!(stack.upstream.requests().iter().filter(|r| r.path == "/copilot_internal/v2/token").all(|r| {
-        r.authorization.as_deref() == Some(&format!("token {UPSTREAM_GITHUB_TOKEN}"))
-    }));
+    assert!(stack
+        .upstream
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/copilot_internal/v2/token")
+        .all(|r| {
+            r.authorization.as_deref() == Some(&format!("token {UPSTREAM_GITHUB_TOKEN}"))
+        }));
 
     // Streamed chat: a secret split across events is masked, and the first
     // bytes reach the client while upstream is still generating.
     stack.upstream.script_stream(StreamScript {
-        pieces: vec!["Use ".into(), "ghp_0123456789abcdef".into(), "ghijABCDEFGHIJ012345".into(), " to log in.".into()],
+        pieces: vec![
+            "Use ".into(),
+            "ghp_0123456789abcdef".into(),
+            "ghijABCDEFGHIJ012345".into(),
+            " to log in.".into(),
+        ],
         delay: Duration::from_millis(400),
         cut_after: None,
     });
@@ -220,11 +370,23 @@ async fn jit_flow_end_to_end() {
     assert_eq!(resp.status(), 200);
     let (body, first_byte) = read_stream(resp).await;
     let total = started.elapsed();
-    assert!(total >= Duration::from_millis(2000), "upstream streams over ~2.4s, took {total:?}");
-    assert!(first_byte < total / 2, "first bytes after {first_byte:?} of {total:?}: the stream was buffered");
-    assert!(!body.contains("ghp_") && !body.contains("0123456789abcdef"), "secret leaked: {body}");
+    assert!(
+        total >= Duration::from_millis(2000),
+        "upstream streams over ~2.4s, took {total:?}"
+    );
+    assert!(
+        first_byte < total / 2,
+        "first bytes after {first_byte:?} of {total:?}: the stream was buffered"
+    );
+    assert!(
+        !body.contains("ghp_") && !body.contains("0123456789abcdef"),
+        "secret leaked: {body}"
+    );
     assert_eq!(stream_text(&body), "Use [REDACTED:github-token] to log in.");
-    assert!(body.contains("\"content_filter_results\""), "upstream fields are kept");
+    assert!(
+        body.contains("\"content_filter_results\""),
+        "upstream fields are kept"
+    );
 
     // Streamed completions through the proxy endpoint.
     stack.upstream.script_stream(StreamScript::default());
@@ -242,15 +404,31 @@ async fn jit_flow_end_to_end() {
 
     // The Copilot token was exchanged once and reused from the cache.
     assert_eq!(stack.upstream.exchanges(), 1);
-    assert_eq!(stack.upstream.leaks(), 0, "a gateway token reached the upstream");
+    assert_eq!(
+        stack.upstream.leaks(),
+        0,
+        "a gateway token reached the upstream"
+    );
 
     // Revoke: the very next call with the same token is refused.
     let (status, revoked) = client
-        .call("POST", &format!("/v1/grants/{id}/revoke"), Some(&bob), Some(json!({"comment": "done"})))
+        .call(
+            "POST",
+            &format!("/v1/grants/{id}/revoke"),
+            Some(&bob),
+            Some(json!({"comment": "done"})),
+        )
         .await;
     assert_eq!(status, 200, "{revoked}");
     assert_eq!(revoked["request"]["status"], "revoked");
-    let (status, refused) = client.call("POST", "/chat/completions", Some(&token), Some(chat.clone())).await;
+    let (status, refused) = client
+        .call(
+            "POST",
+            "/chat/completions",
+            Some(&token),
+            Some(chat.clone()),
+        )
+        .await;
     assert_eq!(status, 403, "{refused}");
     assert_eq!(refused["error"]["code"], "grant_not_active");
     assert!(refused["error"]["how_to_request_access"]["request"]["url"]
@@ -259,14 +437,28 @@ async fn jit_flow_end_to_end() {
         .ends_with("/v1/access-requests"));
 
     // The auditor reads back every call on this grant, allowed and denied.
-    let (status, _) = client.call("GET", "/v1/audit/records", Some(&alice), None).await;
+    let (status, _) = client
+        .call("GET", "/v1/audit/records", Some(&alice), None)
+        .await;
     assert_eq!(status, 403, "only auditors read the trail");
-    let (status, audit) = client.call("GET", &format!("/v1/audit/records?grant={id}"), Some(&carol), None).await;
+    let (status, audit) = client
+        .call(
+            "GET",
+            &format!("/v1/audit/records?grant={id}"),
+            Some(&carol),
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "{audit}");
     let records = audit["records"].as_array().unwrap();
     let actions: Vec<(&str, &str)> = records
         .iter()
-        .map(|r| (r["event"]["action"].as_str().unwrap(), r["event"]["outcome"].as_str().unwrap()))
+        .map(|r| {
+            (
+                r["event"]["action"].as_str().unwrap(),
+                r["event"]["outcome"].as_str().unwrap(),
+            )
+        })
         .collect();
     for expected in [
         ("access.request", "allowed"),
@@ -278,18 +470,26 @@ async fn jit_flow_end_to_end() {
         ("grant.revoke", "allowed"),
         ("copilot.chat", "denied"),
     ] {
-        assert!(actions.contains(&expected), "missing {expected:?} in {actions:?}");
+        assert!(
+            actions.contains(&expected),
+            "missing {expected:?} in {actions:?}"
+        );
     }
     let chat_record = records
         .iter()
         .find(|r| r["event"]["client_request_id"] == "client-req-1")
         .expect("the client's request id is recorded");
-    assert_eq!(chat_record["event"]["findings"][0]["detector"], "github-token");
+    assert_eq!(
+        chat_record["event"]["findings"][0]["detector"],
+        "github-token"
+    );
     assert_eq!(chat_record["event"]["principal"]["subject"], "alice");
     assert_eq!(chat_record["event"]["upstream_status"], 200);
 
     // The whole trail is one unbroken, signed chain.
-    let (_, all) = client.call("GET", "/v1/audit/records?limit=1000", Some(&carol), None).await;
+    let (_, all) = client
+        .call("GET", "/v1/audit/records?limit=1000", Some(&carol), None)
+        .await;
     let all = all["records"].as_array().unwrap();
     let mut prev = "0".repeat(64);
     for (i, r) in all.iter().enumerate() {
@@ -309,7 +509,18 @@ async fn jit_flow_end_to_end() {
         .collect();
     let audit_text = String::from_utf8_lossy(&audit_bytes);
     assert!(audit_text.contains("github-token"), "findings are recorded");
-    for canary in [PLANTED_SECRET, UPSTREAM_GITHUB_TOKEN, &upstream_copilot_token, &token, &alice, &bob] {
-        assert!(!audit_text.contains(canary), "audit trail holds a secret: {}…", &canary[..12]);
+    for canary in [
+        PLANTED_SECRET,
+        UPSTREAM_GITHUB_TOKEN,
+        &upstream_copilot_token,
+        &token,
+        &alice,
+        &bob,
+    ] {
+        assert!(
+            !audit_text.contains(canary),
+            "audit trail holds a secret: {}…",
+            &canary[..12]
+        );
     }
 }

@@ -3,9 +3,9 @@
 //! `dist/copilot-jit.wasm`, the one artifact `spin.toml` names as its source.
 
 use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::collections::HashMap;
 use wac_graph::{types::Package, CompositionGraph, EncodeOptions, NodeId};
 
 /// The HTTP component that receives requests; the others plug into its imports.
@@ -50,7 +50,10 @@ fn target_dir(root: &Path) -> Result<PathBuf> {
         .output()
         .context("running cargo metadata")?;
     if !out.status.success() {
-        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     meta["target_directory"]
@@ -83,7 +86,12 @@ fn build() -> Result<()> {
         let file = wasm_dir.join(format!("{}.wasm", name.replace('-', "_")));
         let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
         std::fs::write(dist.join("components").join(format!("{name}.wasm")), &bytes)?;
-        let package = Package::from_bytes(&format!("copilot-jit:{name}"), None, bytes, graph.types_mut())?;
+        let package = Package::from_bytes(
+            &format!("copilot-jit:{name}"),
+            None,
+            bytes,
+            graph.types_mut(),
+        )?;
         packages.push((*name, graph.register_package(package)?));
     }
     // Every import of our own package is wired to the component exporting it;
@@ -110,7 +118,10 @@ fn build() -> Result<()> {
         }
     }
     let (instance, exports) = socket_instance.context("the gateway was not composed")?;
-    for export in exports.iter().filter(|e| e.starts_with("wasi:http/incoming-handler")) {
+    for export in exports
+        .iter()
+        .filter(|e| e.starts_with("wasi:http/incoming-handler"))
+    {
         let handler = graph.alias_instance_export(instance, export)?;
         graph.export(handler, export)?;
     }

@@ -34,11 +34,17 @@ mod bindings {
     fn key() -> Result<AuditKey, AuditError> {
         let text = match config::get("audit_signing_key") {
             Ok(Some(v)) => v,
-            _ => return Err(AuditError::Config("variable audit_signing_key is not set".into())),
+            _ => {
+                return Err(AuditError::Config(
+                    "variable audit_signing_key is not set".into(),
+                ))
+            }
         };
         record::decode_seed(&text)
             .map(AuditKey::new)
-            .ok_or_else(|| AuditError::Config("audit_signing_key must be a 32-byte Ed25519 seed".into()))
+            .ok_or_else(|| {
+                AuditError::Config("audit_signing_key must be a 32-byte Ed25519 seed".into())
+            })
     }
 
     fn now_ms() -> u64 {
@@ -104,7 +110,11 @@ mod bindings {
         serde_json::to_vec(v).map_err(|e| AuditError::Storage(e.to_string()))
     }
 
-    fn append(bucket: &Bucket, key: &AuditKey, event: serde_json::Value) -> Result<String, AuditError> {
+    fn append(
+        bucket: &Bucket,
+        key: &AuditKey,
+        event: serde_json::Value,
+    ) -> Result<String, AuditError> {
         let id = new_id()?;
         let record_key = format!("{RECORD_PREFIX}{id}");
         let head_key = format!("audit-head:{CHAIN}");
@@ -128,7 +138,9 @@ mod bindings {
                 .map_err(|e| AuditError::Storage(e.to_string()))?;
             // The record is written under its own id before the head moves,
             // so a lost race never overwrites another writer's record.
-            bucket.set(&record_key, &encode(&record)?).map_err(storage)?;
+            bucket
+                .set(&record_key, &encode(&record)?)
+                .map_err(storage)?;
             let next = ChainHead {
                 seq: record.body.seq,
                 hash: record.hash.clone(),
@@ -139,7 +151,9 @@ mod bindings {
                 Err(CasError::StoreError(e)) => return Err(storage(e)),
             }
         }
-        Err(AuditError::Storage("audit chain is contended; record not chained".into()))
+        Err(AuditError::Storage(
+            "audit chain is contended; record not chained".into(),
+        ))
     }
 
     fn matches(r: &Record, q: &AuditQuery) -> bool {
@@ -170,7 +184,11 @@ mod bindings {
             let mut cursor = None;
             loop {
                 let page = bucket.list_keys(cursor.as_deref()).map_err(storage)?;
-                keys.extend(page.keys.into_iter().filter(|k| k.starts_with(RECORD_PREFIX)));
+                keys.extend(
+                    page.keys
+                        .into_iter()
+                        .filter(|k| k.starts_with(RECORD_PREFIX)),
+                );
                 match page.cursor {
                     Some(c) => cursor = Some(c),
                     None => break,

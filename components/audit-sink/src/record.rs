@@ -131,7 +131,10 @@ pub fn verify_chain(records: &[Record], key: &VerifyingKey, kid: &str) -> Vec<St
     let mut head = ChainHead::default();
     for record in records {
         if let Err(e) = verify_record(record, key, kid) {
-            problems.push(format!("record {} (seq {}): {e:?}", record.body.id, record.body.seq));
+            problems.push(format!(
+                "record {} (seq {}): {e:?}",
+                record.body.id, record.body.seq
+            ));
         }
         if record.body.seq != head.seq + 1 {
             problems.push(format!(

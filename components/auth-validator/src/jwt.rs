@@ -55,7 +55,8 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, Rejection> {
         return Err(reject(Failure::Malformed, "token too large"));
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(c), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(reject(Failure::Malformed, "not a compact JWS"));
     };
@@ -67,8 +68,9 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, Rejection> {
     // serde_json refuses duplicate struct fields, so a second `alg` is an error.
     let header: Header = serde_json::from_slice(&b64(h, "header")?)
         .map_err(|e| reject(Failure::Malformed, format!("header: {e}")))?;
-    let claims: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&b64(c, "payload")?)
-        .map_err(|e| reject(Failure::Malformed, format!("payload: {e}")))?;
+    let claims: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&b64(c, "payload")?)
+            .map_err(|e| reject(Failure::Malformed, format!("payload: {e}")))?;
     let signature = b64(s, "signature")?;
     Ok(Unverified {
         header,
@@ -101,7 +103,7 @@ impl Jwks {
     }
 }
 
-fn field<'a>(v: &'a Option<String>, name: &str) -> Result<Vec<u8>, Rejection> {
+fn field(v: &Option<String>, name: &str) -> Result<Vec<u8>, Rejection> {
     let text = v
         .as_deref()
         .ok_or_else(|| reject(Failure::UnknownKey, format!("JWK has no {name}")))?;
@@ -122,7 +124,10 @@ impl Unverified<'_> {
             ));
         }
         if jwk.alg.as_deref().is_some_and(|a| a != alg) {
-            return Err(reject(Failure::UnsupportedAlgorithm, "algorithm does not match the key"));
+            return Err(reject(
+                Failure::UnsupportedAlgorithm,
+                "algorithm does not match the key",
+            ));
         }
         let digest = Sha256::digest(self.signing_input.as_bytes());
         match (alg, jwk.kty.as_str()) {
@@ -133,7 +138,10 @@ impl Unverified<'_> {
                 let key = RsaPublicKey::new(n, e)
                     .map_err(|e| reject(Failure::UnknownKey, format!("RSA key: {e}")))?;
                 if key.size() < 256 {
-                    return Err(reject(Failure::UnknownKey, "RSA keys under 2048 bits are refused"));
+                    return Err(reject(
+                        Failure::UnknownKey,
+                        "RSA keys under 2048 bits are refused",
+                    ));
                 }
                 key.verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &self.signature)
                     .map_err(|_| reject(Failure::BadSignature, "RS256 signature does not verify"))
@@ -145,15 +153,19 @@ impl Unverified<'_> {
                 }
                 let (x, y) = (field(&jwk.x, "x")?, field(&jwk.y, "y")?);
                 if x.len() != 32 || y.len() != 32 {
-                    return Err(reject(Failure::UnknownKey, "P-256 coordinates must be 32 bytes"));
+                    return Err(reject(
+                        Failure::UnknownKey,
+                        "P-256 coordinates must be 32 bytes",
+                    ));
                 }
                 let mut sec1 = vec![4u8];
                 sec1.extend_from_slice(&x);
                 sec1.extend_from_slice(&y);
                 let key = VerifyingKey::from_sec1_bytes(&sec1)
                     .map_err(|_| reject(Failure::UnknownKey, "invalid P-256 point"))?;
-                let sig = Signature::from_slice(&self.signature)
-                    .map_err(|_| reject(Failure::BadSignature, "ES256 signature must be 64 bytes"))?;
+                let sig = Signature::from_slice(&self.signature).map_err(|_| {
+                    reject(Failure::BadSignature, "ES256 signature must be 64 bytes")
+                })?;
                 key.verify_prehash(&digest, &sig)
                     .map_err(|_| reject(Failure::BadSignature, "ES256 signature does not verify"))
             }
@@ -168,15 +180,23 @@ impl Unverified<'_> {
     pub fn validate_claims(&self, issuer: &str, audience: &str, now: u64) -> Result<(), Rejection> {
         let c = &self.claims;
         if c.get("iss").and_then(|v| v.as_str()) != Some(issuer) {
-            return Err(reject(Failure::UnknownIssuer, "iss does not match the issuer"));
+            return Err(reject(
+                Failure::UnknownIssuer,
+                "iss does not match the issuer",
+            ));
         }
         let aud_ok = match c.get("aud") {
             Some(serde_json::Value::String(a)) => a == audience,
-            Some(serde_json::Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(audience)),
+            Some(serde_json::Value::Array(list)) => {
+                list.iter().any(|a| a.as_str() == Some(audience))
+            }
             _ => false,
         };
         if !aud_ok {
-            return Err(reject(Failure::WrongAudience, "aud does not name this gateway"));
+            return Err(reject(
+                Failure::WrongAudience,
+                "aud does not name this gateway",
+            ));
         }
         let number = |name: &str| -> Result<Option<u64>, Rejection> {
             match c.get(name) {
@@ -206,7 +226,11 @@ mod tests {
     use super::*;
     use p256::ecdsa::{signature::hazmat::PrehashSigner, Signature, SigningKey};
 
-    fn es256_token(key: &SigningKey, header: serde_json::Value, claims: serde_json::Value) -> String {
+    fn es256_token(
+        key: &SigningKey,
+        header: serde_json::Value,
+        claims: serde_json::Value,
+    ) -> String {
         let input = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(header.to_string()),
@@ -237,9 +261,15 @@ mod tests {
     #[test]
     fn a_good_es256_token_verifies() {
         let key = SigningKey::random(&mut rand::thread_rng());
-        let token = es256_token(&key, serde_json::json!({"alg": "ES256", "kid": "k1"}), claims(1000));
+        let token = es256_token(
+            &key,
+            serde_json::json!({"alg": "ES256", "kid": "k1"}),
+            claims(1000),
+        );
         let parsed = parse(&token).unwrap();
-        parsed.verify_signature(&jwk(&key), &["RS256", "ES256"]).unwrap();
+        parsed
+            .verify_signature(&jwk(&key), &["RS256", "ES256"])
+            .unwrap();
         parsed.validate_claims("https://idp", "gw", 500).unwrap();
     }
 
@@ -260,13 +290,28 @@ mod tests {
                 .failure
         };
         let t = |h: serde_json::Value, c: serde_json::Value| es256_token(&key, h, c);
-        assert_eq!(check(&t(good_header.clone(), claims(100)), 500), Failure::Expired);
         assert_eq!(
-            check(&t(serde_json::json!({"alg": "none", "kid": "k1"}), claims(1000)), 500),
+            check(&t(good_header.clone(), claims(100)), 500),
+            Failure::Expired
+        );
+        assert_eq!(
+            check(
+                &t(
+                    serde_json::json!({"alg": "none", "kid": "k1"}),
+                    claims(1000)
+                ),
+                500
+            ),
             Failure::UnsupportedAlgorithm
         );
         assert_eq!(
-            check(&t(serde_json::json!({"alg": "HS256", "kid": "k1"}), claims(1000)), 500),
+            check(
+                &t(
+                    serde_json::json!({"alg": "HS256", "kid": "k1"}),
+                    claims(1000)
+                ),
+                500
+            ),
             Failure::UnsupportedAlgorithm
         );
         assert_eq!(
@@ -275,18 +320,33 @@ mod tests {
         );
         let mut wrong_aud = claims(1000);
         wrong_aud["aud"] = "someone-else".into();
-        assert_eq!(check(&t(good_header.clone(), wrong_aud), 500), Failure::WrongAudience);
+        assert_eq!(
+            check(&t(good_header.clone(), wrong_aud), 500),
+            Failure::WrongAudience
+        );
         let mut wrong_iss = claims(1000);
         wrong_iss["iss"] = "https://evil".into();
-        assert_eq!(check(&t(good_header.clone(), wrong_iss), 500), Failure::UnknownIssuer);
+        assert_eq!(
+            check(&t(good_header.clone(), wrong_iss), 500),
+            Failure::UnknownIssuer
+        );
         let mut no_exp = claims(1000);
         no_exp.as_object_mut().unwrap().remove("exp");
-        assert_eq!(check(&t(good_header.clone(), no_exp), 500), Failure::Malformed);
+        assert_eq!(
+            check(&t(good_header.clone(), no_exp), 500),
+            Failure::Malformed
+        );
         let mut future = claims(5000);
         future["nbf"] = 4000.into();
-        assert_eq!(check(&t(good_header.clone(), future), 500), Failure::NotYetValid);
+        assert_eq!(
+            check(&t(good_header.clone(), future), 500),
+            Failure::NotYetValid
+        );
         assert_eq!(check("a.b", 500), Failure::Malformed);
-        assert_eq!(check(&"x".repeat(MAX_TOKEN_BYTES + 1), 500), Failure::Malformed);
+        assert_eq!(
+            check(&"x".repeat(MAX_TOKEN_BYTES + 1), 500),
+            Failure::Malformed
+        );
         // A duplicate `alg` in the header is malformed, not "last one wins".
         let dup = format!(
             "{}.{}.AAAA",

@@ -64,11 +64,19 @@ mod bindings {
     }
 
     fn variable(name: &str) -> Option<String> {
-        config::get(name).ok().flatten().filter(|v| !v.trim().is_empty())
+        config::get(name)
+            .ok()
+            .flatten()
+            .filter(|v| !v.trim().is_empty())
     }
 
     fn required(name: &str) -> Result<String, AuthError> {
-        variable(name).ok_or_else(|| fail(AuthFailure::KeysUnavailable, format!("variable {name} is not set")))
+        variable(name).ok_or_else(|| {
+            fail(
+                AuthFailure::KeysUnavailable,
+                format!("variable {name} is not set"),
+            )
+        })
     }
 
     /// A bounded GET over `wasi:http`.
@@ -127,7 +135,10 @@ mod bindings {
     }
 
     fn fetch_jwks(issuer: &str) -> Result<serde_json::Value, String> {
-        let discovery_url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+        let discovery_url = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
         let discovery: serde_json::Value =
             serde_json::from_slice(&http_get(&discovery_url)?).map_err(|e| e.to_string())?;
         let jwks_uri = discovery["jwks_uri"]
@@ -167,12 +178,16 @@ mod bindings {
                     // A cache write failure only costs a refetch later.
                     let _ = bucket.set(&cache_key, &bytes);
                 }
-                parse(&jwks).ok_or_else(|| fail(AuthFailure::KeysUnavailable, "issuer JWKS is not valid"))
+                parse(&jwks)
+                    .ok_or_else(|| fail(AuthFailure::KeysUnavailable, "issuer JWKS is not valid"))
             }
             // Keys we still hold keep serving while the issuer is unreachable.
             Err(e) => match cached.as_ref().and_then(|c| parse(&c.jwks)) {
                 Some(jwks) => Ok(jwks),
-                None => Err(fail(AuthFailure::KeysUnavailable, format!("fetching issuer keys: {e}"))),
+                None => Err(fail(
+                    AuthFailure::KeysUnavailable,
+                    format!("fetching issuer keys: {e}"),
+                )),
             },
         }
     }
@@ -181,9 +196,10 @@ mod bindings {
         let groups_claim = variable("oidc_groups_claim").unwrap_or_else(|| "groups".into());
         let text = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_string);
         let groups = match claims.get(&groups_claim) {
-            Some(serde_json::Value::Array(list)) => {
-                list.iter().filter_map(|g| g.as_str().map(str::to_string)).collect()
-            }
+            Some(serde_json::Value::Array(list)) => list
+                .iter()
+                .filter_map(|g| g.as_str().map(str::to_string))
+                .collect(),
             Some(serde_json::Value::String(s)) => vec![s.clone()],
             _ => Vec::new(),
         };
@@ -210,7 +226,9 @@ mod bindings {
             let audience = required("oidc_audience")?;
             let token = jwt::parse(&bearer_token).map_err(from_rejection)?;
             // Cheap checks first: no key fetch for a token that is not ours.
-            token.validate_claims(&issuer, &audience, now()).map_err(from_rejection)?;
+            token
+                .validate_claims(&issuer, &audience, now())
+                .map_err(from_rejection)?;
             let kid = token
                 .header
                 .kid
@@ -220,8 +238,14 @@ mod bindings {
             let jwk = jwks
                 .find(kid)
                 .ok_or_else(|| fail(AuthFailure::UnknownKey, format!("issuer has no key {kid}")))?;
-            token.verify_signature(jwk, ALLOWED_ALGORITHMS).map_err(from_rejection)?;
-            let subject_ok = token.claims.get("sub").and_then(|s| s.as_str()).is_some_and(|s| !s.is_empty());
+            token
+                .verify_signature(jwk, ALLOWED_ALGORITHMS)
+                .map_err(from_rejection)?;
+            let subject_ok = token
+                .claims
+                .get("sub")
+                .and_then(|s| s.as_str())
+                .is_some_and(|s| !s.is_empty());
             if !subject_ok {
                 return Err(fail(AuthFailure::Malformed, "sub is missing"));
             }

@@ -147,7 +147,10 @@ fn now() -> u64 {
 }
 
 fn variable(name: &str) -> Option<String> {
-    config::get(name).ok().flatten().filter(|v| !v.trim().is_empty())
+    config::get(name)
+        .ok()
+        .flatten()
+        .filter(|v| !v.trim().is_empty())
 }
 
 fn public_url() -> String {
@@ -158,8 +161,14 @@ fn public_url() -> String {
 }
 
 fn policy() -> Result<Policy, ApiError> {
-    Policy::from_variables(variable)
-        .map_err(|e| ApiError::new(503, "gateway_misconfigured", "the access policy is not configured").detail(e))
+    Policy::from_variables(variable).map_err(|e| {
+        ApiError::new(
+            503,
+            "gateway_misconfigured",
+            "the access policy is not configured",
+        )
+        .detail(e)
+    })
 }
 
 fn method_name(m: &Method) -> String {
@@ -229,9 +238,14 @@ fn read_stream(stream: &InputStream, limit: usize) -> Result<Vec<u8>, BodyError>
 
 fn read_request_body(request: &IncomingRequest, limit: usize) -> Result<Vec<u8>, ApiError> {
     let too_large = || {
-        ApiError::new(413, "body_too_large", format!("request bodies are limited to {limit} bytes"))
+        ApiError::new(
+            413,
+            "body_too_large",
+            format!("request bodies are limited to {limit} bytes"),
+        )
     };
-    let declared = header(&request.headers(), "content-length").and_then(|v| v.trim().parse::<usize>().ok());
+    let declared =
+        header(&request.headers(), "content-length").and_then(|v| v.trim().parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
@@ -251,8 +265,13 @@ fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     if bytes.is_empty() {
         return Err(ApiError::new(400, "bad_json", "a JSON body is required"));
     }
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::new(400, "bad_json", format!("the body is not valid JSON for this call: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            400,
+            "bad_json",
+            format!("the body is not valid JSON for this call: {e}"),
+        )
+    })
 }
 
 fn write_all(stream: &OutputStream, bytes: &[u8]) -> Result<(), StreamError> {
@@ -265,10 +284,19 @@ fn write_all(stream: &OutputStream, bytes: &[u8]) -> Result<(), StreamError> {
 fn response_fields(ctx: &Ctx, content_type: &str, extra: &[(String, String)]) -> Fields {
     let mut list: Vec<(String, Vec<u8>)> = vec![
         ("content-type".into(), content_type.as_bytes().to_vec()),
-        ("x-request-id".into(), ctx.client_request_id.clone().unwrap_or_else(|| ctx.request_id.clone()).into_bytes()),
+        (
+            "x-request-id".into(),
+            ctx.client_request_id
+                .clone()
+                .unwrap_or_else(|| ctx.request_id.clone())
+                .into_bytes(),
+        ),
     ];
     if !extra.iter().any(|(k, _)| k == "x-github-request-id") {
-        list.push(("x-github-request-id".into(), ctx.request_id.clone().into_bytes()));
+        list.push((
+            "x-github-request-id".into(),
+            ctx.request_id.clone().into_bytes(),
+        ));
     }
     for (k, v) in extra {
         list.push((k.clone(), v.clone().into_bytes()));
@@ -276,7 +304,12 @@ fn response_fields(ctx: &Ctx, content_type: &str, extra: &[(String, String)]) ->
     Fields::from_list(&list).unwrap_or_else(|_| Fields::new())
 }
 
-fn send_bytes(out: ResponseOutparam, status: u16, fields: Fields, body: &[u8]) -> Result<(), StreamError> {
+fn send_bytes(
+    out: ResponseOutparam,
+    status: u16,
+    fields: Fields,
+    body: &[u8],
+) -> Result<(), StreamError> {
     let response = OutgoingResponse::new(fields);
     let _ = response.set_status_code(status);
     let Ok(outgoing) = response.body() else {
@@ -308,7 +341,11 @@ fn bearer(ctx: &Ctx) -> Option<String> {
 
 fn authenticate(ctx: &mut Ctx) -> Result<Principal, ApiError> {
     let token = bearer(ctx).ok_or_else(|| {
-        ApiError::new(401, "unauthenticated", "send an OIDC token as 'Authorization: Bearer <token>'")
+        ApiError::new(
+            401,
+            "unauthenticated",
+            "send an OIDC token as 'Authorization: Bearer <token>'",
+        )
     })?;
     match auth::authenticate(&token) {
         Ok(p) => {
@@ -318,10 +355,14 @@ fn authenticate(ctx: &mut Ctx) -> Result<Principal, ApiError> {
         Err(e) => {
             let detail = format!("{:?}: {}", e.failure, e.detail);
             Err(match e.failure {
-                auth::AuthFailure::KeysUnavailable => {
-                    ApiError::new(503, "identity_unavailable", "the identity provider's keys cannot be fetched")
+                auth::AuthFailure::KeysUnavailable => ApiError::new(
+                    503,
+                    "identity_unavailable",
+                    "the identity provider's keys cannot be fetched",
+                ),
+                auth::AuthFailure::Expired => {
+                    ApiError::new(401, "token_expired", "the identity token has expired")
                 }
-                auth::AuthFailure::Expired => ApiError::new(401, "token_expired", "the identity token has expired"),
                 _ => ApiError::new(401, "invalid_token", "the identity token was not accepted"),
             }
             .detail(detail))
@@ -393,9 +434,11 @@ fn store_error(e: grants::StoreError) -> ApiError {
         grants::StoreError::NotFound => ApiError::new(404, "not_found", "no such access request"),
         grants::StoreError::InvalidState(m) => ApiError::new(409, "invalid_state", m),
         grants::StoreError::Forbidden(m) => ApiError::new(403, "forbidden", m),
-        grants::StoreError::Conflict => {
-            ApiError::new(503, "busy", "too many concurrent changes to this request; retry")
-        }
+        grants::StoreError::Conflict => ApiError::new(
+            503,
+            "busy",
+            "too many concurrent changes to this request; retry",
+        ),
         grants::StoreError::Storage(m) => {
             ApiError::new(503, "storage_unavailable", "the grant store is unavailable").detail(m)
         }
@@ -433,7 +476,14 @@ fn create_request(ctx: &mut Ctx, request: &IncomingRequest) -> Result<Reply, Api
     })
     .map_err(store_error)?;
     ctx.trace.grant_id = Some(created.id.clone());
-    ctx.trace.reason = Some(if plan.auto_approve { "auto-approved" } else { "pending approval" }.into());
+    ctx.trace.reason = Some(
+        if plan.auto_approve {
+            "auto-approved"
+        } else {
+            "pending approval"
+        }
+        .into(),
+    );
     Ok(Reply::Json(201, json!({"request": request_json(&created)})))
 }
 
@@ -441,7 +491,12 @@ fn list_requests(ctx: &mut Ctx) -> Result<Reply, ApiError> {
     let principal = authenticate(ctx)?;
     let policy = policy()?;
     let params = routes::query_params(&ctx.path);
-    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
     let status = match param("status").as_deref() {
         None | Some("") | Some("all") => None,
         Some("pending") => Some(grants::RequestStatus::Pending),
@@ -450,12 +505,20 @@ fn list_requests(ctx: &mut Ctx) -> Result<Reply, ApiError> {
         Some("expired") => Some(grants::RequestStatus::Expired),
         Some("revoked") => Some(grants::RequestStatus::Revoked),
         Some(other) => {
-            return Err(ApiError::new(400, "bad_query", format!("unknown status {other:?}")));
+            return Err(ApiError::new(
+                400,
+                "bad_query",
+                format!("unknown status {other:?}"),
+            ));
         }
     };
     let approver = policy.may_decide(&principal.groups, &policy.approver_groups);
     // Approvers see every request; anyone else sees only their own.
-    let requester_subject = if approver { param("requester") } else { Some(principal.subject.clone()) };
+    let requester_subject = if approver {
+        param("requester")
+    } else {
+        Some(principal.subject.clone())
+    };
     let limit = match param("limit") {
         None => 100,
         Some(v) => v
@@ -473,12 +536,14 @@ fn list_requests(ctx: &mut Ctx) -> Result<Reply, ApiError> {
         .filter(|r| approver || same_person(&principal, r))
         .map(|r| {
             let mut v = request_json(r);
-            v["you_may_decide"] = json!(
-                r.status == grants::RequestStatus::Pending
-                    && !same_person(&principal, r)
-                    && policy.may_decide(&principal.groups, &r.approver_groups)
-                    && !r.decisions.iter().any(|d| d.by_subject == principal.subject && d.by_issuer == principal.issuer)
-            );
+            v["you_may_decide"] =
+                json!(
+                    r.status == grants::RequestStatus::Pending
+                        && !same_person(&principal, r)
+                        && policy.may_decide(&principal.groups, &r.approver_groups)
+                        && !r.decisions.iter().any(|d| d.by_subject == principal.subject
+                            && d.by_issuer == principal.issuer)
+                );
             v
         })
         .collect();
@@ -489,7 +554,9 @@ fn get_request(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
     let principal = authenticate(ctx)?;
     let policy = policy()?;
     let request = load_request(ctx, id)?;
-    if !same_person(&principal, &request) && !policy.may_decide(&principal.groups, &request.approver_groups) {
+    if !same_person(&principal, &request)
+        && !policy.may_decide(&principal.groups, &request.approver_groups)
+    {
         // Not found rather than forbidden: ids of others' requests are not revealed.
         return Err(ApiError::new(404, "not_found", "no such access request"));
     }
@@ -509,12 +576,21 @@ fn comment_from(request: &IncomingRequest) -> Result<String, ApiError> {
     }
     let parsed: CommentBody = parse_json(&body)?;
     if parsed.comment.chars().count() > 1000 {
-        return Err(ApiError::new(400, "bad_comment", "comments are limited to 1000 characters"));
+        return Err(ApiError::new(
+            400,
+            "bad_comment",
+            "comments are limited to 1000 characters",
+        ));
     }
     Ok(parsed.comment)
 }
 
-fn decide(ctx: &mut Ctx, request: &IncomingRequest, id: &str, verdict: Verdict) -> Result<Reply, ApiError> {
+fn decide(
+    ctx: &mut Ctx,
+    request: &IncomingRequest,
+    id: &str,
+    verdict: Verdict,
+) -> Result<Reply, ApiError> {
     let principal = authenticate(ctx)?;
     let policy = policy()?;
     let comment = comment_from(request)?;
@@ -523,7 +599,10 @@ fn decide(ctx: &mut Ctx, request: &IncomingRequest, id: &str, verdict: Verdict) 
         return Err(ApiError::new(
             403,
             "not_an_approver",
-            format!("only members of {} may decide this request", current.approver_groups.join(", ")),
+            format!(
+                "only members of {} may decide this request",
+                current.approver_groups.join(", ")
+            ),
         ));
     }
     let kind = match verdict {
@@ -539,10 +618,17 @@ fn revoke(ctx: &mut Ctx, request: &IncomingRequest, id: &str) -> Result<Reply, A
     let policy = policy()?;
     let comment = comment_from(request)?;
     let current = load_request(ctx, id)?;
-    if !same_person(&principal, &current) && !policy.may_decide(&principal.groups, &current.approver_groups) {
-        return Err(ApiError::new(403, "forbidden", "only the requester or an approver may revoke this grant"));
+    if !same_person(&principal, &current)
+        && !policy.may_decide(&principal.groups, &current.approver_groups)
+    {
+        return Err(ApiError::new(
+            403,
+            "forbidden",
+            "only the requester or an approver may revoke this grant",
+        ));
     }
-    let updated = grants::decide(id, grants::DecisionKind::Revoke, &principal, &comment).map_err(store_error)?;
+    let updated = grants::decide(id, grants::DecisionKind::Revoke, &principal, &comment)
+        .map_err(store_error)?;
     Ok(Reply::Json(200, json!({"request": request_json(&updated)})))
 }
 
@@ -550,13 +636,24 @@ fn issue_token(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
     let principal = authenticate(ctx)?;
     let grant = load_request(ctx, id)?;
     if !same_person(&principal, &grant) {
-        return Err(ApiError::new(403, "forbidden", "only the requester receives tokens for a grant"));
+        return Err(ApiError::new(
+            403,
+            "forbidden",
+            "only the requester receives tokens for a grant",
+        ));
     }
-    let (grants::RequestStatus::Approved, Some(expires_at)) = (grant.status, grant.expires_at) else {
-        return Err(ApiError::new(409, "grant_not_active", format!("the request is {}", status_name(grant.status)))
-            .with(json!({"status": status_name(grant.status)})));
+    let (grants::RequestStatus::Approved, Some(expires_at)) = (grant.status, grant.expires_at)
+    else {
+        return Err(ApiError::new(
+            409,
+            "grant_not_active",
+            format!("the request is {}", status_name(grant.status)),
+        )
+        .with(json!({"status": status_name(grant.status)})));
     };
-    let ttl = variable("token_ttl_secs").and_then(|v| v.parse().ok()).unwrap_or(900);
+    let ttl = variable("token_ttl_secs")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(900);
     let minted = minter::mint(&minter::MintRequest {
         grant_id: grant.id.clone(),
         subject: principal.subject.clone(),
@@ -566,7 +663,10 @@ fn issue_token(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
         ttl_secs: ttl,
         not_after: expires_at,
     })
-    .map_err(|e| ApiError::new(503, "minter_unavailable", "no token could be minted").detail(format!("{e:?}")))?;
+    .map_err(|e| {
+        ApiError::new(503, "minter_unavailable", "no token could be minted")
+            .detail(format!("{e:?}"))
+    })?;
     ctx.trace.token_id = Some(minted.claims.token_id.clone());
     Ok(Reply::Json(
         200,
@@ -586,13 +686,26 @@ fn issue_token(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
 fn audit_records(ctx: &mut Ctx) -> Result<Reply, ApiError> {
     let principal = authenticate(ctx)?;
     if !policy()?.may_read_audit(&principal.groups) {
-        return Err(ApiError::new(403, "not_an_auditor", "reading the audit trail needs an auditor group"));
+        return Err(ApiError::new(
+            403,
+            "not_an_auditor",
+            "reading the audit trail needs an auditor group",
+        ));
     }
     let params = routes::query_params(&ctx.path);
-    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
     let number = |name: &str| -> Result<Option<u64>, ApiError> {
         param(name)
-            .map(|v| v.parse::<u64>().map_err(|_| ApiError::new(400, "bad_query", format!("{name} must be a whole number"))))
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    ApiError::new(400, "bad_query", format!("{name} must be a whole number"))
+                })
+            })
             .transpose()
     };
     let records = audit::query(&audit::AuditQuery {
@@ -602,8 +715,14 @@ fn audit_records(ctx: &mut Ctx) -> Result<Reply, ApiError> {
         until: number("until")?,
         limit: number("limit")?.unwrap_or(200).min(1000) as u32,
     })
-    .map_err(|e| ApiError::new(503, "audit_unavailable", "the audit trail cannot be read").detail(format!("{e:?}")))?;
-    let records: Vec<Value> = records.iter().filter_map(|r| serde_json::from_str(r).ok()).collect();
+    .map_err(|e| {
+        ApiError::new(503, "audit_unavailable", "the audit trail cannot be read")
+            .detail(format!("{e:?}"))
+    })?;
+    let records: Vec<Value> = records
+        .iter()
+        .filter_map(|r| serde_json::from_str(r).ok())
+        .collect();
     Ok(Reply::Json(200, json!({"records": records})))
 }
 
@@ -616,7 +735,10 @@ struct CachedCopilotToken {
 }
 
 fn upstream_base(name: &str, default: &str) -> String {
-    variable(name).unwrap_or_else(|| default.to_string()).trim_end_matches('/').to_string()
+    variable(name)
+        .unwrap_or_else(|| default.to_string())
+        .trim_end_matches('/')
+        .to_string()
 }
 
 struct Upstream {
@@ -626,7 +748,12 @@ struct Upstream {
 
 /// Sends one request over wasi:http; the body is written after `handle` so
 /// that large bodies stream instead of filling the host's buffer.
-fn send(method: Method, url: &str, headers: &[(String, Vec<u8>)], body: Option<&[u8]>) -> Result<Upstream, String> {
+fn send(
+    method: Method,
+    url: &str,
+    headers: &[(String, Vec<u8>)],
+    body: Option<&[u8]>,
+) -> Result<Upstream, String> {
     let (scheme, rest) = if let Some(r) = url.strip_prefix("https://") {
         (Scheme::Https, r)
     } else if let Some(r) = url.strip_prefix("http://") {
@@ -647,10 +774,14 @@ fn send(method: Method, url: &str, headers: &[(String, Vec<u8>)], body: Option<&
     if !ok {
         return Err(format!("invalid upstream URL {url}"));
     }
-    let outgoing_body = request.body().map_err(|_| "request body unavailable".to_string())?;
+    let outgoing_body = request
+        .body()
+        .map_err(|_| "request body unavailable".to_string())?;
     let pending = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
     if let Some(bytes) = body {
-        let stream = outgoing_body.write().map_err(|_| "request body stream unavailable".to_string())?;
+        let stream = outgoing_body
+            .write()
+            .map_err(|_| "request body stream unavailable".to_string())?;
         write_all(&stream, bytes).map_err(|e| format!("writing upstream body: {e:?}"))?;
         drop(stream);
     }
@@ -682,7 +813,12 @@ fn read_response(response: IncomingResponse, limit: usize) -> Result<Vec<u8>, St
 /// from the token endpoint with the gateway-held GitHub token.
 fn copilot_token(force_refresh: bool) -> Result<String, ApiError> {
     let unavailable = |detail: String| {
-        ApiError::new(502, "upstream_unavailable", "the gateway could not obtain upstream access").detail(detail)
+        ApiError::new(
+            502,
+            "upstream_unavailable",
+            "the gateway could not obtain upstream access",
+        )
+        .detail(detail)
     };
     let bucket = store::open("default").map_err(|e| unavailable(format!("kv: {e:?}")))?;
     if !force_refresh {
@@ -696,11 +832,21 @@ fn copilot_token(force_refresh: bool) -> Result<String, ApiError> {
         }
     }
     let github_token = variable("upstream_github_token").ok_or_else(|| {
-        ApiError::new(503, "gateway_misconfigured", "the gateway has no upstream credential configured")
+        ApiError::new(
+            503,
+            "gateway_misconfigured",
+            "the gateway has no upstream credential configured",
+        )
     })?;
-    let url = format!("{}/copilot_internal/v2/token", upstream_base("github_api_url", "https://api.github.com"));
+    let url = format!(
+        "{}/copilot_internal/v2/token",
+        upstream_base("github_api_url", "https://api.github.com")
+    );
     let headers = vec![
-        ("authorization".to_string(), format!("token {github_token}").into_bytes()),
+        (
+            "authorization".to_string(),
+            format!("token {github_token}").into_bytes(),
+        ),
         ("accept".to_string(), b"application/json".to_vec()),
         ("user-agent".to_string(), b"copilot-jit/0.1".to_vec()),
     ];
@@ -710,8 +856,11 @@ fn copilot_token(force_refresh: bool) -> Result<String, ApiError> {
     if status != 200 {
         return Err(unavailable(format!("token endpoint answered {status}")));
     }
-    let envelope: Value = serde_json::from_slice(&body).map_err(|e| unavailable(format!("token envelope: {e}")))?;
-    let token = envelope["token"].as_str().ok_or_else(|| unavailable("token envelope has no token".into()))?;
+    let envelope: Value =
+        serde_json::from_slice(&body).map_err(|e| unavailable(format!("token envelope: {e}")))?;
+    let token = envelope["token"]
+        .as_str()
+        .ok_or_else(|| unavailable("token envelope has no token".into()))?;
     let now = now();
     let refresh_in = envelope["refresh_in"].as_u64().unwrap_or(300);
     let expires_at = envelope["expires_at"].as_u64().unwrap_or(now + refresh_in);
@@ -759,18 +908,32 @@ fn bounded(mut text: String) -> String {
     text
 }
 
-fn copilot_call(ctx: &mut Ctx, request: &IncomingRequest, out: &mut Option<ResponseOutparam>, call: CopilotCall) -> Result<Reply, ApiError> {
+fn copilot_call(
+    ctx: &mut Ctx,
+    request: &IncomingRequest,
+    out: &mut Option<ResponseOutparam>,
+    call: CopilotCall,
+) -> Result<Reply, ApiError> {
     ctx.trace.action = format!("copilot.{}", call.scope());
     // 1. The gateway token: signature and expiry, no storage read.
     let token = bearer(ctx).ok_or_else(|| {
-        ApiError::new(401, "unauthenticated", "this call needs a gateway token; request access first").with(how_to_request())
+        ApiError::new(
+            401,
+            "unauthenticated",
+            "this call needs a gateway token; request access first",
+        )
+        .with(how_to_request())
     })?;
     let claims = minter::verify(&token).map_err(|e| {
         let message = match e {
-            minter::MinterError::Expired => "the gateway token has expired; get a new one from your grant",
+            minter::MinterError::Expired => {
+                "the gateway token has expired; get a new one from your grant"
+            }
             _ => "the gateway token was not accepted",
         };
-        ApiError::new(401, "invalid_gateway_token", message).with(how_to_request()).detail(format!("{e:?}"))
+        ApiError::new(401, "invalid_gateway_token", message)
+            .with(how_to_request())
+            .detail(format!("{e:?}"))
     })?;
     ctx.trace.grant_id = Some(claims.grant_id.clone());
     ctx.trace.token_id = Some(claims.token_id.clone());
@@ -778,8 +941,12 @@ fn copilot_call(ctx: &mut Ctx, request: &IncomingRequest, out: &mut Option<Respo
     let grant = grants::get(&claims.grant_id).map_err(store_error)?;
     ctx.trace.principal = Some(grant.requester.clone());
     if grant.status != grants::RequestStatus::Approved {
-        return Err(ApiError::new(403, "grant_not_active", format!("your grant is {}", status_name(grant.status)))
-            .with(how_to_request()));
+        return Err(ApiError::new(
+            403,
+            "grant_not_active",
+            format!("your grant is {}", status_name(grant.status)),
+        )
+        .with(how_to_request()));
     }
     // 3. Scope and model.
     let scope_ok = match call {
@@ -787,8 +954,12 @@ fn copilot_call(ctx: &mut Ctx, request: &IncomingRequest, out: &mut Option<Respo
         _ => grant.scopes.iter().any(|s| s == call.scope()),
     };
     if !scope_ok {
-        return Err(ApiError::new(403, "scope_not_granted", format!("your grant does not include {}", call.scope()))
-            .with(how_to_request()));
+        return Err(ApiError::new(
+            403,
+            "scope_not_granted",
+            format!("your grant does not include {}", call.scope()),
+        )
+        .with(how_to_request()));
     }
     // 4. The prompt: inspected, redacted or blocked before anything leaves.
     let mut upstream_body = None;
@@ -799,12 +970,19 @@ fn copilot_call(ctx: &mut Ctx, request: &IncomingRequest, out: &mut Option<Respo
         let mut body: Value = parse_json(&bytes)?;
         let model = match &call {
             CopilotCall::EngineCompletions { model } => Some(model.clone()),
-            _ => body.get("model").and_then(Value::as_str).map(str::to_string),
+            _ => body
+                .get("model")
+                .and_then(Value::as_str)
+                .map(str::to_string),
         };
         ctx.trace.model = model.clone();
         if let Some(m) = &model {
             if !grant.models.is_empty() && !grant.models.contains(m) {
-                return Err(ApiError::new(403, "model_not_granted", format!("your grant does not include model {m}")));
+                return Err(ApiError::new(
+                    403,
+                    "model_not_granted",
+                    format!("your grant does not include model {m}"),
+                ));
             }
         }
         wants_stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
@@ -826,29 +1004,60 @@ fn copilot_call(ctx: &mut Ctx, request: &IncomingRequest, out: &mut Option<Respo
         if blocked {
             let detectors: Vec<&str> = findings.iter().map(|f| f.detector.as_str()).collect();
             ctx.trace.outcome = Some("blocked");
-            return Err(ApiError::new(403, "prompt_blocked", "the prompt contains content that policy does not allow to leave")
-                .with(json!({"detectors": detectors})));
+            return Err(ApiError::new(
+                403,
+                "prompt_blocked",
+                "the prompt contains content that policy does not allow to leave",
+            )
+            .with(json!({"detectors": detectors})));
         }
-        upstream_body = Some(serde_json::to_vec(&body).map_err(|e| ApiError::new(500, "internal", "re-encoding the prompt failed").detail(e.to_string()))?);
+        upstream_body = Some(serde_json::to_vec(&body).map_err(|e| {
+            ApiError::new(500, "internal", "re-encoding the prompt failed").detail(e.to_string())
+        })?);
     }
     // 5. Upstream, with the gateway-held credential; one refresh on 401/403.
     let url = match &call {
-        CopilotCall::ChatCompletions => format!("{}/chat/completions", upstream_base("copilot_api_url", "https://api.githubcopilot.com")),
-        CopilotCall::Models => format!("{}/models", upstream_base("copilot_api_url", "https://api.githubcopilot.com")),
-        CopilotCall::Embeddings => format!("{}/embeddings", upstream_base("copilot_api_url", "https://api.githubcopilot.com")),
+        CopilotCall::ChatCompletions => format!(
+            "{}/chat/completions",
+            upstream_base("copilot_api_url", "https://api.githubcopilot.com")
+        ),
+        CopilotCall::Models => format!(
+            "{}/models",
+            upstream_base("copilot_api_url", "https://api.githubcopilot.com")
+        ),
+        CopilotCall::Embeddings => format!(
+            "{}/embeddings",
+            upstream_base("copilot_api_url", "https://api.githubcopilot.com")
+        ),
         CopilotCall::EngineCompletions { model } => format!(
             "{}/v1/engines/{model}/completions",
-            upstream_base("copilot_proxy_url", "https://copilot-proxy.githubusercontent.com")
+            upstream_base(
+                "copilot_proxy_url",
+                "https://copilot-proxy.githubusercontent.com"
+            )
         ),
     };
-    let method = if matches!(call, CopilotCall::Models) { Method::Get } else { Method::Post };
+    let method = if matches!(call, CopilotCall::Models) {
+        Method::Get
+    } else {
+        Method::Post
+    };
     let started = Instant::now();
     let mut upstream = None;
     for attempt in 0..2 {
         let copilot = copilot_token(attempt > 0)?;
         let mut headers: Vec<(String, Vec<u8>)> = vec![
-            ("authorization".into(), format!("Bearer {copilot}").into_bytes()),
-            ("x-request-id".into(), ctx.client_request_id.clone().unwrap_or_else(|| ctx.request_id.clone()).into_bytes()),
+            (
+                "authorization".into(),
+                format!("Bearer {copilot}").into_bytes(),
+            ),
+            (
+                "x-request-id".into(),
+                ctx.client_request_id
+                    .clone()
+                    .unwrap_or_else(|| ctx.request_id.clone())
+                    .into_bytes(),
+            ),
         ];
         if upstream_body.is_some() {
             headers.push(("content-type".into(), b"application/json".to_vec()));
@@ -858,20 +1067,23 @@ fn copilot_call(ctx: &mut Ctx, request: &IncomingRequest, out: &mut Option<Respo
                 headers.push((name.to_string(), v.into_bytes()));
             }
         }
-        let response = send(method.clone(), &url, &headers, upstream_body.as_deref()).map_err(|e| {
-            ApiError::new(502, "upstream_unavailable", "Copilot could not be reached").detail(e)
-        })?;
+        let response =
+            send(method.clone(), &url, &headers, upstream_body.as_deref()).map_err(|e| {
+                ApiError::new(502, "upstream_unavailable", "Copilot could not be reached").detail(e)
+            })?;
         if (response.status == 401 || response.status == 403) && attempt == 0 {
             continue;
         }
         upstream = Some(response);
         break;
     }
-    let upstream = upstream.ok_or_else(|| ApiError::new(502, "upstream_unavailable", "Copilot refused the gateway"))?;
+    let upstream = upstream
+        .ok_or_else(|| ApiError::new(502, "upstream_unavailable", "Copilot refused the gateway"))?;
     ctx.trace.upstream_status = Some(upstream.status);
     ctx.trace.upstream_ms = Some(started.elapsed().as_millis() as u64);
     let upstream_headers = upstream.response.headers();
-    let content_type = header(&upstream_headers, "content-type").unwrap_or_else(|| "application/json".into());
+    let content_type =
+        header(&upstream_headers, "content-type").unwrap_or_else(|| "application/json".into());
     let mut passed: Vec<(String, String)> = FORWARDED_RESPONSE_HEADERS
         .iter()
         .filter_map(|n| header(&upstream_headers, n).map(|v| (n.to_string(), v)))
@@ -880,16 +1092,20 @@ fn copilot_call(ctx: &mut Ctx, request: &IncomingRequest, out: &mut Option<Respo
         passed.push(("x-github-request-id".into(), id));
     }
     drop(upstream_headers);
-    let is_stream = upstream.status == 200 && (content_type.contains("event-stream") || wants_stream);
+    let is_stream =
+        upstream.status == 200 && (content_type.contains("event-stream") || wants_stream);
     if is_stream {
-        let out = out.take().ok_or_else(|| ApiError::new(500, "internal", "response already sent"))?;
+        let out = out
+            .take()
+            .ok_or_else(|| ApiError::new(500, "internal", "response already sent"))?;
         stream_response(ctx, out, upstream, &content_type, &passed);
         return Ok(Reply::Sent);
     }
     // 6. Whole bodies: masked field by field.
     let status = upstream.status;
-    let bytes = read_response(upstream.response, MAX_UPSTREAM_BODY)
-        .map_err(|e| ApiError::new(502, "upstream_failed", "Copilot's answer could not be read").detail(e))?;
+    let bytes = read_response(upstream.response, MAX_UPSTREAM_BODY).map_err(|e| {
+        ApiError::new(502, "upstream_failed", "Copilot's answer could not be read").detail(e)
+    })?;
     if status != 200 {
         ctx.trace.outcome = Some("failed");
         ctx.trace.reason = Some(format!("upstream answered {status}"));
@@ -899,7 +1115,11 @@ fn copilot_call(ctx: &mut Ctx, request: &IncomingRequest, out: &mut Option<Respo
         return Ok(Reply::Json(status, body));
     }
     let mut body: Value = serde_json::from_slice(&bytes).map_err(|_| {
-        ApiError::new(502, "upstream_unreadable", "Copilot's answer could not be inspected, so it is not passed on")
+        ApiError::new(
+            502,
+            "upstream_unreadable",
+            "Copilot's answer could not be inspected, so it is not passed on",
+        )
     })?;
     let mut response_log = String::new();
     let mut findings = std::mem::take(&mut ctx.trace.findings);
@@ -914,7 +1134,13 @@ fn copilot_call(ctx: &mut Ctx, request: &IncomingRequest, out: &mut Option<Respo
     Ok(Reply::Json(200, body))
 }
 
-fn stream_response(ctx: &mut Ctx, out: ResponseOutparam, upstream: Upstream, content_type: &str, passed: &[(String, String)]) {
+fn stream_response(
+    ctx: &mut Ctx,
+    out: ResponseOutparam,
+    upstream: Upstream,
+    content_type: &str,
+    passed: &[(String, String)],
+) {
     let response = OutgoingResponse::new(response_fields(ctx, content_type, passed));
     let _ = response.set_status_code(200);
     let Ok(outgoing) = response.body() else {
@@ -946,7 +1172,10 @@ fn stream_response(ctx: &mut Ctx, out: ResponseOutparam, upstream: Upstream, con
             Err(StreamError::LastOperationFailed(_)) => {
                 outcome = "failed";
                 ctx.trace.reason = Some("upstream stream broke".into());
-                let _ = write_all(&client, fail_event("the upstream stream ended early").as_bytes());
+                let _ = write_all(
+                    &client,
+                    fail_event("the upstream stream ended early").as_bytes(),
+                );
                 break;
             }
         };
@@ -956,8 +1185,12 @@ fn stream_response(ctx: &mut Ctx, out: ResponseOutparam, upstream: Upstream, con
                 // Fail closed: nothing uninspected reaches the client.
                 outcome = "failed";
                 let why = match e {
-                    SseError::LineTooLong => "an upstream event was too long to inspect".to_string(),
-                    SseError::Unparseable(m) => format!("an upstream event could not be inspected ({m})"),
+                    SseError::LineTooLong => {
+                        "an upstream event was too long to inspect".to_string()
+                    }
+                    SseError::Unparseable(m) => {
+                        format!("an upstream event could not be inspected ({m})")
+                    }
                 };
                 ctx.trace.reason = Some(why.clone());
                 let _ = write_all(&client, fail_event(&why).as_bytes());
@@ -985,13 +1218,19 @@ fn stream_response(ctx: &mut Ctx, out: ResponseOutparam, upstream: Upstream, con
 
 // ---------------------------------------------------------------- dispatch
 
-fn dispatch(ctx: &mut Ctx, request: &IncomingRequest, out: &mut Option<ResponseOutparam>) -> Result<Reply, ApiError> {
+fn dispatch(
+    ctx: &mut Ctx,
+    request: &IncomingRequest,
+    out: &mut Option<ResponseOutparam>,
+) -> Result<Reply, ApiError> {
     let method = ctx.method.clone();
     let route = routes::route(&method, &ctx.path).map_err(|e| match e {
         RouteError::NotFound => ApiError::new(404, "not_found", "no such endpoint"),
-        RouteError::MethodNotAllowed(allowed) => {
-            ApiError::new(405, "method_not_allowed", format!("use {allowed} for this endpoint"))
-        }
+        RouteError::MethodNotAllowed(allowed) => ApiError::new(
+            405,
+            "method_not_allowed",
+            format!("use {allowed} for this endpoint"),
+        ),
     })?;
     ctx.trace.action = match &route {
         Route::Health => "health",
@@ -1013,7 +1252,13 @@ fn dispatch(ctx: &mut Ctx, request: &IncomingRequest, out: &mut Option<ResponseO
             .ok()
             .and_then(|j| serde_json::from_str(&j).ok())
             .map(|v| Reply::Json(200, v))
-            .ok_or_else(|| ApiError::new(503, "minter_unavailable", "the signing key is not configured")),
+            .ok_or_else(|| {
+                ApiError::new(
+                    503,
+                    "minter_unavailable",
+                    "the signing key is not configured",
+                )
+            }),
         Route::CreateRequest => create_request(ctx, request),
         Route::ListRequests => list_requests(ctx),
         Route::GetRequest(id) => get_request(ctx, &id),
@@ -1042,7 +1287,8 @@ fn record(ctx: &Ctx, status: u16, duration_ms: u64) {
         path: ctx.path.split('?').next().unwrap_or("").to_string(),
         action: t.action.clone(),
         model: t.model.clone(),
-        client: header(&ctx.headers, "editor-version").or_else(|| header(&ctx.headers, "user-agent")),
+        client: header(&ctx.headers, "editor-version")
+            .or_else(|| header(&ctx.headers, "user-agent")),
         outcome: outcome.to_string(),
         status,
         reason: t.reason.clone(),
@@ -1089,7 +1335,9 @@ impl Guest for Component {
             let bytes = body.to_string().into_bytes();
             ctx.trace.bytes_out = bytes.len() as u64;
             let mut extra = Vec::new();
-            if let Err(RouteError::MethodNotAllowed(allowed)) = routes::route(&ctx.method, &ctx.path) {
+            if let Err(RouteError::MethodNotAllowed(allowed)) =
+                routes::route(&ctx.method, &ctx.path)
+            {
                 extra.push(("allow".to_string(), allowed.to_string()));
             }
             if status == 401 {

@@ -46,7 +46,8 @@ impl Duration {
             Duration::Seconds(s) => Some(*s),
             Duration::Text(t) => {
                 let t = t.trim();
-                let (number, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+                let (number, unit) =
+                    t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
                 let n: u64 = number.parse().ok()?;
                 let factor = match unit {
                     "" | "s" => 1,
@@ -132,27 +133,42 @@ impl Policy {
         if ask.scopes.is_empty() {
             return Err(deny("scopes", "ask for at least one scope"));
         }
-        if let Some(bad) = ask.scopes.iter().find(|s| !KNOWN_SCOPES.contains(&s.as_str())) {
+        if let Some(bad) = ask
+            .scopes
+            .iter()
+            .find(|s| !KNOWN_SCOPES.contains(&s.as_str()))
+        {
             return Err(deny(
                 "scopes",
-                format!("unknown scope {bad:?}; known scopes: {}", KNOWN_SCOPES.join(", ")),
+                format!(
+                    "unknown scope {bad:?}; known scopes: {}",
+                    KNOWN_SCOPES.join(", ")
+                ),
             ));
         }
         let reason = ask.reason.trim();
         if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
-            return Err(deny("reason", format!("give a reason of 1 to {MAX_REASON_CHARS} characters")));
+            return Err(deny(
+                "reason",
+                format!("give a reason of 1 to {MAX_REASON_CHARS} characters"),
+            ));
         }
         let duration_secs = match &ask.duration {
             None => self.default_duration_secs.min(self.max_duration_secs),
-            Some(d) => d
-                .seconds()
-                .filter(|s| *s > 0)
-                .ok_or_else(|| deny("duration", "duration must be seconds or text like \"15m\" or \"2h\""))?,
+            Some(d) => d.seconds().filter(|s| *s > 0).ok_or_else(|| {
+                deny(
+                    "duration",
+                    "duration must be seconds or text like \"15m\" or \"2h\"",
+                )
+            })?,
         };
         if duration_secs > self.max_duration_secs {
             return Err(deny(
                 "max-duration",
-                format!("at most {} seconds may be requested", self.max_duration_secs),
+                format!(
+                    "at most {} seconds may be requested",
+                    self.max_duration_secs
+                ),
             ));
         }
         Ok(Plan {
@@ -200,13 +216,22 @@ mod tests {
     fn plans_follow_groups_and_limits() {
         let p = policy();
         let plan = p
-            .plan(&groups(&["dev"]), &ask(serde_json::json!({"scopes": ["chat"], "reason": "x", "duration": "30m"})))
+            .plan(
+                &groups(&["dev"]),
+                &ask(serde_json::json!({"scopes": ["chat"], "reason": "x", "duration": "30m"})),
+            )
             .unwrap();
         assert!(!plan.auto_approve);
         assert_eq!(plan.duration_secs, 1800);
-        assert_eq!(plan.approver_groups, groups(&["copilot-approvers", "security"]));
+        assert_eq!(
+            plan.approver_groups,
+            groups(&["copilot-approvers", "security"])
+        );
         let auto = p
-            .plan(&groups(&["staff-engineers"]), &ask(serde_json::json!({"scopes": ["chat"], "reason": "x"})))
+            .plan(
+                &groups(&["staff-engineers"]),
+                &ask(serde_json::json!({"scopes": ["chat"], "reason": "x"})),
+            )
             .unwrap();
         assert!(auto.auto_approve);
         assert_eq!(auto.duration_secs, 3600);
@@ -216,12 +241,30 @@ mod tests {
     fn bad_asks_are_denied_with_the_rule() {
         let p = policy();
         let rule = |j| p.plan(&[], &ask(j)).unwrap_err().rule;
-        assert_eq!(rule(serde_json::json!({"scopes": ["root"], "reason": "x"})), "scopes");
-        assert_eq!(rule(serde_json::json!({"scopes": [], "reason": "x"})), "scopes");
-        assert_eq!(rule(serde_json::json!({"scopes": ["chat"], "reason": " "})), "reason");
-        assert_eq!(rule(serde_json::json!({"scopes": ["chat"], "reason": "x", "duration": "3h"})), "max-duration");
-        assert_eq!(rule(serde_json::json!({"scopes": ["chat"], "reason": "x", "duration": "soon"})), "duration");
-        assert_eq!(rule(serde_json::json!({"scopes": ["chat"], "reason": "x", "duration": 0})), "duration");
+        assert_eq!(
+            rule(serde_json::json!({"scopes": ["root"], "reason": "x"})),
+            "scopes"
+        );
+        assert_eq!(
+            rule(serde_json::json!({"scopes": [], "reason": "x"})),
+            "scopes"
+        );
+        assert_eq!(
+            rule(serde_json::json!({"scopes": ["chat"], "reason": " "})),
+            "reason"
+        );
+        assert_eq!(
+            rule(serde_json::json!({"scopes": ["chat"], "reason": "x", "duration": "3h"})),
+            "max-duration"
+        );
+        assert_eq!(
+            rule(serde_json::json!({"scopes": ["chat"], "reason": "x", "duration": "soon"})),
+            "duration"
+        );
+        assert_eq!(
+            rule(serde_json::json!({"scopes": ["chat"], "reason": "x", "duration": 0})),
+            "duration"
+        );
     }
 
     #[test]

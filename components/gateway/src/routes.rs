@@ -52,7 +52,11 @@ pub enum RouteError {
 }
 
 fn id_ok(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
@@ -73,7 +77,9 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
             "GET" => Ok(Route::ListRequests),
             _ => Err(RouteError::MethodNotAllowed("GET, POST")),
         },
-        ["v1", "access-requests", id] if id_ok(id) => only("GET", Route::GetRequest(id.to_string())),
+        ["v1", "access-requests", id] if id_ok(id) => {
+            only("GET", Route::GetRequest(id.to_string()))
+        }
         ["v1", "access-requests", id, "approve"] if id_ok(id) => {
             only("POST", Route::Decide(id.to_string(), Verdict::Approve))
         }
@@ -81,7 +87,9 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
             only("POST", Route::Decide(id.to_string(), Verdict::Deny))
         }
         ["v1", "grants", id, "revoke"] if id_ok(id) => only("POST", Route::Revoke(id.to_string())),
-        ["v1", "grants", id, "token"] if id_ok(id) => only("POST", Route::IssueToken(id.to_string())),
+        ["v1", "grants", id, "token"] if id_ok(id) => {
+            only("POST", Route::IssueToken(id.to_string()))
+        }
         ["v1", "audit", "records"] => only("GET", Route::AuditRecords),
         ["chat", "completions"] => only("POST", Route::Copilot(CopilotCall::ChatCompletions)),
         ["v1", "engines", model, "completions"] if id_ok(model) || model.contains('.') => only(
@@ -141,13 +149,22 @@ mod tests {
 
     #[test]
     fn routes_the_api() {
-        assert_eq!(route("POST", "/v1/access-requests"), Ok(Route::CreateRequest));
-        assert_eq!(route("GET", "/v1/access-requests?status=pending"), Ok(Route::ListRequests));
+        assert_eq!(
+            route("POST", "/v1/access-requests"),
+            Ok(Route::CreateRequest)
+        );
+        assert_eq!(
+            route("GET", "/v1/access-requests?status=pending"),
+            Ok(Route::ListRequests)
+        );
         assert_eq!(
             route("POST", "/v1/access-requests/req_1/approve"),
             Ok(Route::Decide("req_1".into(), Verdict::Approve))
         );
-        assert_eq!(route("POST", "/v1/grants/req_1/revoke"), Ok(Route::Revoke("req_1".into())));
+        assert_eq!(
+            route("POST", "/v1/grants/req_1/revoke"),
+            Ok(Route::Revoke("req_1".into()))
+        );
         assert_eq!(
             route("POST", "/v1/engines/gpt-41-copilot/completions"),
             Ok(Route::Copilot(CopilotCall::EngineCompletions {
@@ -159,8 +176,14 @@ mod tests {
     #[test]
     fn unknown_paths_and_wrong_methods() {
         assert_eq!(route("GET", "/nope"), Err(RouteError::NotFound));
-        assert_eq!(route("GET", "/v1/access-requests/../x"), Err(RouteError::NotFound));
-        assert_eq!(route("GET", "/chat/completions"), Err(RouteError::MethodNotAllowed("POST")));
+        assert_eq!(
+            route("GET", "/v1/access-requests/../x"),
+            Err(RouteError::NotFound)
+        );
+        assert_eq!(
+            route("GET", "/chat/completions"),
+            Err(RouteError::MethodNotAllowed("POST"))
+        );
         assert_eq!(
             route("DELETE", "/v1/access-requests"),
             Err(RouteError::MethodNotAllowed("GET, POST"))

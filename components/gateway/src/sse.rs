@@ -137,24 +137,37 @@ impl<M: TextMasker> SseMasker<M> {
                 *text = self.mask(index, Slot::Content, text, finished);
             } else if choice.get("text").is_some_and(Value::is_null) && finished {
                 let rest = self.flush_slot(index, Slot::Content);
-                choice["text"] = Value::String(rest);
+                if let Some(obj) = choice.as_object_mut() {
+                    obj.insert("text".into(), Value::String(rest));
+                }
             }
             let Some(delta) = choice.get_mut("delta") else {
                 continue;
             };
             match delta.get_mut("content") {
-                Some(Value::String(text)) => *text = self.mask(index, Slot::Content, text, finished),
+                Some(Value::String(text)) => {
+                    *text = self.mask(index, Slot::Content, text, finished)
+                }
                 _ if finished => {
                     let rest = self.flush_slot(index, Slot::Content);
                     if !rest.is_empty() {
-                        delta["content"] = Value::String(rest);
+                        match delta.as_object_mut() {
+                            Some(obj) => {
+                                obj.insert("content".into(), Value::String(rest));
+                            }
+                            // A malformed delta still carries the released text.
+                            None => *delta = serde_json::json!({ "content": rest }),
+                        }
                     }
                 }
                 _ => {}
             }
             if let Some(calls) = delta.get_mut("tool_calls").and_then(Value::as_array_mut) {
                 for (position, call) in calls.iter_mut().enumerate() {
-                    let tool = call.get("index").and_then(Value::as_u64).unwrap_or(position as u64);
+                    let tool = call
+                        .get("index")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(position as u64);
                     if let Some(Value::String(args)) = call.pointer_mut("/function/arguments") {
                         *args = self.mask(index, Slot::ToolArguments(tool), args, finished);
                     }
@@ -171,12 +184,17 @@ impl<M: TextMasker> SseMasker<M> {
                 for slot in tools {
                     let rest = self.flush_slot(index, slot);
                     if !rest.is_empty() {
-                        let Slot::ToolArguments(tool) = slot else { continue };
-                        let calls = delta
-                            .as_object_mut()
-                            .map(|d| d.entry("tool_calls").or_insert_with(|| Value::Array(Vec::new())));
+                        let Slot::ToolArguments(tool) = slot else {
+                            continue;
+                        };
+                        let calls = delta.as_object_mut().map(|d| {
+                            d.entry("tool_calls")
+                                .or_insert_with(|| Value::Array(Vec::new()))
+                        });
                         if let Some(Value::Array(calls)) = calls {
-                            calls.push(serde_json::json!({"index": tool, "function": {"arguments": rest}}));
+                            calls.push(
+                                serde_json::json!({"index": tool, "function": {"arguments": rest}}),
+                            );
                         }
                     }
                 }
@@ -185,8 +203,10 @@ impl<M: TextMasker> SseMasker<M> {
     }
 
     fn mask(&mut self, index: u64, slot: Slot, text: &str, finished: bool) -> String {
-        let new_masker = &mut self.new_masker;
-        let masker = self.maskers.entry((index, slot)).or_insert_with(|| new_masker());
+        let masker = self
+            .maskers
+            .entry((index, slot))
+            .or_insert_with(&mut self.new_masker);
         let mut released = masker.push(text);
         if finished {
             released.push_str(&masker.finish());
@@ -219,9 +239,14 @@ impl<M: TextMasker> SseMasker<M> {
             if rest.is_empty() || self.done {
                 continue;
             }
-            let mut event = self.last_event.clone().unwrap_or_else(|| serde_json::json!({}));
+            let mut event = match &self.last_event {
+                Some(Value::Object(map)) => map.clone(),
+                _ => serde_json::Map::new(),
+            };
             let choice = match (slot, self.completions_shape) {
-                (Slot::Content, true) => serde_json::json!({"index": index, "text": rest, "finish_reason": null}),
+                (Slot::Content, true) => {
+                    serde_json::json!({"index": index, "text": rest, "finish_reason": null})
+                }
                 (Slot::Content, false) => {
                     serde_json::json!({"index": index, "delta": {"content": rest}, "finish_reason": null})
                 }
@@ -231,9 +256,9 @@ impl<M: TextMasker> SseMasker<M> {
                     "finish_reason": null
                 }),
             };
-            event["choices"] = Value::Array(vec![choice]);
+            event.insert("choices".into(), Value::Array(vec![choice]));
             out.extend_from_slice(b"data: ");
-            out.extend_from_slice(event.to_string().as_bytes());
+            out.extend_from_slice(Value::Object(event).to_string().as_bytes());
             out.extend_from_slice(b"\n\n");
         }
     }
@@ -279,7 +304,10 @@ mod tests {
             out.extend(masker.push(chunk).unwrap());
         }
         out.extend(masker.finish().unwrap());
-        (String::from_utf8(out).unwrap(), masker.transcript().to_string())
+        (
+            String::from_utf8(out).unwrap(),
+            masker.transcript().to_string(),
+        )
     }
 
     fn contents(output: &str) -> String {
@@ -289,7 +317,10 @@ mod tests {
             .filter(|d| *d != "[DONE]")
             .map(|d| {
                 let v: Value = serde_json::from_str(d).unwrap();
-                v["choices"][0]["delta"]["content"].as_str().unwrap_or("").to_string()
+                v["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
             })
             .collect()
     }
@@ -333,9 +364,29 @@ mod tests {
     }
 
     #[test]
+    fn odd_shapes_pass_without_panicking() {
+        let input = concat!(
+            "data: {\"choices\":[{\"index\":1,\"delta\":{\"content\":\"a SEC\"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b SEC\"}}]}\n\n",
+            "data: {\"choices\":[7,{\"index\":0,\"delta\":\"x\",\"finish_reason\":\"stop\"}]}\n\n",
+            "data: 5\n\n",
+            "data: [1,2]\n\n",
+            "data: [DONE]\n\n",
+        );
+        let (out, transcript) = run(input, 3);
+        assert!(out.ends_with("data: [DONE]\n\n"));
+        // Held-back text of both choices is released, whatever came around it.
+        assert_eq!(out.matches("SEC").count(), 2, "{out}");
+        assert_eq!(transcript.matches("SEC").count(), 2);
+    }
+
+    #[test]
     fn unparseable_events_fail_closed() {
         let mut masker = SseMasker::new(WordMasker::default);
-        assert!(matches!(masker.push(b"data: {not json\n"), Err(SseError::Unparseable(_))));
+        assert!(matches!(
+            masker.push(b"data: {not json\n"),
+            Err(SseError::Unparseable(_))
+        ));
         let mut masker = SseMasker::new(WordMasker::default);
         assert_eq!(
             masker.push(&vec![b'a'; MAX_LINE_BYTES + 1]),

@@ -46,7 +46,8 @@ mod bindings {
     }
 
     fn decode(bytes: &[u8]) -> Result<Request, StoreError> {
-        serde_json::from_slice(bytes).map_err(|e| StoreError::Storage(format!("corrupt record: {e}")))
+        serde_json::from_slice(bytes)
+            .map_err(|e| StoreError::Storage(format!("corrupt record: {e}")))
     }
 
     fn encode(r: &Request) -> Result<Vec<u8>, StoreError> {
@@ -88,9 +89,16 @@ mod bindings {
             groups: v
                 .get("groups")
                 .and_then(|g| g.as_array())
-                .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default(),
-            claims_json: v.get("claims").map(|c| c.to_string()).unwrap_or_else(|| "{}".into()),
+            claims_json: v
+                .get("claims")
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "{}".into()),
         }
     }
 

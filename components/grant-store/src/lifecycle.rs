@@ -246,7 +246,9 @@ mod tests {
     #[test]
     fn single_approval_starts_the_clock_at_approval() {
         let r = request(1, false);
-        let r = r.decide(DecisionKind::Approve, &actor("bob"), "ok", 1500).unwrap();
+        let r = r
+            .decide(DecisionKind::Approve, &actor("bob"), "ok", 1500)
+            .unwrap();
         assert_eq!(r.status, Status::Approved);
         assert_eq!(r.granted_at, Some(1500));
         assert_eq!(r.expires_at, Some(2100));
@@ -262,13 +264,17 @@ mod tests {
             r.decide(DecisionKind::Approve, &actor("alice"), "", 1100),
             Err(LifecycleError::Forbidden(_))
         ));
-        let r = r.decide(DecisionKind::Approve, &actor("bob"), "", 1100).unwrap();
+        let r = r
+            .decide(DecisionKind::Approve, &actor("bob"), "", 1100)
+            .unwrap();
         assert_eq!(r.status, Status::Pending);
         assert!(matches!(
             r.decide(DecisionKind::Approve, &actor("bob"), "", 1101),
             Err(LifecycleError::Forbidden(_))
         ));
-        let r = r.decide(DecisionKind::Approve, &actor("carol"), "", 1102).unwrap();
+        let r = r
+            .decide(DecisionKind::Approve, &actor("carol"), "", 1102)
+            .unwrap();
         assert_eq!(r.status, Status::Approved);
     }
 
@@ -286,21 +292,29 @@ mod tests {
     fn revoke_ends_an_active_grant_only() {
         let r = request(1, true);
         assert_eq!(r.status, Status::Approved);
-        let revoked = r.decide(DecisionKind::Revoke, &actor("bob"), "leak", 1200).unwrap();
+        let revoked = r
+            .decide(DecisionKind::Revoke, &actor("bob"), "leak", 1200)
+            .unwrap();
         assert_eq!(revoked.status_at(1200), Status::Revoked);
         assert_eq!(revoked.expires_at, Some(1200));
         assert!(revoked
             .decide(DecisionKind::Revoke, &actor("bob"), "", 1201)
             .is_err());
         let pending = request(1, false);
-        assert!(pending.decide(DecisionKind::Revoke, &actor("bob"), "", 1100).is_err());
+        assert!(pending
+            .decide(DecisionKind::Revoke, &actor("bob"), "", 1100)
+            .is_err());
     }
 
     #[test]
     fn deny_is_final() {
         let r = request(2, false);
-        let r = r.decide(DecisionKind::Deny, &actor("bob"), "no", 1100).unwrap();
+        let r = r
+            .decide(DecisionKind::Deny, &actor("bob"), "no", 1100)
+            .unwrap();
         assert_eq!(r.status, Status::Denied);
-        assert!(r.decide(DecisionKind::Approve, &actor("carol"), "", 1101).is_err());
+        assert!(r
+            .decide(DecisionKind::Approve, &actor("carol"), "", 1101)
+            .is_err());
     }
 }

@@ -327,7 +327,10 @@ mod tests {
     fn github_token_is_redacted_and_counted() {
         let s = scan(&format!("token={GH} ok"), Direction::Response);
         assert_eq!(s.text, "token=[REDACTED:github-token] ok");
-        assert_eq!(s.findings.iter().collect::<Vec<_>>(), vec![("github-token", 1)]);
+        assert_eq!(
+            s.findings.iter().collect::<Vec<_>>(),
+            vec![("github-token", 1)]
+        );
         assert!(!s.blocked);
     }
 

@@ -39,7 +39,12 @@ mod bindings {
 
     /// The canonical ABI allocator, which libc provides on wasip2 otherwise.
     #[unsafe(no_mangle)]
-    unsafe extern "C" fn cabi_realloc(old_ptr: *mut u8, old_len: usize, align: usize, new_len: usize) -> *mut u8 {
+    unsafe extern "C" fn cabi_realloc(
+        old_ptr: *mut u8,
+        old_len: usize,
+        align: usize,
+        new_len: usize,
+    ) -> *mut u8 {
         use alloc::alloc::{alloc, realloc, Layout};
         if new_len == 0 {
             return align as *mut u8;
@@ -50,7 +55,11 @@ mod bindings {
             if old_len == 0 {
                 alloc(Layout::from_size_align_unchecked(new_len, align))
             } else {
-                realloc(old_ptr, Layout::from_size_align_unchecked(old_len, align), new_len)
+                realloc(
+                    old_ptr,
+                    Layout::from_size_align_unchecked(old_len, align),
+                    new_len,
+                )
             }
         };
         if ptr.is_null() {

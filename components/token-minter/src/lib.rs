@@ -29,13 +29,18 @@ mod bindings {
         match config::get(name) {
             Ok(Some(v)) if !v.trim().is_empty() => Ok(v),
             Ok(_) => Err(MinterError::Config(format!("variable {name} is not set"))),
-            Err(_) => Err(MinterError::Config(format!("variable {name} cannot be read"))),
+            Err(_) => Err(MinterError::Config(format!(
+                "variable {name} cannot be read"
+            ))),
         }
     }
 
     fn key() -> Result<TokenKey, MinterError> {
         let seed = token::decode_seed(&variable("token_signing_key")?).map_err(from_token)?;
-        Ok(TokenKey::new(seed, variable("public_url")?.trim_end_matches('/')))
+        Ok(TokenKey::new(
+            seed,
+            variable("public_url")?.trim_end_matches('/'),
+        ))
     }
 
     fn from_token(e: TokenError) -> MinterError {

@@ -57,7 +57,7 @@ pub fn decode_seed(text: &str) -> Result<[u8; 32], TokenError> {
         STANDARD
             .decode(text)
             .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')))
-                .map_err(|_| TokenError::Config("signing key is not base64 or hex".into()))?
+            .map_err(|_| TokenError::Config("signing key is not base64 or hex".into()))?
     };
     bytes
         .try_into()
@@ -108,7 +108,8 @@ impl TokenKey {
             return Err(invalid("token too large"));
         }
         let mut parts = token.split('.');
-        let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(h), Some(c), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(invalid("not a compact JWT"));
         };
@@ -229,7 +230,10 @@ mod tests {
         let forged_body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
         let parts: Vec<&str> = token.split('.').collect();
         let tampered = format!("{}.{}.{}", parts[0], forged_body, parts[2]);
-        assert!(matches!(key.verify(&tampered, 150), Err(TokenError::Invalid(_))));
+        assert!(matches!(
+            key.verify(&tampered, 150),
+            Err(TokenError::Invalid(_))
+        ));
         let wrong_issuer = TokenKey::new([7; 32], "http://elsewhere");
         assert!(wrong_issuer.verify(&token, 150).is_err());
         assert!(key.verify("a.b", 150).is_err());

@@ -18,4 +18,12 @@ cargo clippy --quiet --release --target wasm32-wasip2 \
   -p gateway -p auth-validator -p grant-store -p token-minter -p masking-filter -p audit-sink -- -D warnings
 
 echo "==> tests"
-cargo test --workspace
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --lib --bins --tests 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ { passed += $4; failed += $6 }
+     END { printf "\ntests: %d passed, %d failed\n", passed, failed }' "$log"
+exit "$status"

@@ -1,0 +1,221 @@
+//! What the platform guarantees, seen through the composed artifact: the
+//! manifest's outbound-host and KV-label limits, the upstream credential
+//! cache and its refresh, both signature algorithms of the issuer, and
+//! compare-and-swap under concurrent approvals.
+
+use copilot_jit_testkit::dev_issuer::{now, Alg};
+use copilot_jit_testkit::harness::{Stack, StackOptions, APPROVERS, UPSTREAM_GITHUB_TOKEN};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+async fn post(stack: &Stack, path: &str, token: &str, body: Value) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}{path}", stack.url))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("reachable");
+    assert!(
+        resp.headers().get("x-test-host-trap").is_none(),
+        "trap on {path}"
+    );
+    let status = resp.status().as_u16();
+    (status, resp.json().await.expect("JSON answer"))
+}
+
+fn ask() -> Value {
+    json!({"scopes": ["chat"], "reason": "platform test"})
+}
+
+async fn granted_token(stack: &Stack) -> String {
+    let alice = stack.person("alice", &["developers"]);
+    let bob = stack.person("bob", &[APPROVERS]);
+    let (_, created) = post(stack, "/v1/access-requests", &alice, ask()).await;
+    let id = created["request"]["id"].as_str().expect("id").to_string();
+    let (status, _) = post(
+        stack,
+        &format!("/v1/access-requests/{id}/approve"),
+        &bob,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, issued) = post(stack, &format!("/v1/grants/{id}/token"), &alice, json!({})).await;
+    assert_eq!(status, 200);
+    issued["access_token"].as_str().expect("token").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_requests_are_limited_to_the_manifest_hosts() {
+    // The issuer's keys live on a host that allowed_outbound_hosts does not
+    // list: the fetch is refused by the host and the gateway fails closed.
+    let stack = Stack::start_with(StackOptions {
+        variables: HashMap::from([(
+            "oidc_issuer_origin".to_string(),
+            "http://127.0.0.1:9".to_string(),
+        )]),
+        ..StackOptions::default()
+    })
+    .await
+    .expect("stack");
+    let alice = stack.person("alice", &[]);
+    let (status, body) = post(&stack, "/v1/access-requests", &alice, ask()).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "identity_unavailable");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_labels_not_in_the_manifest_are_refused() {
+    let stack = Stack::start().await.expect("stack");
+    let alice = stack.person("alice", &[]);
+    let (status, _) = post(&stack, "/v1/access-requests", &alice, ask()).await;
+    assert_eq!(status, 201);
+    // The same artifact with no KV label granted: storage is refused, the
+    // gateway answers 503 and never traps.
+    let mut manifest = copilot_jit_testkit::harness::manifest().expect("manifest");
+    manifest.key_value_stores.clear();
+    let resolved = manifest
+        .resolve(&stack.variables, &HashMap::new())
+        .expect("resolve");
+    let engine = copilot_jit_testkit::host::engine().expect("engine");
+    let component = copilot_jit_testkit::host::compile(&engine, &manifest).expect("compile");
+    let gateway = std::sync::Arc::new(
+        copilot_jit_testkit::host::Gateway::new(&engine, &component, resolved, Default::default())
+            .expect("gateway"),
+    );
+    let (listener, addr) = copilot_jit_testkit::host::loopback_listener()
+        .await
+        .expect("listen");
+    let task = gateway.serve(listener);
+    let resp = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/access-requests"))
+        .bearer_auth(&alice)
+        .json(&ask())
+        .send()
+        .await
+        .expect("reachable");
+    assert!(resp.headers().get("x-test-host-trap").is_none());
+    assert_eq!(resp.status().as_u16(), 503);
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upstream_token_is_cached_and_refreshed_once_on_401() {
+    let stack = Stack::start().await.expect("stack");
+    let token = granted_token(&stack).await;
+    let chat = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
+    for _ in 0..3 {
+        let (status, body) = post(&stack, "/chat/completions", &token, chat.clone()).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(
+        stack.upstream.exchanges(),
+        1,
+        "one exchange serves calls until refresh_in"
+    );
+    // Upstream forgets the Copilot token: the next call gets 401, the gateway
+    // exchanges again once and the caller never notices.
+    stack.upstream.revoke_issued_tokens();
+    let (status, body) = post(&stack, "/chat/completions", &token, chat.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(stack.upstream.exchanges(), 2);
+    // Every exchange presented the gateway-held GitHub token; nothing else did.
+    for r in stack.upstream.requests() {
+        if r.path == "/copilot_internal/v2/token" {
+            assert_eq!(
+                r.authorization.as_deref(),
+                Some(format!("token {UPSTREAM_GITHUB_TOKEN}").as_str())
+            );
+        } else {
+            assert!(!r
+                .authorization
+                .unwrap_or_default()
+                .contains(UPSTREAM_GITHUB_TOKEN));
+        }
+    }
+    // An upstream error reaches the caller with its status, not as a trap.
+    stack
+        .upstream
+        .fail_next(429, json!({"error": {"message": "rate limited"}}));
+    let (status, _) = post(&stack, "/chat/completions", &token, chat).await;
+    assert_eq!(status, 429);
+    assert_eq!(stack.upstream.leaks(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn es256_and_rs256_identity_tokens_are_both_accepted() {
+    let stack = Stack::start().await.expect("stack");
+    for alg in [Alg::Rs256, Alg::Es256] {
+        let token = stack.issuer.sign(
+            alg,
+            json!({"iss": stack.issuer.issuer(), "sub": format!("user-{alg:?}"), "aud": "copilot-jit",
+                   "iat": now(), "exp": now() + 300, "groups": ["developers"]}),
+        );
+        let (status, body) = post(&stack, "/v1/access-requests", &token, ask()).await;
+        assert_eq!(status, 201, "{alg:?}: {body}");
+        assert_eq!(
+            body["request"]["requester"]["subject"],
+            format!("user-{alg:?}")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_approvals_never_lose_or_double_count_a_vote() {
+    let stack = Stack::start_with(StackOptions {
+        variables: HashMap::from([("required_approvals".to_string(), "3".to_string())]),
+        ..StackOptions::default()
+    })
+    .await
+    .expect("stack");
+    let alice = stack.person("alice", &["developers"]);
+    let (_, created) = post(&stack, "/v1/access-requests", &alice, ask()).await;
+    let id = created["request"]["id"].as_str().expect("id").to_string();
+    assert_eq!(created["request"]["required_approvals"], 3);
+
+    let approvers: Vec<String> = (0..24)
+        .map(|i| stack.person(&format!("approver-{i}"), &[APPROVERS]))
+        .collect();
+    let calls = approvers.iter().map(|token| {
+        let path = format!("/v1/access-requests/{id}/approve");
+        let stack = &stack;
+        async move {
+            post(stack, &path, token, json!({"comment": "race"}))
+                .await
+                .0
+        }
+    });
+    let statuses = futures::future::join_all(calls).await;
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 409 || *s == 503),
+        "{statuses:?}"
+    );
+
+    let bob = stack.person("bob", &[APPROVERS]);
+    let resp = reqwest::Client::new()
+        .get(format!("{}/v1/access-requests/{id}", stack.url))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .expect("reachable");
+    let request: Value = resp.json().await.expect("JSON");
+    let decisions = request["request"]["decisions"]
+        .as_array()
+        .expect("decisions");
+    assert_eq!(request["request"]["status"], "approved");
+    // Exactly the threshold: every accepted vote is recorded, none twice.
+    assert_eq!(decisions.len(), 3, "{decisions:?}");
+    assert_eq!(
+        ok, 3,
+        "accepted votes {ok} must match recorded votes: {statuses:?}"
+    );
+    let mut voters: Vec<&str> = decisions
+        .iter()
+        .map(|d| d["by"].as_str().unwrap_or(""))
+        .collect();
+    voters.sort_unstable();
+    voters.dedup();
+    assert_eq!(voters.len(), 3);
+}

@@ -20,11 +20,23 @@ pub const UPSTREAM_GITHUB_TOKEN: &str = "ghu_upstreamcredentialheldbythegateway0
 pub const APPROVERS: &str = "copilot-approvers";
 pub const AUDITORS: &str = "copilot-auditors";
 
+/// The folder holding `spin.toml`: the nearest one above the current
+/// directory (a shared build cache means the compile-time path may belong to
+/// another clone), else the one this crate was compiled in.
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+    let compiled_in = || {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(".."))
+    };
+    let Ok(cwd) = std::env::current_dir() else {
+        return compiled_in();
+    };
+    cwd.ancestors()
+        .find(|dir| dir.join("spin.toml").is_file() && dir.join("wit").is_dir())
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(".."))
+        .unwrap_or_else(compiled_in)
 }
 
 pub fn manifest() -> Result<Manifest> {

@@ -32,11 +32,22 @@ fn main() -> Result<()> {
     }
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+/// The workspace being built, found from the current directory at run time:
+/// the build cache may be shared by several clones, so the path this binary
+/// was compiled at says nothing.
+fn workspace_root() -> Result<PathBuf> {
+    let out = Command::new(cargo())
+        .args(["locate-project", "--workspace", "--message-format", "plain"])
+        .output()
+        .context("running cargo locate-project")?;
+    if !out.status.success() {
+        bail!("run this inside the copilot-jit workspace");
+    }
+    let manifest = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    manifest
         .parent()
         .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
+        .context("the workspace manifest has no folder")
 }
 
 fn cargo() -> String {
@@ -63,7 +74,7 @@ fn target_dir(root: &Path) -> Result<PathBuf> {
 }
 
 fn build() -> Result<()> {
-    let root = workspace_root();
+    let root = workspace_root()?;
     let mut cmd = Command::new(cargo());
     cmd.current_dir(&root)
         .args(["build", "--release", "--target", TARGET]);

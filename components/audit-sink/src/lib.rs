@@ -5,7 +5,8 @@ pub mod record;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings {
-    use super::record::{self, AuditKey, Body, ChainHead, Record};
+    use super::record::{AuditKey, Body, ChainHead, Record};
+    use copilot_jit_common::unix_now_ms as now_ms;
 
     wit_bindgen::generate!({
         path: "../../wit",
@@ -40,18 +41,9 @@ mod bindings {
                 ))
             }
         };
-        record::decode_seed(&text)
+        copilot_jit_common::decode_seed(&text)
             .map(AuditKey::new)
-            .ok_or_else(|| {
-                AuditError::Config("audit_signing_key must be a 32-byte Ed25519 seed".into())
-            })
-    }
-
-    fn now_ms() -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
+            .map_err(|e| AuditError::Config(format!("audit_signing_key: {e}")))
     }
 
     fn principal_json(p: &Principal) -> serde_json::Value {

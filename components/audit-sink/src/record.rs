@@ -1,7 +1,7 @@
 //! Audit records: each one signed (Ed25519) and chained to its predecessor
 //! by SHA-256, so that edits, deletions, insertions and reordering show.
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
@@ -58,19 +58,6 @@ pub enum VerifyError {
     UnknownKey,
 }
 
-pub fn decode_seed(text: &str) -> Option<[u8; 32]> {
-    let text = text.trim();
-    let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        hex::decode(text).ok()?
-    } else {
-        STANDARD
-            .decode(text)
-            .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')))
-            .ok()?
-    };
-    bytes.try_into().ok()
-}
-
 fn body_hash(body: &Body) -> Result<[u8; 32], serde_json::Error> {
     // Field order is fixed by the struct and `event` maps are sorted, so the
     // serialisation is canonical for our own records.
@@ -80,9 +67,8 @@ fn body_hash(body: &Body) -> Result<[u8; 32], serde_json::Error> {
 impl AuditKey {
     pub fn new(seed: [u8; 32]) -> Self {
         let signing = SigningKey::from_bytes(&seed);
-        let digest = Sha256::digest(signing.verifying_key().as_bytes());
         AuditKey {
-            kid: URL_SAFE_NO_PAD.encode(&digest[..12]),
+            kid: copilot_jit_common::key_id(signing.verifying_key().as_bytes()),
             signing,
         }
     }

@@ -7,6 +7,7 @@ pub mod jwt;
 #[cfg(target_arch = "wasm32")]
 mod bindings {
     use super::jwt::{self, Failure, Jwks, Rejection};
+    use copilot_jit_common::unix_now as now;
 
     wit_bindgen::generate!({
         path: "../../wit",
@@ -33,13 +34,6 @@ mod bindings {
     struct CachedJwks {
         fetched_at: u64,
         jwks: serde_json::Value,
-    }
-
-    fn now() -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
     }
 
     fn fail(failure: AuthFailure, detail: impl Into<String>) -> AuthError {
@@ -81,17 +75,13 @@ mod bindings {
 
     /// A bounded GET over `wasi:http`.
     fn http_get(url: &str) -> Result<Vec<u8>, String> {
-        let (scheme, rest) = if let Some(r) = url.strip_prefix("https://") {
-            (Scheme::Https, r)
-        } else if let Some(r) = url.strip_prefix("http://") {
-            (Scheme::Http, r)
+        let url_parts = copilot_jit_common::split_url(url)?;
+        let scheme = if url_parts.https {
+            Scheme::Https
         } else {
-            return Err(format!("unsupported URL {url}"));
+            Scheme::Http
         };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
+        let (authority, path) = (url_parts.authority, url_parts.path);
         let headers = Fields::new();
         headers
             .append("accept", b"application/json")

@@ -5,6 +5,7 @@ use crate::content;
 use crate::policy::{AccessAsk, Policy};
 use crate::routes::{self, CopilotCall, Route, RouteError, Verdict};
 use crate::sse::{SseError, SseMasker, TextMasker};
+use copilot_jit_common::unix_now as now;
 use serde_json::{json, Value};
 use std::time::Instant;
 
@@ -137,13 +138,6 @@ fn random_hex(n: usize) -> String {
     // The id is for correlation only; a zeroed id is still a valid response.
     let _ = getrandom::fill(&mut bytes);
     hex::encode(bytes)
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 fn variable(name: &str) -> Option<String> {
@@ -490,13 +484,8 @@ fn create_request(ctx: &mut Ctx, request: &IncomingRequest) -> Result<Reply, Api
 fn list_requests(ctx: &mut Ctx) -> Result<Reply, ApiError> {
     let principal = authenticate(ctx)?;
     let policy = policy()?;
-    let params = routes::query_params(&ctx.path);
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
+    let query = routes::query_params(&ctx.path);
+    let param = |name: &str| query.get(name);
     let status = match param("status").as_deref() {
         None | Some("") | Some("all") => None,
         Some("pending") => Some(grants::RequestStatus::Pending),
@@ -692,13 +681,8 @@ fn audit_records(ctx: &mut Ctx) -> Result<Reply, ApiError> {
             "reading the audit trail needs an auditor group",
         ));
     }
-    let params = routes::query_params(&ctx.path);
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
+    let query = routes::query_params(&ctx.path);
+    let param = |name: &str| query.get(name);
     let number = |name: &str| -> Result<Option<u64>, ApiError> {
         param(name)
             .map(|v| {
@@ -754,17 +738,13 @@ fn send(
     headers: &[(String, Vec<u8>)],
     body: Option<&[u8]>,
 ) -> Result<Upstream, String> {
-    let (scheme, rest) = if let Some(r) = url.strip_prefix("https://") {
-        (Scheme::Https, r)
-    } else if let Some(r) = url.strip_prefix("http://") {
-        (Scheme::Http, r)
+    let url_parts = copilot_jit_common::split_url(url)?;
+    let scheme = if url_parts.https {
+        Scheme::Https
     } else {
-        return Err(format!("unsupported upstream URL {url}"));
+        Scheme::Http
     };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
+    let (authority, path) = (url_parts.authority, url_parts.path);
     let fields = Fields::from_list(headers).map_err(|e| format!("headers: {e:?}"))?;
     let request = OutgoingRequest::new(fields);
     let ok = request.set_method(&method).is_ok()

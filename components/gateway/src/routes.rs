@@ -105,18 +105,33 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
 }
 
 /// Query string parameters, percent-decoded.
-pub fn query_params(path_with_query: &str) -> Vec<(String, String)> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query(pub Vec<(String, String)>);
+
+impl Query {
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+pub fn query_params(path_with_query: &str) -> Query {
     let Some((_, query)) = path_with_query.split_once('?') else {
-        return Vec::new();
+        return Query(Vec::new());
     };
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
+    Query(
+        query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (percent_decode(k), percent_decode(v))
+            })
+            .collect(),
+    )
 }
 
 fn percent_decode(s: &str) -> String {
@@ -192,8 +207,11 @@ mod tests {
 
     #[test]
     fn query_parameters_are_decoded() {
+        let q = query_params("/x?status=pending&status=other");
+        assert_eq!(q.get("status").as_deref(), Some("pending"));
+        assert_eq!(q.get("missing"), None);
         assert_eq!(
-            query_params("/x?status=pending&requester=a%40b.c&q=a+b&bad=%zz&multi=%é"),
+            query_params("/x?status=pending&requester=a%40b.c&q=a+b&bad=%zz&multi=%é").0,
             vec![
                 ("status".into(), "pending".into()),
                 ("requester".into(), "a@b.c".into()),

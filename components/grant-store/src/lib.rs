@@ -7,6 +7,7 @@ pub mod lifecycle;
 #[cfg(target_arch = "wasm32")]
 mod bindings {
     use super::lifecycle::{self, Actor, LifecycleError, Request, Status};
+    use copilot_jit_common::unix_now as now;
 
     wit_bindgen::generate!({
         path: "../../wit",
@@ -25,13 +26,6 @@ mod bindings {
     const KEY_PREFIX: &str = "grant-request:";
     /// Retries of one compare-and-swap before the caller is told to retry.
     const CAS_ATTEMPTS: usize = 64;
-
-    fn now() -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    }
 
     fn storage(e: store::Error) -> StoreError {
         StoreError::Storage(match e {

@@ -6,6 +6,7 @@ pub mod token;
 #[cfg(target_arch = "wasm32")]
 mod bindings {
     use super::token::{self, Claims, TokenError, TokenKey, AUDIENCE};
+    use copilot_jit_common::unix_now as now;
 
     wit_bindgen::generate!({
         path: "../../wit",
@@ -18,13 +19,6 @@ mod bindings {
     };
     use wasi::config::store as config;
 
-    fn now() -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    }
-
     fn variable(name: &str) -> Result<String, MinterError> {
         match config::get(name) {
             Ok(Some(v)) if !v.trim().is_empty() => Ok(v),
@@ -36,7 +30,8 @@ mod bindings {
     }
 
     fn key() -> Result<TokenKey, MinterError> {
-        let seed = token::decode_seed(&variable("token_signing_key")?).map_err(from_token)?;
+        let seed = copilot_jit_common::decode_seed(&variable("token_signing_key")?)
+            .map_err(|e| MinterError::Config(format!("token_signing_key: {e}")))?;
         Ok(TokenKey::new(
             seed,
             variable("public_url")?.trim_end_matches('/'),

@@ -1,10 +1,9 @@
 //! Gateway tokens: compact Ed25519 JWTs (`alg: EdDSA`) with a `kid`.
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// The audience every gateway token carries; tokens for anything else are refused.
 pub const AUDIENCE: &str = "copilot-jit";
@@ -47,29 +46,10 @@ pub struct TokenKey {
     issuer: String,
 }
 
-/// Accepts a 32-byte Ed25519 seed as standard or URL-safe base64, or hex.
-pub fn decode_seed(text: &str) -> Result<[u8; 32], TokenError> {
-    let text = text.trim();
-    let hex_seed = text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit());
-    let bytes = if hex_seed {
-        hex::decode(text).map_err(|_| TokenError::Config("signing key is not hex".into()))?
-    } else {
-        STANDARD
-            .decode(text)
-            .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')))
-            .map_err(|_| TokenError::Config("signing key is not base64 or hex".into()))?
-    };
-    bytes
-        .try_into()
-        .map_err(|_| TokenError::Config("signing key must be a 32-byte Ed25519 seed".into()))
-}
-
 impl TokenKey {
     pub fn new(seed: [u8; 32], issuer: &str) -> Self {
         let signing = SigningKey::from_bytes(&seed);
-        // kid: a stable fingerprint of the public key, so rotation needs no extra setting.
-        let digest = Sha256::digest(signing.verifying_key().as_bytes());
-        let kid = URL_SAFE_NO_PAD.encode(&digest[..12]);
+        let kid = copilot_jit_common::key_id(signing.verifying_key().as_bytes());
         TokenKey {
             signing,
             kid,
@@ -245,13 +225,5 @@ mod tests {
         assert_eq!(expiry(1000, 600, 5000), 1600);
         assert_eq!(expiry(1000, 600, 1300), 1300);
         assert_eq!(expiry(1000, 999_999, u64::MAX), 1000 + MAX_TTL_SECS);
-    }
-
-    #[test]
-    fn seeds_decode_from_base64_and_hex() {
-        let b64 = STANDARD.encode([1u8; 32]);
-        assert_eq!(decode_seed(&b64).unwrap(), [1; 32]);
-        assert_eq!(decode_seed(&hex::encode([2u8; 32])).unwrap(), [2; 32]);
-        assert!(decode_seed("short").is_err());
     }
 }

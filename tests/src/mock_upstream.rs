@@ -50,9 +50,19 @@ struct State {
     exchanges: usize,
     leaks: usize,
     requests: Vec<Recorded>,
-    failures: VecDeque<(u16, serde_json::Value)>,
+    failures: VecDeque<Failure>,
+    cancelled_streams: usize,
     script: StreamScript,
     reply: String,
+}
+
+/// A scripted failure of the next API call.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub status: u16,
+    /// JSON bodies are sent as JSON, anything else as plain text.
+    pub body: serde_json::Value,
+    pub retry_after: Option<u64>,
 }
 
 /// What the mock saw, for assertions.
@@ -137,7 +147,20 @@ impl MockUpstream {
 
     /// The next API call (not the token exchange) fails with this answer.
     pub fn fail_next(&self, status: u16, body: serde_json::Value) {
-        self.lock().failures.push_back((status, body));
+        self.fail_next_with(Failure {
+            status,
+            body,
+            retry_after: None,
+        });
+    }
+
+    pub fn fail_next_with(&self, failure: Failure) {
+        self.lock().failures.push_back(failure);
+    }
+
+    /// Streams whose reader went away before the mock finished sending.
+    pub fn cancelled_streams(&self) -> usize {
+        self.lock().cancelled_streams
     }
 
     /// Forgets issued Copilot tokens, as when upstream rotates them.
@@ -234,8 +257,22 @@ async fn route(
         }
         s.failures.pop_front()
     };
-    if let Some((status, body)) = failure {
-        return json_response(status, &body);
+    if let Some(f) = failure {
+        let mut r = match &f.body {
+            serde_json::Value::String(text) => {
+                let mut r = hyper::Response::new(crate::serve::full(text.clone()));
+                *r.status_mut() =
+                    hyper::StatusCode::from_u16(f.status).unwrap_or(hyper::StatusCode::BAD_GATEWAY);
+                r
+            }
+            body => json_response(f.status, body),
+        };
+        if let Some(secs) = f.retry_after {
+            if let Ok(v) = hyper::header::HeaderValue::from_str(&secs.to_string()) {
+                r.headers_mut().insert("retry-after", v);
+            }
+        }
+        return r;
     }
     let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
     match (req.method.as_str(), path) {
@@ -247,7 +284,7 @@ async fn route(
                     .unwrap_or_else(|e| e.into_inner())
                     .script
                     .clone();
-                sse(chat_events(&script), &script)
+                sse(state.clone(), chat_events(&script), &script)
             } else {
                 let reply = state
                     .lock()
@@ -273,7 +310,40 @@ async fn route(
                 .unwrap_or_else(|e| e.into_inner())
                 .script
                 .clone();
-            sse(completion_events(&script), &script)
+            sse(state.clone(), completion_events(&script), &script)
+        }
+        ("GET", "/embeddings/models") => json_response(
+            200,
+            &serde_json::json!({"object": "list", "data": [{"id": "text-embedding-3-small", "object": "model"}]}),
+        ),
+        ("POST", "/responses") => {
+            let reply = state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .reply
+                .clone();
+            json_response(
+                200,
+                &serde_json::json!({
+                    "id": "resp-mock", "object": "response", "status": "completed",
+                    "output": [{"type": "message", "role": "assistant",
+                                "content": [{"type": "output_text", "text": reply}]}]
+                }),
+            )
+        }
+        ("POST", "/v1/messages") => {
+            let reply = state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .reply
+                .clone();
+            json_response(
+                200,
+                &serde_json::json!({
+                    "id": "msg-mock", "type": "message", "role": "assistant",
+                    "content": [{"type": "text", "text": reply}], "stop_reason": "end_turn"
+                }),
+            )
         }
         ("POST", "/embeddings") => json_response(
             200,
@@ -398,7 +468,11 @@ fn completion_events(script: &StreamScript) -> Vec<String> {
 }
 
 /// One `data: <json>\n\n` per event, flushed one by one, then `data: [DONE]`.
-fn sse(events: Vec<String>, script: &StreamScript) -> hyper::Response<Body> {
+fn sse(
+    state: Arc<Mutex<State>>,
+    events: Vec<String>,
+    script: &StreamScript,
+) -> hyper::Response<Body> {
     let (tx, rx) = futures::channel::mpsc::unbounded::<Bytes>();
     let delay = script.delay;
     let cut_after = script.cut_after;
@@ -414,6 +488,10 @@ fn sse(events: Vec<String>, script: &StreamScript) -> hyper::Response<Body> {
                 .unbounded_send(Bytes::from(format!("data: {event}\n\n")))
                 .is_err()
             {
+                state
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .cancelled_streams += 1;
                 return;
             }
         }

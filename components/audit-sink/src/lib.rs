@@ -167,7 +167,26 @@ mod bindings {
         fn append(event: AuditEvent) -> Result<String, AuditError> {
             let key = key()?;
             let bucket = store::open("default").map_err(storage)?;
-            append(&bucket, &key, event_json(&event))
+            let mut json = event_json(&event);
+            // Clients retry once with the same X-Request-Id after a network
+            // error: the retry points at the first record of that id.
+            let retry_key = event
+                .client_request_id
+                .as_ref()
+                .map(|id| format!("audit-client-request:{id}"));
+            let first = match &retry_key {
+                Some(k) => bucket.get(k).map_err(storage)?,
+                None => None,
+            };
+            if let Some(first) = &first {
+                json["retry_of"] =
+                    serde_json::Value::String(String::from_utf8_lossy(first).into_owned());
+            }
+            let id = append(&bucket, &key, json)?;
+            if let (Some(k), None) = (retry_key, first) {
+                bucket.set(&k, id.as_bytes()).map_err(storage)?;
+            }
+            Ok(id)
         }
 
         fn query(q: AuditQuery) -> Result<Vec<String>, AuditError> {

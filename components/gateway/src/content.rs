@@ -23,17 +23,44 @@ pub fn for_each_prompt_text(body: &mut Value, f: &mut dyn FnMut(&mut String)) {
             for_each_tool_call_arguments(message, f);
         }
     }
-    for field in ["prompt", "suffix", "input"] {
+    // Completions `prompt`/`suffix`, embeddings and Responses `input`,
+    // Responses `instructions`, Messages `system`: plain strings, lists of
+    // strings, or items whose `content` / `text` hold the text.
+    for field in ["prompt", "suffix", "input", "instructions", "system"] {
         match body.get_mut(field) {
             Some(Value::String(s)) => f(s),
             Some(Value::Array(items)) => {
                 for item in items {
-                    if let Value::String(s) = item {
-                        f(s);
+                    match item {
+                        Value::String(s) => f(s),
+                        Value::Object(_) => for_each_item_text(item, f),
+                        _ => {}
                     }
                 }
             }
             _ => {}
+        }
+    }
+}
+
+fn for_each_item_text(item: &mut Value, f: &mut dyn FnMut(&mut String)) {
+    if let Some(Value::String(s)) = item.get_mut("text") {
+        f(s);
+    }
+    match item.get_mut("content") {
+        Some(Value::String(s)) => f(s),
+        Some(Value::Array(parts)) => {
+            for part in parts {
+                if let Some(Value::String(s)) = part.get_mut("text") {
+                    f(s);
+                }
+            }
+        }
+        _ => {}
+    }
+    for key in ["arguments", "output"] {
+        if let Some(Value::String(s)) = item.get_mut(key) {
+            f(s);
         }
     }
 }
@@ -45,6 +72,17 @@ fn for_each_tool_call_arguments(holder: &mut Value, f: &mut dyn FnMut(&mut Strin
                 f(s);
             }
         }
+    }
+}
+
+/// Visits every string in a JSON document (keys untouched): the fail-safe
+/// for answer shapes with no dedicated walker.
+pub fn for_each_string(body: &mut Value, f: &mut dyn FnMut(&mut String)) {
+    match body {
+        Value::String(s) => f(s),
+        Value::Array(items) => items.iter_mut().for_each(|v| for_each_string(v, f)),
+        Value::Object(map) => map.values_mut().for_each(|v| for_each_string(v, f)),
+        _ => {}
     }
 }
 
@@ -98,6 +136,27 @@ mod tests {
         assert_eq!(seen, vec!["sys", "part", "{\"a\":1}", "p", "s"]);
         assert_eq!(out["messages"][1]["content"][0]["text"], "PART");
         assert_eq!(out["model"], "gpt-4o");
+    }
+
+    #[test]
+    fn finds_responses_and_messages_prompts() {
+        let body = serde_json::json!({
+            "instructions": "be brief",
+            "input": [{"role": "user", "content": [{"type": "input_text", "text": "r1"}]},
+                      {"type": "function_call_output", "output": "r2"}],
+            "system": [{"type": "text", "text": "s1"}]
+        });
+        let (seen, _) = collect(body, true);
+        assert_eq!(seen, vec!["r1", "r2", "be brief", "s1"]);
+    }
+
+    #[test]
+    fn every_string_is_visited() {
+        let mut body = serde_json::json!({"a": ["x", {"b": "y", "n": 1}], "c": null});
+        let mut seen = Vec::new();
+        for_each_string(&mut body, &mut |s| seen.push(s.clone()));
+        seen.sort();
+        assert_eq!(seen, vec!["x", "y"]);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! talks to Copilot, writes responses. Decisions live in the pure modules.
 
 use crate::content;
+use crate::copilot;
 use crate::policy::{AccessAsk, Policy};
 use crate::routes::{self, CopilotCall, Route, RouteError, Verdict};
 use crate::sse::{SseError, SseMasker, TextMasker};
@@ -65,6 +66,8 @@ struct ApiError {
     message: String,
     extra: Option<Value>,
     detail: Option<String>,
+    /// A body in another protocol's error shape, sent instead of ours.
+    envelope: Option<Value>,
 }
 
 impl ApiError {
@@ -75,6 +78,7 @@ impl ApiError {
             message: message.into(),
             extra: None,
             detail: None,
+            envelope: None,
         }
     }
 
@@ -89,6 +93,9 @@ impl ApiError {
     }
 
     fn body(&self) -> Value {
+        if let Some(envelope) = &self.envelope {
+            return envelope.clone();
+        }
         let mut error = json!({"code": self.code, "message": self.message});
         if let (Some(Value::Object(extra)), Some(obj)) = (&self.extra, error.as_object_mut()) {
             for (k, v) in extra {
@@ -101,6 +108,7 @@ impl ApiError {
 
 enum Reply {
     Json(u16, Value),
+    JsonWithHeaders(u16, Value, Vec<(String, String)>),
     /// The response was already sent (streamed).
     Sent,
 }
@@ -888,15 +896,17 @@ fn bounded(mut text: String) -> String {
     text
 }
 
-fn copilot_call(
-    ctx: &mut Ctx,
-    request: &IncomingRequest,
-    out: &mut Option<ResponseOutparam>,
-    call: CopilotCall,
-) -> Result<Reply, ApiError> {
-    ctx.trace.action = format!("copilot.{}", call.scope());
-    // 1. The gateway token: signature and expiry, no storage read.
-    let token = bearer(ctx).ok_or_else(|| {
+/// A verified gateway token and the grant behind it, still active.
+struct Authorized {
+    claims: minter::TokenClaims,
+    grant: grants::AccessRequest,
+}
+
+/// Checks what a Copilot client presents: a gateway JWT, or the Copilot-shaped
+/// token string from the envelope that carries one. The signature is checked
+/// without storage; the grant is read so revocation takes effect at once.
+fn authorize_copilot(ctx: &mut Ctx) -> Result<Authorized, ApiError> {
+    let presented = bearer(ctx).ok_or_else(|| {
         ApiError::new(
             401,
             "unauthenticated",
@@ -904,7 +914,7 @@ fn copilot_call(
         )
         .with(how_to_request())
     })?;
-    let claims = minter::verify(&token).map_err(|e| {
+    let claims = minter::verify(copilot::gateway_jwt(&presented)).map_err(|e| {
         let message = match e {
             minter::MinterError::Expired => {
                 "the gateway token has expired; get a new one from your grant"
@@ -917,7 +927,6 @@ fn copilot_call(
     })?;
     ctx.trace.grant_id = Some(claims.grant_id.clone());
     ctx.trace.token_id = Some(claims.token_id.clone());
-    // 2. The grant must still be active: revocation takes effect at once.
     let grant = grants::get(&claims.grant_id).map_err(store_error)?;
     ctx.trace.principal = Some(grant.requester.clone());
     if grant.status != grants::RequestStatus::Approved {
@@ -928,10 +937,118 @@ fn copilot_call(
         )
         .with(how_to_request()));
     }
-    // 3. Scope and model.
-    let scope_ok = match call {
-        CopilotCall::Models => !grant.scopes.is_empty(),
-        _ => grant.scopes.iter().any(|s| s == call.scope()),
+    Ok(Authorized { claims, grant })
+}
+
+/// `GET /copilot_internal/v2/token`: the exchange clients perform, answered
+/// with a fresh short-lived gateway token in Copilot's envelope. The upstream
+/// Copilot token never leaves the gateway.
+fn copilot_token_exchange(ctx: &mut Ctx) -> Result<Reply, ApiError> {
+    ctx.trace.action = "copilot.token".into();
+    let how_to = how_to_request();
+    let auth = authorize_copilot(ctx).map_err(|e| {
+        // Clients show `error_details.message` on 403 and sign out on 401.
+        let message = e.message.clone();
+        ApiError {
+            envelope: Some(copilot::error_envelope(&message, &how_to)),
+            ..e
+        }
+    })?;
+    let grant = &auth.grant;
+    let not_after = grant.expires_at.unwrap_or_else(now);
+    let ttl = variable("copilot_token_ttl_secs")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1800);
+    let minted = minter::mint(&minter::MintRequest {
+        grant_id: grant.id.clone(),
+        subject: auth.claims.subject.clone(),
+        issuer_of_subject: auth.claims.issuer_of_subject.clone(),
+        scopes: grant.scopes.clone(),
+        models: grant.models.clone(),
+        ttl_secs: ttl,
+        not_after,
+    })
+    .map_err(|e| {
+        ApiError::new(503, "minter_unavailable", "no token could be minted")
+            .detail(format!("{e:?}"))
+    })?;
+    ctx.trace.token_id = Some(minted.claims.token_id.clone());
+    let chat = grant.scopes.iter().any(|s| s == "chat");
+    let expires_at = minted.claims.expires_at;
+    let token = copilot::token_string(&minted.token, &minted.claims.token_id, expires_at, chat);
+    Ok(Reply::Json(
+        200,
+        copilot::envelope(
+            &public_url(),
+            &token,
+            expires_at,
+            copilot::refresh_in(now(), expires_at),
+            chat,
+        ),
+    ))
+}
+
+/// `GET /copilot_internal/user` and `GET /user`, answered from the grant.
+fn copilot_user(ctx: &mut Ctx, github_shape: bool) -> Result<Reply, ApiError> {
+    ctx.trace.action = "copilot.user".into();
+    let auth = authorize_copilot(ctx)?;
+    let grant = &auth.grant;
+    let login = grant
+        .requester
+        .email
+        .clone()
+        .unwrap_or_else(|| grant.requester.subject.clone());
+    if github_shape {
+        return Ok(Reply::Json(
+            200,
+            json!({"login": login, "name": grant.requester.name, "email": grant.requester.email, "type": "User"}),
+        ));
+    }
+    let unlimited = json!({"unlimited": true, "overage_permitted": false, "overage_count": 0,
+                           "percent_remaining": 100.0, "entitlement": 0, "remaining": 0});
+    Ok(Reply::Json(
+        200,
+        json!({
+            "login": login,
+            "access_type_sku": "copilot_jit",
+            "copilot_plan": "business",
+            "chat_enabled": grant.scopes.iter().any(|s| s == "chat"),
+            "can_signup_for_limited": false,
+            "assigned_date": grant.granted_at,
+            "quota_reset_date": grant.expires_at,
+            "organization_login_list": [],
+            "organization_list": [],
+            "analytics_tracking_id": auth.claims.token_id,
+            "quota_snapshots": {"chat": unlimited, "completions": unlimited, "premium_interactions": unlimited},
+            "endpoints": {"api": public_url(), "proxy": public_url(), "telemetry": public_url(), "origin-tracker": public_url()},
+            "grant": {"id": grant.id, "scopes": grant.scopes, "models": grant.models, "expires_at": grant.expires_at},
+        }),
+    ))
+}
+
+/// Telemetry is accepted and dropped: it never reaches upstream and carries
+/// no credential of the gateway.
+fn telemetry(ctx: &mut Ctx, request: &IncomingRequest) -> Result<Reply, ApiError> {
+    if ctx.method == "POST" {
+        read_request_body(request, MAX_PROMPT_BODY)?;
+    }
+    Ok(Reply::Json(200, json!({})))
+}
+
+fn copilot_call(
+    ctx: &mut Ctx,
+    request: &IncomingRequest,
+    out: &mut Option<ResponseOutparam>,
+    call: CopilotCall,
+) -> Result<Reply, ApiError> {
+    ctx.trace.action = format!("copilot.{}", call.scope());
+    // 1. Token and grant.
+    let Authorized { grant, .. } = authorize_copilot(ctx)?;
+    // 2. Scope and model.
+    let scope_ok = if call.is_listing() {
+        !grant.scopes.is_empty()
+    } else {
+        grant.scopes.iter().any(|s| s == call.scope())
     };
     if !scope_ok {
         return Err(ApiError::new(
@@ -941,10 +1058,16 @@ fn copilot_call(
         )
         .with(how_to_request()));
     }
-    // 4. The prompt: inspected, redacted or blocked before anything leaves.
+    let model_allowed = |m: &str| grant.models.is_empty() || grant.models.iter().any(|g| g == m);
+    if let CopilotCall::Model { id } = &call {
+        if !model_allowed(id) {
+            return Err(ApiError::new(404, "not_found", "no such model"));
+        }
+    }
+    // 3. The prompt: inspected, redacted or blocked before anything leaves.
     let mut upstream_body = None;
     let mut wants_stream = false;
-    if !matches!(call, CopilotCall::Models) {
+    if !call.is_listing() {
         let bytes = read_request_body(request, MAX_PROMPT_BODY)?;
         ctx.trace.bytes_in = bytes.len() as u64;
         let mut body: Value = parse_json(&bytes)?;
@@ -956,16 +1079,22 @@ fn copilot_call(
                 .map(str::to_string),
         };
         ctx.trace.model = model.clone();
-        if let Some(m) = &model {
-            if !grant.models.is_empty() && !grant.models.contains(m) {
-                return Err(ApiError::new(
-                    403,
-                    "model_not_granted",
-                    format!("your grant does not include model {m}"),
-                ));
-            }
+        if let Some(m) = model.as_deref().filter(|m| !model_allowed(m)) {
+            return Err(ApiError::new(
+                403,
+                "model_not_granted",
+                format!("your grant does not include model {m}"),
+            ));
         }
         wants_stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+        if wants_stream && matches!(call, CopilotCall::Responses | CopilotCall::Messages) {
+            // Their event framing is not yet masked; refuse rather than pass it unmasked.
+            return Err(ApiError::new(
+                400,
+                "stream_not_supported",
+                "streamed responses on this endpoint are not available through the gateway; use /chat/completions",
+            ));
+        }
         let mut blocked = false;
         let mut findings = Vec::new();
         let mut prompt_log = String::new();
@@ -995,29 +1124,17 @@ fn copilot_call(
             ApiError::new(500, "internal", "re-encoding the prompt failed").detail(e.to_string())
         })?);
     }
-    // 5. Upstream, with the gateway-held credential; one refresh on 401/403.
-    let url = match &call {
-        CopilotCall::ChatCompletions => format!(
-            "{}/chat/completions",
-            upstream_base("copilot_api_url", "https://api.githubcopilot.com")
-        ),
-        CopilotCall::Models => format!(
-            "{}/models",
-            upstream_base("copilot_api_url", "https://api.githubcopilot.com")
-        ),
-        CopilotCall::Embeddings => format!(
-            "{}/embeddings",
-            upstream_base("copilot_api_url", "https://api.githubcopilot.com")
-        ),
-        CopilotCall::EngineCompletions { model } => format!(
-            "{}/v1/engines/{model}/completions",
-            upstream_base(
-                "copilot_proxy_url",
-                "https://copilot-proxy.githubusercontent.com"
-            )
-        ),
+    // 4. Upstream, with the gateway-held credential; one refresh on 401/403.
+    let base = if matches!(call, CopilotCall::EngineCompletions { .. }) {
+        upstream_base(
+            "copilot_proxy_url",
+            "https://copilot-proxy.githubusercontent.com",
+        )
+    } else {
+        upstream_base("copilot_api_url", "https://api.githubcopilot.com")
     };
-    let method = if matches!(call, CopilotCall::Models) {
+    let url = format!("{base}{}", call.upstream_path());
+    let method = if call.is_listing() {
         Method::Get
     } else {
         Method::Post
@@ -1038,6 +1155,8 @@ fn copilot_call(
                     .unwrap_or_else(|| ctx.request_id.clone())
                     .into_bytes(),
             ),
+            // Plain text upstream, so masking sees what the model wrote.
+            ("accept-encoding".into(), b"identity".to_vec()),
         ];
         if upstream_body.is_some() {
             headers.push(("content-type".into(), b"application/json".to_vec()));
@@ -1081,7 +1200,7 @@ fn copilot_call(
         stream_response(ctx, out, upstream, &content_type, &passed);
         return Ok(Reply::Sent);
     }
-    // 6. Whole bodies: masked field by field.
+    // 5. Whole bodies: masked field by field.
     let status = upstream.status;
     let bytes = read_response(upstream.response, MAX_UPSTREAM_BODY).map_err(|e| {
         ApiError::new(502, "upstream_failed", "Copilot's answer could not be read").detail(e)
@@ -1089,10 +1208,19 @@ fn copilot_call(
     if status != 200 {
         ctx.trace.outcome = Some("failed");
         ctx.trace.reason = Some(format!("upstream answered {status}"));
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-            json!({"error": {"code": "upstream_error", "message": String::from_utf8_lossy(&bytes).chars().take(500).collect::<String>()}})
-        });
-        return Ok(Reply::Json(status, body));
+        let text: String = String::from_utf8_lossy(&bytes).chars().take(2000).collect();
+        let body: Value = match serde_json::from_slice::<Value>(&bytes) {
+            Ok(v) if copilot::client_status(status) == status => v,
+            // Clients match error bodies by substring, so the upstream text is kept.
+            _ => {
+                json!({"error": {"code": format!("upstream_{status}"), "message": masking::mask_response(&text).text}})
+            }
+        };
+        return Ok(Reply::JsonWithHeaders(
+            copilot::client_status(status),
+            body,
+            passed,
+        ));
     }
     let mut body: Value = serde_json::from_slice(&bytes).map_err(|_| {
         ApiError::new(
@@ -1101,17 +1229,30 @@ fn copilot_call(
             "Copilot's answer could not be inspected, so it is not passed on",
         )
     })?;
+    if call == CopilotCall::Models {
+        copilot::filter_models(&mut body, &grant.models);
+    }
     let mut response_log = String::new();
     let mut findings = std::mem::take(&mut ctx.trace.findings);
-    content::for_each_response_text(&mut body, &mut |text| {
+    let mut mask = |text: &mut String| {
         let scan = masking::mask_response(text);
         merge_findings(&mut findings, scan.findings);
-        response_log.push_str(&scan.text);
+        if response_log.len() < MAX_AUDIT_TEXT {
+            response_log.push_str(&scan.text);
+        }
         *text = scan.text;
-    });
+    };
+    if call.is_listing() {
+        // Listings carry no generated text.
+    } else if matches!(call, CopilotCall::Responses | CopilotCall::Messages) {
+        // Shapes vary by API: every string in the answer is masked.
+        content::for_each_string(&mut body, &mut mask);
+    } else {
+        content::for_each_response_text(&mut body, &mut mask);
+    }
     ctx.trace.findings = findings;
     ctx.trace.response = Some(bounded(response_log));
-    Ok(Reply::Json(200, body))
+    Ok(Reply::JsonWithHeaders(200, body, passed))
 }
 
 fn stream_response(
@@ -1223,6 +1364,11 @@ fn dispatch(
         Route::Revoke(_) => "grant.revoke",
         Route::IssueToken(_) => "grant.token",
         Route::AuditRecords => "audit.read",
+        Route::CopilotToken => "copilot.token",
+        Route::CopilotUser | Route::GithubUser => "copilot.user",
+        Route::Agents => "copilot.agents",
+        Route::Telemetry => "telemetry",
+        Route::Ping => "ping",
         Route::Copilot(_) => "copilot",
     }
     .to_string();
@@ -1246,6 +1392,12 @@ fn dispatch(
         Route::Revoke(id) => revoke(ctx, request, &id),
         Route::IssueToken(id) => issue_token(ctx, &id),
         Route::AuditRecords => audit_records(ctx),
+        Route::CopilotToken => copilot_token_exchange(ctx),
+        Route::CopilotUser => copilot_user(ctx, false),
+        Route::GithubUser => copilot_user(ctx, true),
+        Route::Agents => authorize_copilot(ctx).map(|_| Reply::Json(200, json!({"agents": []}))),
+        Route::Telemetry => telemetry(ctx, request),
+        Route::Ping => Ok(Reply::Json(200, json!({"status": "ok"}))),
         Route::Copilot(call) => copilot_call(ctx, request, out, call),
     }
 }
@@ -1301,20 +1453,20 @@ impl Guest for Component {
             trace: Trace::default(),
         };
         let mut out = Some(out);
-        let (status, reply_body) = match dispatch(&mut ctx, &request, &mut out) {
-            Ok(Reply::Json(status, body)) => (status, Some(body)),
-            Ok(Reply::Sent) => (200, None),
+        let (status, reply_body, mut extra) = match dispatch(&mut ctx, &request, &mut out) {
+            Ok(Reply::Json(status, body)) => (status, Some(body), Vec::new()),
+            Ok(Reply::JsonWithHeaders(status, body, headers)) => (status, Some(body), headers),
+            Ok(Reply::Sent) => (200, None, Vec::new()),
             Err(e) => {
                 if ctx.trace.reason.is_none() {
                     ctx.trace.reason = Some(e.detail.clone().unwrap_or_else(|| e.message.clone()));
                 }
-                (e.status, Some(e.body()))
+                (e.status, Some(e.body()), Vec::new())
             }
         };
         if let (Some(out), Some(body)) = (out.take(), reply_body) {
             let bytes = body.to_string().into_bytes();
             ctx.trace.bytes_out = bytes.len() as u64;
-            let mut extra = Vec::new();
             if let Err(RouteError::MethodNotAllowed(allowed)) =
                 routes::route(&ctx.method, &ctx.path)
             {
@@ -1328,7 +1480,11 @@ impl Guest for Component {
                 ctx.trace.outcome = Some("cancelled");
             }
         }
-        if !matches!(ctx.trace.action.as_str(), "health" | "jwks") {
+        // Probes and dropped telemetry leave no record: they carry no exchange.
+        if !matches!(
+            ctx.trace.action.as_str(),
+            "health" | "jwks" | "ping" | "telemetry"
+        ) {
             record(&ctx, status, started.elapsed().as_millis() as u64);
         }
     }

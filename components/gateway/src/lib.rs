@@ -3,6 +3,7 @@
 //! `edge`, compiled for wasm only.
 
 pub mod content;
+pub mod copilot;
 pub mod policy;
 pub mod routes;
 pub mod sse;

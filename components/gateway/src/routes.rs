@@ -11,6 +11,18 @@ pub enum Route {
     Revoke(String),
     IssueToken(String),
     AuditRecords,
+    /// `GET /copilot_internal/v2/token`: the Copilot token exchange clients perform.
+    CopilotToken,
+    /// `GET /copilot_internal/user`: the signed-in user's Copilot entitlement.
+    CopilotUser,
+    /// `GET /user`: who is signed in, as the GitHub API answers it.
+    GithubUser,
+    /// `GET /agents`: Copilot extensions (none through the gateway).
+    Agents,
+    /// `GET|POST /telemetry`: accepted and dropped, never forwarded.
+    Telemetry,
+    /// `GET /_ping`: client diagnostics.
+    Ping,
     Copilot(CopilotCall),
 }
 
@@ -24,18 +36,52 @@ pub enum Verdict {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CopilotCall {
     ChatCompletions,
-    EngineCompletions { model: String },
+    EngineCompletions {
+        model: String,
+    },
     Models,
+    Model {
+        id: String,
+    },
+    EmbeddingsModels,
     Embeddings,
+    /// OpenAI Responses API, where upstream offers it.
+    Responses,
+    /// Anthropic Messages API, where upstream offers it.
+    Messages,
 }
 
 impl CopilotCall {
     pub fn scope(&self) -> &'static str {
         match self {
-            CopilotCall::ChatCompletions => "chat",
+            CopilotCall::ChatCompletions | CopilotCall::Responses | CopilotCall::Messages => "chat",
             CopilotCall::EngineCompletions { .. } => "completions",
-            CopilotCall::Models => "models",
+            CopilotCall::Models | CopilotCall::Model { .. } | CopilotCall::EmbeddingsModels => {
+                "models"
+            }
             CopilotCall::Embeddings => "embeddings",
+        }
+    }
+
+    /// Model listings serve every grant: clients need them for any scope.
+    pub fn is_listing(&self) -> bool {
+        matches!(
+            self,
+            CopilotCall::Models | CopilotCall::Model { .. } | CopilotCall::EmbeddingsModels
+        )
+    }
+
+    /// The upstream path (on the proxy host for completions, else the API host).
+    pub fn upstream_path(&self) -> String {
+        match self {
+            CopilotCall::ChatCompletions => "/chat/completions".into(),
+            CopilotCall::EngineCompletions { model } => format!("/v1/engines/{model}/completions"),
+            CopilotCall::Models => "/models".into(),
+            CopilotCall::Model { id } => format!("/models/{id}"),
+            CopilotCall::EmbeddingsModels => "/embeddings/models".into(),
+            CopilotCall::Embeddings => "/embeddings".into(),
+            CopilotCall::Responses => "/responses".into(),
+            CopilotCall::Messages => "/v1/messages".into(),
         }
     }
 
@@ -57,6 +103,16 @@ fn id_ok(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Model ids as Copilot names them (`gpt-4o`, `claude-3.5-sonnet`): no path tricks.
+fn model_ok(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
@@ -92,14 +148,30 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
         }
         ["v1", "audit", "records"] => only("GET", Route::AuditRecords),
         ["chat", "completions"] => only("POST", Route::Copilot(CopilotCall::ChatCompletions)),
-        ["v1", "engines", model, "completions"] if id_ok(model) || model.contains('.') => only(
+        ["v1", "engines", model, "completions"] if model_ok(model) => only(
             "POST",
             Route::Copilot(CopilotCall::EngineCompletions {
                 model: model.to_string(),
             }),
         ),
         ["models"] => only("GET", Route::Copilot(CopilotCall::Models)),
+        ["models", id] if model_ok(id) => only(
+            "GET",
+            Route::Copilot(CopilotCall::Model { id: id.to_string() }),
+        ),
         ["embeddings"] => only("POST", Route::Copilot(CopilotCall::Embeddings)),
+        ["embeddings", "models"] => only("GET", Route::Copilot(CopilotCall::EmbeddingsModels)),
+        ["responses"] => only("POST", Route::Copilot(CopilotCall::Responses)),
+        ["v1", "messages"] => only("POST", Route::Copilot(CopilotCall::Messages)),
+        ["copilot_internal", "v2", "token"] => only("GET", Route::CopilotToken),
+        ["copilot_internal", "user"] => only("GET", Route::CopilotUser),
+        ["user"] => only("GET", Route::GithubUser),
+        ["agents"] => only("GET", Route::Agents),
+        ["telemetry"] => match method {
+            "GET" | "POST" => Ok(Route::Telemetry),
+            _ => Err(RouteError::MethodNotAllowed("GET, POST")),
+        },
+        ["_ping"] => only("GET", Route::Ping),
         _ => Err(RouteError::NotFound),
     }
 }
@@ -184,6 +256,19 @@ mod tests {
             route("POST", "/v1/engines/gpt-41-copilot/completions"),
             Ok(Route::Copilot(CopilotCall::EngineCompletions {
                 model: "gpt-41-copilot".into()
+            }))
+        );
+    }
+
+    #[test]
+    fn model_ids_cannot_walk_paths() {
+        assert!(route("POST", "/v1/engines/../completions").is_err());
+        assert!(route("POST", "/v1/engines/.hidden/completions").is_err());
+        assert!(route("GET", "/models/a%2Fb").is_err());
+        assert_eq!(
+            route("GET", "/models/claude-3.5-sonnet"),
+            Ok(Route::Copilot(CopilotCall::Model {
+                id: "claude-3.5-sonnet".into()
             }))
         );
     }

@@ -1,0 +1,189 @@
+//! Copilot's own protocol, as real clients parse it (see the protocol
+//! reference): the token envelope, the token string, model listings and the
+//! statuses clients react to.
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// The field of a Copilot-shaped token string that carries the gateway JWT.
+const GATEWAY_TOKEN_FIELD: &str = "jit";
+
+/// A Copilot-shaped token string: `key=value;…:<mac>`, which clients split on
+/// `:` and `;` to read fields such as `tid`, `exp`, `sku` and `chat`. The
+/// gateway JWT rides in the `jit` field (its base64url alphabet holds no
+/// `;`, `:` or `=`); the trailing hex is a digest, not a secret, since the JWT
+/// carries its own signature.
+pub fn token_string(jwt: &str, token_id: &str, expires_at: u64, chat: bool) -> String {
+    let fields = format!(
+        "tid={token_id};exp={expires_at};sku=copilot_jit;st=dotcom;chat={};8kp=1;{GATEWAY_TOKEN_FIELD}={jwt}",
+        u8::from(chat)
+    );
+    let mac = hex::encode(Sha256::digest(fields.as_bytes()));
+    format!("{fields}:{mac}")
+}
+
+/// The gateway JWT inside what a client presents: a Copilot-shaped token
+/// string from the envelope, or the JWT itself.
+pub fn gateway_jwt(presented: &str) -> &str {
+    let fields = presented.split(':').next().unwrap_or(presented);
+    fields
+        .split(';')
+        .find_map(|f| f.strip_prefix(GATEWAY_TOKEN_FIELD)?.strip_prefix('='))
+        .unwrap_or(presented)
+}
+
+/// Seconds until clients should fetch a new token. Clients use a token until
+/// about `now + refresh_in + 60` and VS Code refreshes at `refresh_in - 240`,
+/// so leave two minutes before the real expiry.
+pub fn refresh_in(now: u64, expires_at: u64) -> u64 {
+    let left = expires_at.saturating_sub(now);
+    if left > 240 {
+        left - 120
+    } else {
+        (left / 2).max(1)
+    }
+}
+
+/// The token envelope (`GET /copilot_internal/v2/token`), with every endpoint
+/// pointing back at the gateway.
+pub fn envelope(
+    public_url: &str,
+    token: &str,
+    expires_at: u64,
+    refresh_in: u64,
+    chat: bool,
+) -> Value {
+    json!({
+        "token": token,
+        "expires_at": expires_at,
+        "refresh_in": refresh_in,
+        "sku": "copilot_jit",
+        "individual": false,
+        "chat_enabled": chat,
+        "chat_jetbrains_enabled": chat,
+        "code_quote_enabled": false,
+        "codesearch": false,
+        "copilotignore_enabled": false,
+        "public_suggestions": "disabled",
+        "telemetry": "disabled",
+        "endpoints": {
+            "api": public_url,
+            "proxy": public_url,
+            "telemetry": public_url,
+            "origin-tracker": public_url,
+        },
+    })
+}
+
+/// The 403 envelope clients show to the developer (`error_details.message`).
+pub fn error_envelope(message: &str, how_to: &Value) -> Value {
+    json!({
+        "message": message,
+        "error_details": {
+            "title": "Copilot access needed",
+            "message": message,
+            "notification_id": "copilot-jit-access",
+            "url": how_to["how_to_request_access"]["request"]["url"],
+        },
+        "can_signup_for_limited": false,
+    })
+    .as_object()
+    .map(|o| {
+        let mut o = o.clone();
+        if let Some(h) = how_to.get("how_to_request_access") {
+            o.insert("how_to_request_access".into(), h.clone());
+        }
+        Value::Object(o)
+    })
+    .unwrap_or_default()
+}
+
+/// Keeps only the models a grant allows (all when it names none), leaving
+/// every field of the kept entries untouched: the language server drops the
+/// whole list if a required field is missing.
+pub fn filter_models(body: &mut Value, allowed: &[String]) {
+    if allowed.is_empty() {
+        return;
+    }
+    if let Some(data) = body.get_mut("data").and_then(Value::as_array_mut) {
+        data.retain(|m| {
+            m.get("id")
+                .and_then(Value::as_str)
+                .is_some_and(|id| allowed.iter().any(|a| a == id))
+        });
+    }
+}
+
+/// What the client sees for an upstream failure. Upstream 401/403 after the
+/// gateway's own refresh mean the gateway's credential failed, not the
+/// client's: a 502 keeps clients from discarding a good gateway token.
+pub fn client_status(upstream: u16) -> u16 {
+    match upstream {
+        401 | 403 => 502,
+        s => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JWT: &str = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl-_";
+
+    #[test]
+    fn token_strings_parse_like_copilot_tokens() {
+        let t = token_string(JWT, "t1", 1000, true);
+        // Clients: token.split(':')[0].split(';') then key=value.
+        let fields: Vec<(&str, &str)> = t
+            .split(':')
+            .next()
+            .unwrap()
+            .split(';')
+            .map(|f| f.split_once('=').unwrap())
+            .collect();
+        assert!(fields.contains(&("tid", "t1")));
+        assert!(fields.contains(&("exp", "1000")));
+        assert!(fields.contains(&("chat", "1")));
+        assert_eq!(t.matches(':').count(), 1);
+        assert_eq!(gateway_jwt(&t), JWT);
+        assert_eq!(gateway_jwt(JWT), JWT);
+        assert_eq!(gateway_jwt("tid=x;exp=1:ab"), "tid=x;exp=1:ab");
+    }
+
+    #[test]
+    fn refresh_comes_before_expiry() {
+        assert_eq!(refresh_in(1000, 1000 + 1800), 1680);
+        assert_eq!(refresh_in(1000, 1100), 50);
+        assert_eq!(refresh_in(1000, 1000), 1);
+        for left in [2u64, 60, 241, 900, 1800] {
+            // Clients are told to refresh before the token ends.
+            assert!(refresh_in(0, left) < left, "{left}");
+        }
+    }
+
+    #[test]
+    fn models_are_filtered_without_touching_fields() {
+        let mut body = json!({"object": "list", "data": [
+            {"id": "gpt-4o", "name": "GPT-4o", "capabilities": {"type": "chat"}},
+            {"id": "o1", "name": "o1"}
+        ]});
+        filter_models(&mut body, &["gpt-4o".into()]);
+        assert_eq!(body["data"].as_array().unwrap().len(), 1);
+        assert_eq!(body["data"][0]["capabilities"]["type"], "chat");
+        let mut all = json!({"data": [{"id": "a"}, {"id": "b"}]});
+        filter_models(&mut all, &[]);
+        assert_eq!(all["data"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn the_error_envelope_tells_how_to_get_access() {
+        let how =
+            json!({"how_to_request_access": {"request": {"url": "http://gw/v1/access-requests"}}});
+        let e = error_envelope("no grant", &how);
+        assert_eq!(e["error_details"]["message"], "no grant");
+        assert_eq!(e["error_details"]["url"], "http://gw/v1/access-requests");
+        assert!(e["how_to_request_access"].is_object());
+        assert_eq!(client_status(401), 502);
+        assert_eq!(client_status(429), 429);
+    }
+}

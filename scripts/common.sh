@@ -16,3 +16,25 @@ build_artifact() {
   echo "==> building and composing the components (dist/copilot-jit.wasm)"
   cargo run --quiet --release -p xtask -- build
 }
+
+# The real GitHub Copilot language server, for the drop-in client test.
+COPILOT_LS_VERSION=1.539.0
+install_language_server() {
+  local arch
+  case "$(uname -m)" in
+    x86_64) arch=x64 ;;
+    aarch64 | arm64) arch=arm64 ;;
+    *) echo "no copilot-language-server build for $(uname -m)" >&2; exit 1 ;;
+  esac
+  local dir="$HOME/.cache/copilot-jit/copilot-language-server-$COPILOT_LS_VERSION"
+  local pkg="@github/copilot-language-server-linux-$arch"
+  export COPILOT_LS_BIN="$dir/node_modules/$pkg/copilot-language-server"
+  if [ ! -x "$COPILOT_LS_BIN" ]; then
+    if ! command -v npm >/dev/null; then
+      echo "==> installing npm"
+      apt-get update -qq && apt-get install -y -qq npm >/dev/null
+    fi
+    echo "==> installing $pkg@$COPILOT_LS_VERSION"
+    npm install --prefix "$dir" --no-audit --no-fund --loglevel=error "$pkg@$COPILOT_LS_VERSION"
+  fi
+}

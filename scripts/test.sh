@@ -10,6 +10,7 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 
 build_artifact
+install_language_server
 
 echo "==> clippy (host, all targets)"
 cargo clippy --quiet --workspace --all-targets -- -D warnings

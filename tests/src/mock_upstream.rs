@@ -314,7 +314,8 @@ async fn route(
         }
         ("GET", "/embeddings/models") => json_response(
             200,
-            &serde_json::json!({"object": "list", "data": [{"id": "text-embedding-3-small", "object": "model"}]}),
+            &serde_json::json!({"models": [{"id": "text-embedding-3-small", "name": "text-embedding-3-small",
+                                 "version": "text-embedding-3-small", "object": "model"}]}),
         ),
         ("POST", "/responses") => {
             let reply = state

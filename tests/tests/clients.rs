@@ -474,3 +474,36 @@ async fn responses_and_messages_apis_are_proxied_and_masked() {
         assert_eq!(resp.status(), 400, "{path}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ide_token_can_last_the_grant() {
+    let stack = Stack::start().await.expect("stack");
+    let (grant_id, _) = grant(&stack, &["chat"], &[]).await;
+    let alice = stack.person("alice", &["developers"]);
+    let ask = |body: Value| {
+        reqwest::Client::new()
+            .post(format!("{}/v1/grants/{grant_id}/token", stack.url))
+            .bearer_auth(&alice)
+            .json(&body)
+            .send()
+    };
+    let short: Value = ask(json!({})).await.unwrap().json().await.unwrap();
+    assert!(short["expires_in"].as_u64().unwrap() <= 900);
+    let long: Value = ask(json!({"ttl": "grant"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let expires_in = long["expires_in"].as_u64().unwrap();
+    assert!(expires_in > 3500 && expires_in <= 3600, "{long}");
+    let ten: Value = ask(json!({"ttl": "10m"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(ten["expires_in"].as_u64().unwrap() <= 600);
+    assert_eq!(ask(json!({"ttl": "forever"})).await.unwrap().status(), 400);
+    assert_eq!(ask(json!({"lifetime": 5})).await.unwrap().status(), 400);
+}

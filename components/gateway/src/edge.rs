@@ -629,8 +629,24 @@ fn revoke(ctx: &mut Ctx, request: &IncomingRequest, id: &str) -> Result<Reply, A
     Ok(Reply::Json(200, json!({"request": request_json(&updated)})))
 }
 
-fn issue_token(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
+/// The lifetime a requester asks for: `{"ttl": 600}`, `{"ttl": "10m"}`, or
+/// `{"ttl": "grant"}` for a token that lasts as long as the grant (what an
+/// IDE that re-exchanges with its start-up token needs).
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TokenAsk {
+    #[serde(default)]
+    ttl: Option<crate::policy::Duration>,
+}
+
+fn issue_token(ctx: &mut Ctx, request: &IncomingRequest, id: &str) -> Result<Reply, ApiError> {
     let principal = authenticate(ctx)?;
+    let body = read_request_body(request, MAX_API_BODY)?;
+    let ask: TokenAsk = if body.iter().all(u8::is_ascii_whitespace) {
+        TokenAsk::default()
+    } else {
+        parse_json(&body)?
+    };
     let grant = load_request(ctx, id)?;
     if !same_person(&principal, &grant) {
         return Err(ApiError::new(
@@ -648,9 +664,19 @@ fn issue_token(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
         )
         .with(json!({"status": status_name(grant.status)})));
     };
-    let ttl = variable("token_ttl_secs")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(900);
+    let ttl = match &ask.ttl {
+        None => variable("token_ttl_secs")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(900),
+        Some(crate::policy::Duration::Text(t)) if t == "grant" => expires_at.saturating_sub(now()),
+        Some(d) => d.seconds().filter(|s| *s > 0).ok_or_else(|| {
+            ApiError::new(
+                400,
+                "bad_ttl",
+                "ttl must be seconds, text like \"10m\", or \"grant\"",
+            )
+        })?,
+    };
     let minted = minter::mint(&minter::MintRequest {
         grant_id: grant.id.clone(),
         subject: principal.subject.clone(),
@@ -1031,8 +1057,15 @@ fn copilot_user(ctx: &mut Ctx, github_shape: bool) -> Result<Reply, ApiError> {
 fn telemetry(ctx: &mut Ctx, request: &IncomingRequest) -> Result<Reply, ApiError> {
     if ctx.method == "POST" {
         read_request_body(request, MAX_PROMPT_BODY)?;
+        return Ok(Reply::Json(200, json!({})));
     }
-    Ok(Reply::Json(200, json!({})))
+    // `GET` is the experiment-assignment lookup: no experiments, in the shape
+    // the language server reads (it fails completions on anything else).
+    Ok(Reply::Json(
+        200,
+        json!({"Features": [], "Flights": {}, "Configs": [], "ParameterGroups": [],
+               "FlightingVersion": 0, "ImpressionId": "", "AssignmentContext": ""}),
+    ))
 }
 
 fn copilot_call(
@@ -1390,7 +1423,7 @@ fn dispatch(
         Route::GetRequest(id) => get_request(ctx, &id),
         Route::Decide(id, verdict) => decide(ctx, request, &id, verdict),
         Route::Revoke(id) => revoke(ctx, request, &id),
-        Route::IssueToken(id) => issue_token(ctx, &id),
+        Route::IssueToken(id) => issue_token(ctx, request, &id),
         Route::AuditRecords => audit_records(ctx),
         Route::CopilotToken => copilot_token_exchange(ctx),
         Route::CopilotUser => copilot_user(ctx, false),

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 /// The audience every gateway token carries; tokens for anything else are refused.
 pub const AUDIENCE: &str = "copilot-jit";
-/// Upper bound on any token's lifetime, whatever a grant allows.
-pub const MAX_TTL_SECS: u64 = 3600;
+/// Upper bound on any token's lifetime; the grant's end bounds it first.
+pub const MAX_TTL_SECS: u64 = 24 * 3600;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenError {

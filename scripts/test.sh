@@ -16,7 +16,8 @@ echo "==> clippy (host, all targets)"
 cargo clippy --quiet --workspace --all-targets -- -D warnings
 echo "==> clippy (components for wasm32-wasip2)"
 cargo clippy --quiet --release --target wasm32-wasip2 \
-  -p gateway -p auth-validator -p grant-store -p token-minter -p masking-filter -p audit-sink -- -D warnings
+  -p gateway -p auth-validator -p grant-store -p token-minter -p masking-filter -p audit-sink \
+  -p bench-passthrough -- -D warnings
 
 echo "==> tests"
 log=$(mktemp)

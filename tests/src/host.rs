@@ -456,6 +456,15 @@ impl Gateway {
         )
     }
 
+    /// Creates and instantiates one fresh instance without serving anything:
+    /// what every request pays before the handler runs.
+    pub async fn instantiate_once(&self) -> Result<std::time::Duration> {
+        let mut store = self.new_store();
+        let started = std::time::Instant::now();
+        self.pre.instantiate_async(&mut store).await?;
+        Ok(started.elapsed())
+    }
+
     /// Serves one request with a fresh instance, as Spin does for WASI P2.
     pub async fn handle(
         self: Arc<Self>,

@@ -1,0 +1,455 @@
+//! The gateway's cost against the floor, in one run, as ratios.
+//!
+//! (a) the mock Copilot upstream directly, (b) a bare wasi:http pass-through
+//! component, (c) copilot-jit with a valid grant — the same request mix, the
+//! same host, the same load generator. Also: per-request instantiation cost,
+//! stream timing through the masking filter, artifact sizes. Prints a table
+//! and writes BENCHMARKS.md. Never fails on speed.
+//!
+//! Usage: copilot-jit-bench [--seconds N] [--concurrency N]
+
+use anyhow::{bail, Context, Result};
+use copilot_jit_testkit::harness::{self, Stack, APPROVERS, UPSTREAM_GITHUB_TOKEN};
+use copilot_jit_testkit::host::{self, Gateway, KeyValue};
+use copilot_jit_testkit::manifest::Resolved;
+use copilot_jit_testkit::mock_upstream::StreamScript;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Options {
+    seconds: u64,
+    concurrency: usize,
+}
+
+fn options() -> Result<Options> {
+    let mut o = Options {
+        seconds: 5,
+        concurrency: 8,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let value = args.next().context("every option takes a value")?;
+        match a.as_str() {
+            "--seconds" => o.seconds = value.parse()?,
+            "--concurrency" => o.concurrency = value.parse()?,
+            _ => bail!("usage: copilot-jit-bench [--seconds N] [--concurrency N]"),
+        }
+    }
+    Ok(o)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mix {
+    Chat,
+    ChatStream,
+    CompletionsStream,
+}
+
+impl Mix {
+    fn name(self) -> &'static str {
+        match self {
+            Mix::Chat => "chat",
+            Mix::ChatStream => "chat, streamed",
+            Mix::CompletionsStream => "completions, streamed",
+        }
+    }
+
+    fn request(self, base: &str) -> (String, Value) {
+        match self {
+            Mix::Chat => (
+                format!("{base}/chat/completions"),
+                json!({"model": "gpt-4o", "stream": false,
+                       "messages": [{"role": "user", "content": "explain this function: def add(a, b): return a + b"}]}),
+            ),
+            Mix::ChatStream => (
+                format!("{base}/chat/completions"),
+                json!({"model": "gpt-4o", "stream": true,
+                       "messages": [{"role": "user", "content": "explain this function: def add(a, b): return a + b"}]}),
+            ),
+            Mix::CompletionsStream => (
+                format!("{base}/v1/engines/gpt-41-copilot/completions"),
+                json!({"prompt": "def add(a, b):\n    ", "suffix": "", "max_tokens": 50, "n": 1, "stream": true}),
+            ),
+        }
+    }
+}
+
+#[derive(Default, Clone)]
+struct Figures {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: usize,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+/// Closed-loop load: `concurrency` clients, each sending the next request
+/// when the previous answer has been read completely.
+async fn load(base: &str, token: &str, mix: Mix, o: &Options) -> Figures {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(o.seconds);
+    let started = Instant::now();
+    let workers = (0..o.concurrency).map(|_| {
+        let client = client.clone();
+        let (url, body) = mix.request(base);
+        let token = token.to_string();
+        async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let ok = match client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
+                    _ => false,
+                };
+                if ok {
+                    latencies.push(t.elapsed());
+                } else {
+                    errors += 1;
+                }
+            }
+            (latencies, errors)
+        }
+    });
+    let results = futures::future::join_all(workers).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut all: Vec<Duration> = results.iter().flat_map(|(l, _)| l.clone()).collect();
+    all.sort();
+    Figures {
+        rps: all.len() as f64 / elapsed,
+        p50_ms: percentile(&all, 0.50),
+        p99_ms: percentile(&all, 0.99),
+        errors: results.iter().map(|(_, e)| e).sum(),
+    }
+}
+
+/// Time to the first event and mean gap between events, for one stream.
+async fn stream_timing(base: &str, token: &str) -> Result<(f64, f64)> {
+    let (url, body) = Mix::ChatStream.request(base);
+    let started = Instant::now();
+    let resp = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await?;
+    let mut stream = resp.bytes_stream();
+    let mut pending = Vec::new();
+    let mut arrivals = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        for b in chunk.iter() {
+            if *b == b'\n' {
+                if pending.starts_with(b"data:") {
+                    arrivals.push(started.elapsed());
+                }
+                pending.clear();
+            } else {
+                pending.push(*b);
+            }
+        }
+    }
+    let first = arrivals.first().context("no events")?.as_secs_f64() * 1000.0;
+    let gaps: Vec<f64> = arrivals
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0)
+        .collect();
+    let mean_gap = gaps.iter().sum::<f64>() / gaps.len().max(1) as f64;
+    Ok((first, mean_gap))
+}
+
+async fn mean_instantiation(gateway: &Gateway, n: usize) -> Result<f64> {
+    for _ in 0..20 {
+        gateway.instantiate_once().await?;
+    }
+    let mut total = Duration::ZERO;
+    for _ in 0..n {
+        total += gateway.instantiate_once().await?;
+    }
+    Ok(total.as_secs_f64() * 1e6 / n as f64)
+}
+
+async fn grant_token(stack: &Stack) -> Result<String> {
+    let client = reqwest::Client::new();
+    let alice = stack.person("alice", &["developers"]);
+    let bob = stack.person("bob", &[APPROVERS]);
+    let created: Value = client
+        .post(format!("{}/v1/access-requests", stack.url))
+        .bearer_auth(&alice)
+        .json(&json!({"scopes": ["chat", "completions"], "reason": "bench", "duration": "1h"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = created["request"]["id"]
+        .as_str()
+        .context("request id")?
+        .to_string();
+    client
+        .post(format!("{}/v1/access-requests/{id}/approve", stack.url))
+        .bearer_auth(&bob)
+        .send()
+        .await?;
+    let issued: Value = client
+        .post(format!("{}/v1/grants/{id}/token", stack.url))
+        .bearer_auth(&alice)
+        .json(&json!({"ttl": "grant"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(issued["access_token"]
+        .as_str()
+        .context("token")?
+        .to_string())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<f64>().ok())
+        })
+        .map(|kib| kib / 1024.0 / 1024.0)
+        .unwrap_or(0.0);
+    format!("{cores} cores ({cpu}), {mem_gib:.0} GiB")
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let o = options()?;
+    let root = harness::workspace_root();
+    eprintln!("starting the stack (issuer, mock upstream, copilot-jit)");
+    let stack = Stack::start().await?;
+    let gateway_token = grant_token(&stack).await?;
+    // (a) and (b) present the upstream's own Copilot token, as a client of
+    // Copilot would; the pass-through adds nothing.
+    let envelope: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/copilot_internal/v2/token",
+            stack.upstream.base_url()
+        ))
+        .header("authorization", format!("token {UPSTREAM_GITHUB_TOKEN}"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let copilot_token = envelope["token"]
+        .as_str()
+        .context("upstream token")?
+        .to_string();
+
+    let engine = host::engine()?;
+    let passthrough_file = root.join("dist/bench/passthrough.wasm");
+    let passthrough_component =
+        wasmtime::component::Component::from_file(&engine, &passthrough_file)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("{} (run scripts/bench.sh)", passthrough_file.display()))?;
+    let passthrough = Arc::new(Gateway::new(
+        &engine,
+        &passthrough_component,
+        Resolved {
+            config: HashMap::from([("upstream_url".to_string(), stack.upstream.base_url())]),
+            allowed_outbound_hosts: vec![stack.upstream.base_url()],
+            key_value_stores: Vec::new(),
+        },
+        Arc::new(KeyValue::default()),
+    )?);
+    let (listener, passthrough_addr) = host::loopback_listener().await?;
+    let _passthrough_task = passthrough.clone().serve(listener);
+    let passthrough_url = format!("http://{passthrough_addr}");
+
+    let targets = [
+        (
+            "(a) upstream directly",
+            stack.upstream.base_url(),
+            copilot_token.clone(),
+        ),
+        (
+            "(b) bare pass-through",
+            passthrough_url.clone(),
+            copilot_token.clone(),
+        ),
+        ("(c) copilot-jit", stack.url.clone(), gateway_token.clone()),
+    ];
+    let mut report = String::new();
+    writeln!(
+        report,
+        "## Overhead ({} s per cell, {} concurrent clients)\n",
+        o.seconds, o.concurrency
+    )?;
+    writeln!(
+        report,
+        "| request | target | req/s | p50 ms | p99 ms | errors |"
+    )?;
+    writeln!(report, "|---|---|---:|---:|---:|---:|")?;
+    let mut summary = String::new();
+    writeln!(
+        summary,
+        "| request | (c)/(b) throughput | (c)−(a) p50 ms | (c)−(b) p50 ms |"
+    )?;
+    writeln!(summary, "|---|---:|---:|---:|")?;
+    for mix in [Mix::Chat, Mix::ChatStream, Mix::CompletionsStream] {
+        let mut figures = Vec::new();
+        for (name, base, token) in &targets {
+            eprintln!("load: {} → {name}", mix.name());
+            // A short warm-up so caches (upstream token, JIT code) are hot.
+            load(
+                base,
+                token,
+                mix,
+                &Options {
+                    seconds: 1,
+                    concurrency: o.concurrency,
+                },
+            )
+            .await;
+            let f = load(base, token, mix, &o).await;
+            writeln!(
+                report,
+                "| {} | {name} | {:.0} | {:.2} | {:.2} | {} |",
+                mix.name(),
+                f.rps,
+                f.p50_ms,
+                f.p99_ms,
+                f.errors
+            )?;
+            figures.push(f);
+        }
+        writeln!(
+            summary,
+            "| {} | {:.2} | {:+.2} | {:+.2} |",
+            mix.name(),
+            figures[2].rps / figures[1].rps,
+            figures[2].p50_ms - figures[0].p50_ms,
+            figures[2].p50_ms - figures[1].p50_ms
+        )?;
+    }
+
+    eprintln!("per-request start cost");
+    let jit = mean_instantiation(&stack.gateway, 500).await?;
+    let bare = mean_instantiation(&passthrough, 500).await?;
+    let mut start = String::new();
+    writeln!(start, "| component | instantiate, µs (mean of 500) |")?;
+    writeln!(start, "|---|---:|")?;
+    writeln!(start, "| bare pass-through | {bare:.0} |")?;
+    writeln!(
+        start,
+        "| copilot-jit (six components composed) | {jit:.0} |"
+    )?;
+    writeln!(start, "| ratio | {:.2}× |", jit / bare)?;
+
+    eprintln!("stream timing");
+    stack.upstream.script_stream(StreamScript {
+        pieces: (0..20).map(|i| format!("token {i} ")).collect(),
+        delay: Duration::from_millis(10),
+        cut_after: None,
+    });
+    let mut streams = String::new();
+    writeln!(
+        streams,
+        "| target | first event, ms | mean gap between events, ms |"
+    )?;
+    writeln!(streams, "|---|---:|---:|")?;
+    let mut timings = Vec::new();
+    for (name, base, token) in &targets {
+        let mut firsts = Vec::new();
+        let mut gaps = Vec::new();
+        for _ in 0..10 {
+            let (first, gap) = stream_timing(base, token).await?;
+            firsts.push(first);
+            gaps.push(gap);
+        }
+        let (first, gap) = (
+            firsts.iter().sum::<f64>() / 10.0,
+            gaps.iter().sum::<f64>() / 10.0,
+        );
+        writeln!(streams, "| {name} | {first:.2} | {gap:.2} |")?;
+        timings.push((first, gap));
+    }
+    writeln!(
+        streams,
+        "| added by copilot-jit over (a) | {:+.2} | {:+.2} |",
+        timings[2].0 - timings[0].0,
+        timings[2].1 - timings[0].1
+    )?;
+
+    let mut sizes = String::new();
+    writeln!(sizes, "| artifact | KiB |")?;
+    writeln!(sizes, "|---|---:|")?;
+    for name in [
+        "gateway",
+        "auth-validator",
+        "grant-store",
+        "token-minter",
+        "masking-filter",
+        "audit-sink",
+    ] {
+        let len = std::fs::metadata(root.join(format!("dist/components/{name}.wasm")))?.len();
+        writeln!(sizes, "| {name} | {} |", len / 1024)?;
+    }
+    let composed = std::fs::metadata(root.join("dist/copilot-jit.wasm"))?.len();
+    writeln!(
+        sizes,
+        "| **copilot-jit.wasm (composed)** | {} |",
+        composed / 1024
+    )?;
+    writeln!(
+        sizes,
+        "| bare pass-through | {} |",
+        std::fs::metadata(&passthrough_file)?.len() / 1024
+    )?;
+
+    let date = std::process::Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d %H:%M UTC")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let body = format!(
+        "Machine: {}. Run: {date}. Command: `scripts/bench.sh --seconds {} --concurrency {}`.\n\
+         The load generator, the mock upstream and the host share the machine, so read the ratios, not the absolute figures.\n\n\
+         ## Summary\n\n{summary}\n{report}\n## Per-request start cost\n\n{start}\n\
+         ## Streams (20 events, 10 ms apart, means of 10 streams)\n\n{streams}\n## Artifacts\n\n{sizes}",
+        machine(),
+        o.seconds,
+        o.concurrency
+    );
+    println!("{body}");
+    let results = root.join("target-bench-results.md");
+    std::fs::write(&results, &body)?;
+    eprintln!("figures written to {}", results.display());
+    Ok(())
+}

@@ -390,8 +390,31 @@ pub struct Gateway {
     allowed: Arc<Vec<AllowedHost>>,
 }
 
+/// Concurrent requests the instance pool holds, like Spin's instance limit.
+const POOLED_INSTANCES: u32 = 128;
+
 pub fn engine() -> Result<Engine> {
-    Ok(Engine::new(&Config::new())?)
+    let mut config = Config::new();
+    // Instances come from a pool, as in Spin and `wasmtime serve`: memories
+    // are reused instead of mapped and unmapped on every request.
+    let mut pool = wasmtime::PoolingAllocationConfig::default();
+    pool.total_component_instances(POOLED_INSTANCES)
+        .total_core_instances(POOLED_INSTANCES * 32)
+        .total_memories(POOLED_INSTANCES * 8)
+        .total_tables(POOLED_INSTANCES * 8)
+        .max_core_instances_per_component(64)
+        .max_memories_per_component(16)
+        .max_tables_per_component(16)
+        .max_memory_size(1 << 30)
+        // Returned memories are decommitted in batches: each `madvise` costs
+        // a TLB shootdown on every core, per linear memory, per request.
+        .decommit_batch_size(64);
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    // For profiling with `perf`: names for JIT-compiled guest functions.
+    if std::env::var_os("COPILOT_JIT_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
+    Ok(Engine::new(&config)?)
 }
 
 /// Compiles the artifact `spin.toml` names.
@@ -506,6 +529,8 @@ impl Gateway {
                 let Ok((client, _)) = listener.accept().await else {
                     continue;
                 };
+                // Small SSE writes must not wait for delayed ACKs (Nagle).
+                let _ = client.set_nodelay(true);
                 let gateway = self.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {

@@ -55,6 +55,8 @@ where
             let Ok((client, _)) = listener.accept().await else {
                 continue;
             };
+            // Small SSE writes must not wait for delayed ACKs (Nagle).
+            let _ = client.set_nodelay(true);
             let handler = handler.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(

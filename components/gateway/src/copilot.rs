@@ -3,33 +3,11 @@
 //! statuses clients react to.
 
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
-/// The field of a Copilot-shaped token string that carries the gateway JWT.
-const GATEWAY_TOKEN_FIELD: &str = "jit";
-
-/// A Copilot-shaped token string: `key=value;…:<mac>`, which clients split on
-/// `:` and `;` to read fields such as `tid`, `exp`, `sku` and `chat`. The
-/// gateway JWT rides in the `jit` field (its base64url alphabet holds no
-/// `;`, `:` or `=`); the trailing hex is a digest, not a secret, since the JWT
-/// carries its own signature.
-pub fn token_string(jwt: &str, token_id: &str, expires_at: u64, chat: bool) -> String {
-    let fields = format!(
-        "tid={token_id};exp={expires_at};sku=copilot_jit;st=dotcom;chat={};8kp=1;{GATEWAY_TOKEN_FIELD}={jwt}",
-        u8::from(chat)
-    );
-    let mac = hex::encode(Sha256::digest(fields.as_bytes()));
-    format!("{fields}:{mac}")
-}
-
-/// The gateway JWT inside what a client presents: a Copilot-shaped token
-/// string from the envelope, or the JWT itself.
-pub fn gateway_jwt(presented: &str) -> &str {
-    let fields = presented.split(':').next().unwrap_or(presented);
-    fields
-        .split(';')
-        .find_map(|f| f.strip_prefix(GATEWAY_TOKEN_FIELD)?.strip_prefix('='))
-        .unwrap_or(presented)
+/// Whether a presented token is a Copilot-shaped session token
+/// (`key=value;…:mac`) rather than a gateway JWT (`header.claims.signature`).
+pub fn is_session_token(presented: &str) -> bool {
+    presented.starts_with("tid=") && presented.contains(':')
 }
 
 /// Seconds until clients should fetch a new token. Clients use a token until
@@ -128,26 +106,13 @@ pub fn client_status(upstream: u16) -> u16 {
 mod tests {
     use super::*;
 
-    const JWT: &str = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl-_";
-
     #[test]
-    fn token_strings_parse_like_copilot_tokens() {
-        let t = token_string(JWT, "t1", 1000, true);
-        // Clients: token.split(':')[0].split(';') then key=value.
-        let fields: Vec<(&str, &str)> = t
-            .split(':')
-            .next()
-            .unwrap()
-            .split(';')
-            .map(|f| f.split_once('=').unwrap())
-            .collect();
-        assert!(fields.contains(&("tid", "t1")));
-        assert!(fields.contains(&("exp", "1000")));
-        assert!(fields.contains(&("chat", "1")));
-        assert_eq!(t.matches(':').count(), 1);
-        assert_eq!(gateway_jwt(&t), JWT);
-        assert_eq!(gateway_jwt(JWT), JWT);
-        assert_eq!(gateway_jwt("tid=x;exp=1:ab"), "tid=x;exp=1:ab");
+    fn session_tokens_and_jwts_are_told_apart() {
+        assert!(is_session_token("tid=t1;exp=1;chat=1:abcd"));
+        assert!(!is_session_token(
+            "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhIn0.c2ln"
+        ));
+        assert!(!is_session_token("tid=x"));
     }
 
     #[test]

@@ -940,7 +940,13 @@ fn authorize_copilot(ctx: &mut Ctx) -> Result<Authorized, ApiError> {
         )
         .with(how_to_request())
     })?;
-    let claims = minter::verify(copilot::gateway_jwt(&presented)).map_err(|e| {
+    // Envelope session tokens carry a MAC (cheap); gateway JWTs a signature.
+    let checked = if copilot::is_session_token(&presented) {
+        minter::open_session(&presented)
+    } else {
+        minter::verify(&presented)
+    };
+    let claims = checked.map_err(|e| {
         let message = match e {
             minter::MinterError::Expired => {
                 "the gateway token has expired; get a new one from your grant"
@@ -985,7 +991,7 @@ fn copilot_token_exchange(ctx: &mut Ctx) -> Result<Reply, ApiError> {
     let ttl = variable("copilot_token_ttl_secs")
         .and_then(|v| v.parse().ok())
         .unwrap_or(1800);
-    let minted = minter::mint(&minter::MintRequest {
+    let minted = minter::seal_session(&minter::MintRequest {
         grant_id: grant.id.clone(),
         subject: auth.claims.subject.clone(),
         issuer_of_subject: auth.claims.issuer_of_subject.clone(),
@@ -1001,7 +1007,7 @@ fn copilot_token_exchange(ctx: &mut Ctx) -> Result<Reply, ApiError> {
     ctx.trace.token_id = Some(minted.claims.token_id.clone());
     let chat = grant.scopes.iter().any(|s| s == "chat");
     let expires_at = minted.claims.expires_at;
-    let token = copilot::token_string(&minted.token, &minted.claims.token_id, expires_at, chat);
+    let token = minted.token;
     Ok(Reply::Json(
         200,
         copilot::envelope(

@@ -23,20 +23,27 @@ use std::time::{Duration, Instant};
 struct Options {
     seconds: u64,
     concurrency: usize,
+    /// Load only copilot-jit with non-streamed chat (for a profiler).
+    focus: bool,
 }
 
 fn options() -> Result<Options> {
     let mut o = Options {
         seconds: 5,
         concurrency: 8,
+        focus: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
+        if a == "--focus" {
+            o.focus = true;
+            continue;
+        }
         let value = args.next().context("every option takes a value")?;
         match a.as_str() {
             "--seconds" => o.seconds = value.parse()?,
             "--concurrency" => o.concurrency = value.parse()?,
-            _ => bail!("usage: copilot-jit-bench [--seconds N] [--concurrency N]"),
+            _ => bail!("usage: copilot-jit-bench [--seconds N] [--concurrency N] [--focus]"),
         }
     }
     Ok(o)
@@ -215,9 +222,19 @@ async fn grant_token(stack: &Stack) -> Result<String> {
         .await?
         .json()
         .await?;
-    Ok(issued["access_token"]
+    let jwt = issued["access_token"].as_str().context("token")?;
+    // Clients trade it for the envelope's session token, which every
+    // completion and chat call then carries.
+    let envelope: Value = client
+        .get(format!("{}/copilot_internal/v2/token", stack.url))
+        .bearer_auth(jwt)
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(envelope["token"]
         .as_str()
-        .context("token")?
+        .context("envelope token")?
         .to_string())
 }
 
@@ -271,6 +288,14 @@ async fn main() -> Result<()> {
         .context("upstream token")?
         .to_string();
 
+    if o.focus {
+        let f = load(&stack.url, &gateway_token, Mix::Chat, &o).await;
+        println!(
+            "copilot-jit, chat: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
+            f.rps, f.p50_ms, f.p99_ms
+        );
+        return Ok(());
+    }
     let engine = host::engine()?;
     let passthrough_file = root.join("dist/bench/passthrough.wasm");
     let passthrough_component =
@@ -333,6 +358,7 @@ async fn main() -> Result<()> {
                 &Options {
                     seconds: 1,
                     concurrency: o.concurrency,
+                    focus: false,
                 },
             )
             .await;
@@ -355,6 +381,35 @@ async fn main() -> Result<()> {
             figures[2].rps / figures[1].rps,
             figures[2].p50_ms - figures[0].p50_ms,
             figures[2].p50_ms - figures[1].p50_ms
+        )?;
+    }
+
+    eprintln!("unloaded latency");
+    let mut unloaded = String::new();
+    writeln!(
+        unloaded,
+        "| request | (a) p50 ms | (b) p50 ms | (c) p50 ms | (c)−(a) ms | (c)−(b) ms |"
+    )?;
+    writeln!(unloaded, "|---|---:|---:|---:|---:|---:|")?;
+    let one_client = Options {
+        seconds: o.seconds.min(3),
+        concurrency: 1,
+        focus: false,
+    };
+    for mix in [Mix::Chat, Mix::ChatStream, Mix::CompletionsStream] {
+        let mut p50 = Vec::new();
+        for (_, base, token) in &targets {
+            p50.push(load(base, token, mix, &one_client).await.p50_ms);
+        }
+        writeln!(
+            unloaded,
+            "| {} | {:.2} | {:.2} | {:.2} | {:+.2} | {:+.2} |",
+            mix.name(),
+            p50[0],
+            p50[1],
+            p50[2],
+            p50[2] - p50[0],
+            p50[2] - p50[1]
         )?;
     }
 
@@ -441,11 +496,12 @@ async fn main() -> Result<()> {
     let body = format!(
         "Machine: {}. Run: {date}. Command: `scripts/bench.sh --seconds {} --concurrency {}`.\n\
          The load generator, the mock upstream and the host share the machine, so read the ratios, not the absolute figures.\n\n\
-         ## Summary\n\n{summary}\n{report}\n## Per-request start cost\n\n{start}\n\
+         ## Summary\n\n{summary}\n{report}\n## Unloaded latency (one client, {} s per cell)\n\n{unloaded}\n## Per-request start cost\n\n{start}\n\
          ## Streams (20 events, 10 ms apart, means of 10 streams)\n\n{streams}\n## Artifacts\n\n{sizes}",
         machine(),
         o.seconds,
-        o.concurrency
+        o.concurrency,
+        one_client.seconds
     );
     println!("{body}");
     let results = root.join("target-bench-results.md");

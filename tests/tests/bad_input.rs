@@ -218,3 +218,82 @@ async fn bad_input_gets_clear_json_errors() {
         "nothing reached the upstream"
     );
 }
+
+/// Every route, every method, hostile bodies and headers: never a trap,
+/// never a 500, always JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_input_makes_a_component_trap() {
+    let stack = Stack::start().await.expect("stack starts");
+    let alice = stack.person("alice", &["developers"]);
+    let paths = [
+        "/v1/access-requests",
+        "/v1/access-requests/req_x",
+        "/v1/access-requests/req_x/approve",
+        "/v1/access-requests/req_x/deny",
+        "/v1/grants/req_x/revoke",
+        "/v1/grants/req_x/token",
+        "/v1/audit/records?since=-1&until=x&limit=99999999999999999999",
+        "/chat/completions",
+        "/v1/engines/gpt-4o/completions",
+        "/models",
+        "/models/gpt-4o",
+        "/embeddings",
+        "/embeddings/models",
+        "/responses",
+        "/v1/messages",
+        "/copilot_internal/v2/token",
+        "/copilot_internal/user",
+        "/user",
+        "/agents",
+        "/telemetry",
+        "/%00%ff/..%2f",
+        "/v1/access-requests?status=%ff%fe&requester=%00",
+    ];
+    let bodies: [&[u8]; 8] = [
+        b"",
+        b"null",
+        b"[]",
+        b"{\"messages\": 5, \"prompt\": {\"a\": 1}, \"stream\": \"yes\"}",
+        b"{\"scopes\": [\"chat\"], \"reason\": \"x\", \"duration\": 99999999999999999999}",
+        b"{\"messages\": [{\"content\": [{\"text\": 7}, null, \"x\"]}], \"model\": 3}",
+        b"\xff\xfe\x00garbage",
+        b"{\"ttl\": -5, \"comment\": {\"nested\": true}}",
+    ];
+    let authorizations = [
+        None,
+        Some(format!("Bearer {alice}")),
+        Some("Bearer tid=x;exp=99999999999;chat=1:00".to_string()),
+        Some("token ".to_string()),
+        Some("Basic YWxhZGRpbjpvcGVuc2VzYW1l".to_string()),
+    ];
+    let client = reqwest::Client::new();
+    let mut calls = 0;
+    for path in paths {
+        for method in ["GET", "POST", "PUT", "DELETE"] {
+            for (i, body) in bodies.iter().enumerate() {
+                let auth = &authorizations[(calls + i) % authorizations.len()];
+                let mut req = client
+                    .request(method.parse().unwrap(), format!("{}{path}", stack.url))
+                    .header("x-request-id", format!("bad id {}", "x".repeat(300)))
+                    .body(body.to_vec());
+                if let Some(a) = auth {
+                    req = req.header("authorization", a);
+                }
+                let resp = req.send().await.expect("reachable");
+                let status = resp.status().as_u16();
+                let trap = resp.headers().get("x-test-host-trap").is_some();
+                let text = resp.text().await.unwrap_or_default();
+                assert!(
+                    !trap && status != 500,
+                    "{method} {path} body #{i}: {status} {text}"
+                );
+                assert!(
+                    serde_json::from_str::<Value>(&text).is_ok(),
+                    "{method} {path} body #{i}: not JSON: {text}"
+                );
+                calls += 1;
+            }
+        }
+    }
+    assert_eq!(calls, paths.len() * 4 * bodies.len());
+}

@@ -317,6 +317,44 @@ async fn route(
             &serde_json::json!({"models": [{"id": "text-embedding-3-small", "name": "text-embedding-3-small",
                                  "version": "text-embedding-3-small", "object": "model"}]}),
         ),
+        ("POST", "/responses") if body["stream"].as_bool().unwrap_or(false) => {
+            let script = state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .script
+                .clone();
+            let text: String = script.pieces.concat();
+            let mut events = vec![
+                serde_json::json!({"type": "response.created", "response": {"id": "resp-mock", "status": "in_progress"}}),
+            ];
+            for piece in &script.pieces {
+                events.push(serde_json::json!({"type": "response.output_text.delta", "item_id": "msg-1", "output_index": 0, "content_index": 0, "delta": piece}));
+            }
+            events.push(serde_json::json!({"type": "response.output_text.done", "item_id": "msg-1", "output_index": 0, "content_index": 0, "text": text}));
+            events.push(serde_json::json!({"type": "response.completed", "response": {"id": "resp-mock", "status": "completed",
+                "output": [{"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": text}]}]}}));
+            typed_sse(state.clone(), events, &script)
+        }
+        ("POST", "/v1/messages") if body["stream"].as_bool().unwrap_or(false) => {
+            let script = state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .script
+                .clone();
+            let mut events = vec![
+                serde_json::json!({"type": "message_start", "message": {"id": "msg-mock", "role": "assistant", "content": []}}),
+                serde_json::json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            ];
+            for piece in &script.pieces {
+                events.push(serde_json::json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}));
+            }
+            events.push(serde_json::json!({"type": "content_block_stop", "index": 0}));
+            events.push(
+                serde_json::json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}}),
+            );
+            events.push(serde_json::json!({"type": "message_stop"}));
+            typed_sse(state.clone(), events, &script)
+        }
         ("POST", "/responses") => {
             let reply = state
                 .lock()
@@ -469,26 +507,50 @@ fn completion_events(script: &StreamScript) -> Vec<String> {
 }
 
 /// One `data: <json>\n\n` per event, flushed one by one, then `data: [DONE]`.
+/// Chat and completions framing: `data: <json>` per event, `[DONE]` last.
 fn sse(
     state: Arc<Mutex<State>>,
     events: Vec<String>,
+    script: &StreamScript,
+) -> hyper::Response<Body> {
+    let frames = events
+        .into_iter()
+        .map(|e| format!("data: {e}\n\n"))
+        .collect();
+    stream_frames(state, frames, Some("data: [DONE]\n\n"), script)
+}
+
+/// Responses and Messages framing: `event: <type>` and `data: <json>`.
+fn typed_sse(
+    state: Arc<Mutex<State>>,
+    events: Vec<serde_json::Value>,
+    script: &StreamScript,
+) -> hyper::Response<Body> {
+    let frames = events
+        .into_iter()
+        .map(|e| format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap_or("")))
+        .collect();
+    stream_frames(state, frames, None, script)
+}
+
+fn stream_frames(
+    state: Arc<Mutex<State>>,
+    frames: Vec<String>,
+    trailer: Option<&'static str>,
     script: &StreamScript,
 ) -> hyper::Response<Body> {
     let (tx, rx) = futures::channel::mpsc::unbounded::<Bytes>();
     let delay = script.delay;
     let cut_after = script.cut_after;
     tokio::spawn(async move {
-        for (i, event) in events.into_iter().enumerate() {
+        for (i, frame) in frames.into_iter().enumerate() {
             if cut_after == Some(i) {
                 return;
             }
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            if tx
-                .unbounded_send(Bytes::from(format!("data: {event}\n\n")))
-                .is_err()
-            {
+            if tx.unbounded_send(Bytes::from(frame)).is_err() {
                 state
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -496,7 +558,9 @@ fn sse(
                 return;
             }
         }
-        let _ = tx.unbounded_send(Bytes::from_static(b"data: [DONE]\n\n"));
+        if let Some(t) = trailer {
+            let _ = tx.unbounded_send(Bytes::from_static(t.as_bytes()));
+        }
     });
     let body = BodyExt::boxed(StreamBody::new(
         rx.map(|b| Ok::<_, Infallible>(Frame::data(b))),

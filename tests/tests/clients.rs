@@ -461,7 +461,16 @@ async fn responses_and_messages_apis_are_proxied_and_masked() {
             !String::from_utf8_lossy(&upstream.body).contains(secret),
             "{path}: prompt not redacted"
         );
-        // Their streams are refused until their framing is masked.
+        // Streamed: a secret split across events is masked, event lines kept.
+        stack.upstream.script_stream(StreamScript {
+            pieces: vec![
+                "the key is AKIAIOSF".into(),
+                "ODNN7EXAMPLE".into(),
+                " ok".into(),
+            ],
+            delay: Duration::from_millis(5),
+            cut_after: None,
+        });
         let mut streamed = body.clone();
         streamed["stream"] = json!(true);
         let resp = reqwest::Client::new()
@@ -471,7 +480,28 @@ async fn responses_and_messages_apis_are_proxied_and_masked() {
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 400, "{path}");
+        assert_eq!(resp.status(), 200, "{path}");
+        let text = resp.text().await.unwrap();
+        assert!(
+            !text.contains("ODNN7EXAMPLE") && !text.contains(secret),
+            "{path}: {text}"
+        );
+        assert!(
+            text.contains("[REDACTED:aws-access-key-id]"),
+            "{path}: {text}"
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if let Some(data) = line.strip_prefix("data: ") {
+                let event: Value =
+                    serde_json::from_str(data).expect("one JSON object per data line");
+                assert_eq!(
+                    lines[i - 1],
+                    format!("event: {}", event["type"].as_str().unwrap()),
+                    "{path}"
+                );
+            }
+        }
     }
 }
 

@@ -5,7 +5,8 @@ use crate::content;
 use crate::copilot;
 use crate::policy::{AccessAsk, Policy};
 use crate::routes::{self, CopilotCall, Route, RouteError, Verdict};
-use crate::sse::{SseError, SseMasker, TextMasker};
+use crate::sse::{SseError, SseMasker, StreamFilter, TextMasker};
+use crate::typed_sse::TypedSseMasker;
 use copilot_jit_common::unix_now as now;
 use serde_json::{json, Value};
 use std::time::Instant;
@@ -1126,14 +1127,6 @@ fn copilot_call(
             ));
         }
         wants_stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-        if wants_stream && matches!(call, CopilotCall::Responses | CopilotCall::Messages) {
-            // Their event framing is not yet masked; refuse rather than pass it unmasked.
-            return Err(ApiError::new(
-                400,
-                "stream_not_supported",
-                "streamed responses on this endpoint are not available through the gateway; use /chat/completions",
-            ));
-        }
         let mut blocked = false;
         let mut findings = Vec::new();
         let mut prompt_log = String::new();
@@ -1236,7 +1229,15 @@ fn copilot_call(
         let out = out
             .take()
             .ok_or_else(|| ApiError::new(500, "internal", "response already sent"))?;
-        stream_response(ctx, out, upstream, &content_type, &passed);
+        let new_masker = || ComponentMasker(masking::StreamMasker::new());
+        let mut masker: Box<dyn StreamFilter> = match call {
+            // Event-typed streams: `event:` lines and per-block deltas.
+            CopilotCall::Responses | CopilotCall::Messages => {
+                Box::new(TypedSseMasker::new(new_masker))
+            }
+            _ => Box::new(SseMasker::new(new_masker)),
+        };
+        stream_response(ctx, out, upstream, &content_type, &passed, masker.as_mut());
         return Ok(Reply::Sent);
     }
     // 5. Whole bodies: masked field by field.
@@ -1300,6 +1301,7 @@ fn stream_response(
     upstream: Upstream,
     content_type: &str,
     passed: &[(String, String)],
+    masker: &mut dyn StreamFilter,
 ) {
     let response = OutgoingResponse::new(response_fields(ctx, content_type, passed));
     let _ = response.set_status_code(200);
@@ -1317,7 +1319,6 @@ fn stream_response(
         ctx.trace.outcome = Some("failed");
         return;
     };
-    let mut masker = SseMasker::new(|| ComponentMasker(masking::StreamMasker::new()));
     let mut outcome = "allowed";
     let fail_event = |why: &str| {
         format!(

@@ -7,6 +7,7 @@ pub mod copilot;
 pub mod policy;
 pub mod routes;
 pub mod sse;
+pub mod typed_sse;
 
 #[cfg(target_arch = "wasm32")]
 mod edge;

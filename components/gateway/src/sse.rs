@@ -17,6 +17,56 @@ pub trait TextMasker {
     fn finish(&mut self) -> String;
 }
 
+/// A streamed body filter: bytes in as they arrive, bytes out to the client.
+pub trait StreamFilter {
+    fn push(&mut self, chunk: &[u8]) -> Result<Vec<u8>, SseError>;
+    /// Upstream ended: releases held-back text and any unterminated line.
+    fn finish(&mut self) -> Result<Vec<u8>, SseError>;
+    /// Masked response text seen so far (bounded), for the audit record.
+    fn transcript(&self) -> &str;
+}
+
+/// Splits a byte stream into lines, bounded in length.
+#[derive(Default)]
+pub struct Lines {
+    partial: Vec<u8>,
+}
+
+impl Lines {
+    pub fn feed(
+        &mut self,
+        chunk: &[u8],
+        mut on_line: impl FnMut(&[u8]) -> Result<(), SseError>,
+    ) -> Result<(), SseError> {
+        let mut start = 0;
+        for (i, b) in chunk.iter().enumerate() {
+            if *b == b'\n' {
+                self.partial.extend_from_slice(&chunk[start..i]);
+                start = i + 1;
+                let line = std::mem::take(&mut self.partial);
+                on_line(line.strip_suffix(b"\r").unwrap_or(&line))?;
+            }
+        }
+        self.partial.extend_from_slice(&chunk[start..]);
+        if self.partial.len() > MAX_LINE_BYTES {
+            return Err(SseError::LineTooLong);
+        }
+        Ok(())
+    }
+
+    /// The unterminated last line, if any.
+    pub fn rest(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.partial)
+    }
+}
+
+/// Appends to a bounded transcript.
+pub fn record(transcript: &mut String, text: &str) {
+    if transcript.len() + text.len() <= MAX_TRANSCRIPT_BYTES {
+        transcript.push_str(text);
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SseError {
     LineTooLong,
@@ -31,7 +81,7 @@ enum Slot {
 }
 
 pub struct SseMasker<M: TextMasker> {
-    line: Vec<u8>,
+    lines: Lines,
     maskers: BTreeMap<(u64, Slot), M>,
     new_masker: Box<dyn FnMut() -> M>,
     /// Last event seen, the template for events that flush held-back text.
@@ -45,7 +95,7 @@ pub struct SseMasker<M: TextMasker> {
 impl<M: TextMasker> SseMasker<M> {
     pub fn new(new_masker: impl FnMut() -> M + 'static) -> Self {
         SseMasker {
-            line: Vec::new(),
+            lines: Lines::default(),
             maskers: BTreeMap::new(),
             new_masker: Box::new(new_masker),
             last_event: None,
@@ -55,48 +105,11 @@ impl<M: TextMasker> SseMasker<M> {
         }
     }
 
-    /// Masked response text seen so far (bounded), for the audit record.
-    pub fn transcript(&self) -> &str {
-        &self.transcript
-    }
-
-    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<u8>, SseError> {
-        let mut out = Vec::new();
-        let mut start = 0;
-        for (i, b) in chunk.iter().enumerate() {
-            if *b == b'\n' {
-                self.line.extend_from_slice(&chunk[start..i]);
-                start = i + 1;
-                let line = std::mem::take(&mut self.line);
-                self.handle_line(&line, &mut out)?;
-            }
-        }
-        self.line.extend_from_slice(&chunk[start..]);
-        if self.line.len() > MAX_LINE_BYTES {
-            return Err(SseError::LineTooLong);
-        }
-        Ok(out)
-    }
-
-    /// Upstream ended: releases held-back text and any unterminated line.
-    pub fn finish(&mut self) -> Result<Vec<u8>, SseError> {
-        let mut out = Vec::new();
-        let line = std::mem::take(&mut self.line);
-        if !line.is_empty() {
-            self.handle_line(&line, &mut out)?;
-        }
-        self.flush_all(&mut out);
-        Ok(out)
-    }
-
     fn record(&mut self, text: &str) {
-        if self.transcript.len() + text.len() <= MAX_TRANSCRIPT_BYTES {
-            self.transcript.push_str(text);
-        }
+        record(&mut self.transcript, text);
     }
 
     fn handle_line(&mut self, line: &[u8], out: &mut Vec<u8>) -> Result<(), SseError> {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             out.push(b'\n');
             return Ok(());
@@ -261,6 +274,30 @@ impl<M: TextMasker> SseMasker<M> {
             out.extend_from_slice(Value::Object(event).to_string().as_bytes());
             out.extend_from_slice(b"\n\n");
         }
+    }
+}
+
+impl<M: TextMasker> StreamFilter for SseMasker<M> {
+    fn push(&mut self, chunk: &[u8]) -> Result<Vec<u8>, SseError> {
+        let mut out = Vec::new();
+        let mut lines = std::mem::take(&mut self.lines);
+        let result = lines.feed(chunk, |line| self.handle_line(line, &mut out));
+        self.lines = lines;
+        result.map(|_| out)
+    }
+
+    fn finish(&mut self) -> Result<Vec<u8>, SseError> {
+        let mut out = Vec::new();
+        let line = self.lines.rest();
+        if !line.is_empty() {
+            self.handle_line(&line, &mut out)?;
+        }
+        self.flush_all(&mut out);
+        Ok(out)
+    }
+
+    fn transcript(&self) -> &str {
+        &self.transcript
     }
 }
 

@@ -162,6 +162,39 @@ async fn es256_and_rs256_identity_tokens_are_both_accepted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_issuer_algorithm_list_is_enforced_and_fails_closed() {
+    let only_es256 = Stack::start_with(StackOptions {
+        variables: HashMap::from([("oidc_algorithms".to_string(), "ES256".to_string())]),
+        ..StackOptions::default()
+    })
+    .await
+    .expect("stack");
+    let claims = |s: &Stack| json!({"iss": s.issuer.issuer(), "sub": "alice", "aud": "copilot-jit", "iat": now(), "exp": now() + 300});
+    let es = only_es256.issuer.sign(Alg::Es256, claims(&only_es256));
+    let rs = only_es256.issuer.sign(Alg::Rs256, claims(&only_es256));
+    assert_eq!(
+        post(&only_es256, "/v1/access-requests", &es, ask()).await.0,
+        201
+    );
+    let (status, body) = post(&only_es256, "/v1/access-requests", &rs, ask()).await;
+    assert_eq!(status, 401, "{body}");
+    let misconfigured = Stack::start_with(StackOptions {
+        variables: HashMap::from([("oidc_algorithms".to_string(), "RS256,HS256".to_string())]),
+        ..StackOptions::default()
+    })
+    .await
+    .expect("stack");
+    let rs = misconfigured
+        .issuer
+        .sign(Alg::Rs256, claims(&misconfigured));
+    let (status, body) = post(&misconfigured, "/v1/access-requests", &rs, ask()).await;
+    assert_eq!(
+        status, 503,
+        "an unknown algorithm in the configuration refuses everyone: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_approvals_never_lose_or_double_count_a_vote() {
     let stack = Stack::start_with(StackOptions {
         variables: HashMap::from([("required_approvals".to_string(), "3".to_string())]),

@@ -4,7 +4,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use sha2::{Digest, Sha256, Sha384, Sha512};
 
 /// Tokens larger than this are refused before any parsing.
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -103,6 +103,48 @@ impl Jwks {
     }
 }
 
+/// Algorithms the verifier implements; issuers allow a subset.
+pub const SUPPORTED_ALGORITHMS: &[&str] = &[
+    "RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA",
+];
+
+fn rsa_key(jwk: &Jwk) -> Result<rsa::RsaPublicKey, Rejection> {
+    use rsa::{traits::PublicKeyParts, BigUint, RsaPublicKey};
+    let n = BigUint::from_bytes_be(&field(&jwk.n, "n")?);
+    let e = BigUint::from_bytes_be(&field(&jwk.e, "e")?);
+    let key = RsaPublicKey::new(n, e)
+        .map_err(|e| reject(Failure::UnknownKey, format!("RSA key: {e}")))?;
+    if key.size() < 256 {
+        return Err(reject(
+            Failure::UnknownKey,
+            "RSA keys under 2048 bits are refused",
+        ));
+    }
+    Ok(key)
+}
+
+/// An uncompressed SEC1 point from a JWK's `x` and `y`.
+fn ec_point(jwk: &Jwk, curve: &str, len: usize) -> Result<Vec<u8>, Rejection> {
+    if jwk.crv.as_deref() != Some(curve) {
+        return Err(reject(
+            Failure::UnknownKey,
+            format!("the key is not on {curve}"),
+        ));
+    }
+    let (x, y) = (field(&jwk.x, "x")?, field(&jwk.y, "y")?);
+    if x.len() != len || y.len() != len {
+        return Err(reject(
+            Failure::UnknownKey,
+            format!("{curve} coordinates must be {len} bytes"),
+        ));
+    }
+    let mut point = Vec::with_capacity(1 + 2 * len);
+    point.push(4);
+    point.extend_from_slice(&x);
+    point.extend_from_slice(&y);
+    Ok(point)
+}
+
 fn field(v: &Option<String>, name: &str) -> Result<Vec<u8>, Rejection> {
     let text = v
         .as_deref()
@@ -117,7 +159,7 @@ impl Unverified<'_> {
     /// must fit the key type: no `none`, no HMAC, no key confusion.
     pub fn verify_signature(&self, jwk: &Jwk, allowed: &[&str]) -> Result<(), Rejection> {
         let alg = self.header.alg.as_str();
-        if !allowed.contains(&alg) {
+        if !allowed.contains(&alg) || !SUPPORTED_ALGORITHMS.contains(&alg) {
             return Err(reject(
                 Failure::UnsupportedAlgorithm,
                 format!("algorithm {alg} is not allowed"),
@@ -129,45 +171,62 @@ impl Unverified<'_> {
                 "algorithm does not match the key",
             ));
         }
-        let digest = Sha256::digest(self.signing_input.as_bytes());
+        let input = self.signing_input.as_bytes();
+        let sig = &self.signature;
+        let bad = |what: &str| reject(Failure::BadSignature, format!("{alg} signature {what}"));
+        // The key type must fit the algorithm: no RSA key read as an EC key,
+        // no public key used as an HMAC secret.
         match (alg, jwk.kty.as_str()) {
-            ("RS256", "RSA") => {
-                use rsa::{pkcs1v15::Pkcs1v15Sign, traits::PublicKeyParts, BigUint, RsaPublicKey};
-                let n = BigUint::from_bytes_be(&field(&jwk.n, "n")?);
-                let e = BigUint::from_bytes_be(&field(&jwk.e, "e")?);
-                let key = RsaPublicKey::new(n, e)
-                    .map_err(|e| reject(Failure::UnknownKey, format!("RSA key: {e}")))?;
-                if key.size() < 256 {
-                    return Err(reject(
-                        Failure::UnknownKey,
-                        "RSA keys under 2048 bits are refused",
-                    ));
-                }
-                key.verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &self.signature)
-                    .map_err(|_| reject(Failure::BadSignature, "RS256 signature does not verify"))
+            ("RS256" | "RS384" | "RS512" | "PS256", "RSA") => {
+                use rsa::{pkcs1v15::Pkcs1v15Sign, pss::Pss};
+                let key = rsa_key(jwk)?;
+                let verified = match alg {
+                    "RS256" => {
+                        key.verify(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(input), sig)
+                    }
+                    "RS384" => {
+                        key.verify(Pkcs1v15Sign::new::<Sha384>(), &Sha384::digest(input), sig)
+                    }
+                    "RS512" => {
+                        key.verify(Pkcs1v15Sign::new::<Sha512>(), &Sha512::digest(input), sig)
+                    }
+                    _ => key.verify(Pss::new::<Sha256>(), &Sha256::digest(input), sig),
+                };
+                verified.map_err(|_| bad("does not verify"))
             }
             ("ES256", "EC") => {
                 use p256::ecdsa::{signature::hazmat::PrehashVerifier, Signature, VerifyingKey};
-                if jwk.crv.as_deref() != Some("P-256") {
-                    return Err(reject(Failure::UnknownKey, "ES256 needs a P-256 key"));
-                }
-                let (x, y) = (field(&jwk.x, "x")?, field(&jwk.y, "y")?);
-                if x.len() != 32 || y.len() != 32 {
-                    return Err(reject(
-                        Failure::UnknownKey,
-                        "P-256 coordinates must be 32 bytes",
-                    ));
-                }
-                let mut sec1 = vec![4u8];
-                sec1.extend_from_slice(&x);
-                sec1.extend_from_slice(&y);
-                let key = VerifyingKey::from_sec1_bytes(&sec1)
+                let point = ec_point(jwk, "P-256", 32)?;
+                let key = VerifyingKey::from_sec1_bytes(&point)
                     .map_err(|_| reject(Failure::UnknownKey, "invalid P-256 point"))?;
-                let sig = Signature::from_slice(&self.signature).map_err(|_| {
-                    reject(Failure::BadSignature, "ES256 signature must be 64 bytes")
-                })?;
-                key.verify_prehash(&digest, &sig)
-                    .map_err(|_| reject(Failure::BadSignature, "ES256 signature does not verify"))
+                let sig = Signature::from_slice(sig).map_err(|_| bad("must be 64 bytes"))?;
+                key.verify_prehash(&Sha256::digest(input), &sig)
+                    .map_err(|_| bad("does not verify"))
+            }
+            ("ES384", "EC") => {
+                use p384::ecdsa::{signature::hazmat::PrehashVerifier, Signature, VerifyingKey};
+                let point = ec_point(jwk, "P-384", 48)?;
+                let key = VerifyingKey::from_sec1_bytes(&point)
+                    .map_err(|_| reject(Failure::UnknownKey, "invalid P-384 point"))?;
+                let sig = Signature::from_slice(sig).map_err(|_| bad("must be 96 bytes"))?;
+                key.verify_prehash(&Sha384::digest(input), &sig)
+                    .map_err(|_| bad("does not verify"))
+            }
+            ("EdDSA", "OKP") => {
+                if jwk.crv.as_deref() != Some("Ed25519") {
+                    return Err(reject(Failure::UnknownKey, "EdDSA needs an Ed25519 key"));
+                }
+                let x: [u8; 32] = field(&jwk.x, "x")?
+                    .try_into()
+                    .map_err(|_| reject(Failure::UnknownKey, "Ed25519 keys are 32 bytes"))?;
+                let key = ed25519_dalek::VerifyingKey::from_bytes(&x)
+                    .map_err(|_| reject(Failure::UnknownKey, "invalid Ed25519 key"))?;
+                let sig: [u8; 64] = sig
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| bad("must be 64 bytes"))?;
+                key.verify_strict(input, &ed25519_dalek::Signature::from_bytes(&sig))
+                    .map_err(|_| bad("does not verify"))
             }
             _ => Err(reject(
                 Failure::UnsupportedAlgorithm,
@@ -354,5 +413,327 @@ mod tests {
             URL_SAFE_NO_PAD.encode(claims(1000).to_string())
         );
         assert_eq!(check(&dup, 500), Failure::Malformed);
+    }
+
+    mod algorithms {
+        use super::super::*;
+        use ed25519_dalek::Signer as _;
+        use p256::ecdsa::signature::hazmat::PrehashSigner;
+        use rsa::traits::PublicKeyParts;
+        use std::sync::OnceLock;
+
+        struct Keys {
+            rsa: rsa::RsaPrivateKey,
+            rsa_small: rsa::RsaPrivateKey,
+            p256: p256::ecdsa::SigningKey,
+            p384: p384::ecdsa::SigningKey,
+            ed: ed25519_dalek::SigningKey,
+        }
+
+        fn keys() -> &'static Keys {
+            static KEYS: OnceLock<Keys> = OnceLock::new();
+            KEYS.get_or_init(|| {
+                let mut rng = rand::thread_rng();
+                Keys {
+                    rsa: rsa::RsaPrivateKey::new(&mut rng, 2048).unwrap(),
+                    rsa_small: rsa::RsaPrivateKey::new(&mut rng, 1024).unwrap(),
+                    p256: p256::ecdsa::SigningKey::random(&mut rng),
+                    p384: p384::ecdsa::SigningKey::random(&mut rng),
+                    ed: ed25519_dalek::SigningKey::generate(&mut rng),
+                }
+            })
+        }
+
+        fn b64(b: &[u8]) -> String {
+            URL_SAFE_NO_PAD.encode(b)
+        }
+
+        fn jwk_rsa(key: &rsa::RsaPrivateKey) -> Jwk {
+            let p = key.to_public_key();
+            Jwk {
+                kty: "RSA".into(),
+                kid: None,
+                alg: None,
+                crv: None,
+                n: Some(b64(&p.n().to_bytes_be())),
+                e: Some(b64(&p.e().to_bytes_be())),
+                x: None,
+                y: None,
+            }
+        }
+
+        fn jwk(alg: &str) -> Jwk {
+            let k = keys();
+            match alg {
+                "ES256" => {
+                    let pt = k.p256.verifying_key().to_encoded_point(false);
+                    Jwk {
+                        kty: "EC".into(),
+                        kid: None,
+                        alg: None,
+                        crv: Some("P-256".into()),
+                        n: None,
+                        e: None,
+                        x: Some(b64(pt.x().unwrap())),
+                        y: Some(b64(pt.y().unwrap())),
+                    }
+                }
+                "ES384" => {
+                    let pt = k.p384.verifying_key().to_encoded_point(false);
+                    Jwk {
+                        kty: "EC".into(),
+                        kid: None,
+                        alg: None,
+                        crv: Some("P-384".into()),
+                        n: None,
+                        e: None,
+                        x: Some(b64(pt.x().unwrap())),
+                        y: Some(b64(pt.y().unwrap())),
+                    }
+                }
+                "EdDSA" => Jwk {
+                    kty: "OKP".into(),
+                    kid: None,
+                    alg: None,
+                    crv: Some("Ed25519".into()),
+                    n: None,
+                    e: None,
+                    x: Some(b64(k.ed.verifying_key().as_bytes())),
+                    y: None,
+                },
+                _ => jwk_rsa(&k.rsa),
+            }
+        }
+
+        /// Signs `header_alg` into the header and signs with `signing_alg`'s scheme.
+        fn token(header_alg: &str, signing_alg: &str) -> String {
+            let header = serde_json::json!({"alg": header_alg, "kid": "k"});
+            let claims =
+                serde_json::json!({"iss": "https://idp", "aud": "gw", "sub": "a", "exp": 1000});
+            let input = format!(
+                "{}.{}",
+                b64(header.to_string().as_bytes()),
+                b64(claims.to_string().as_bytes())
+            );
+            let k = keys();
+            let mut rng = rand::thread_rng();
+            let m = input.as_bytes();
+            let sig: Vec<u8> = match signing_alg {
+                "RS256" => k
+                    .rsa
+                    .sign(
+                        rsa::pkcs1v15::Pkcs1v15Sign::new::<Sha256>(),
+                        &Sha256::digest(m),
+                    )
+                    .unwrap(),
+                "RS384" => k
+                    .rsa
+                    .sign(
+                        rsa::pkcs1v15::Pkcs1v15Sign::new::<Sha384>(),
+                        &Sha384::digest(m),
+                    )
+                    .unwrap(),
+                "RS512" => k
+                    .rsa
+                    .sign(
+                        rsa::pkcs1v15::Pkcs1v15Sign::new::<Sha512>(),
+                        &Sha512::digest(m),
+                    )
+                    .unwrap(),
+                "PS256" => k
+                    .rsa
+                    .sign_with_rng(&mut rng, rsa::pss::Pss::new::<Sha256>(), &Sha256::digest(m))
+                    .unwrap(),
+                "RS256-small" => k
+                    .rsa_small
+                    .sign(
+                        rsa::pkcs1v15::Pkcs1v15Sign::new::<Sha256>(),
+                        &Sha256::digest(m),
+                    )
+                    .unwrap(),
+                "ES256" => {
+                    let s: p256::ecdsa::Signature =
+                        k.p256.sign_prehash(&Sha256::digest(m)).unwrap();
+                    s.to_bytes().to_vec()
+                }
+                "ES384" => {
+                    let s: p384::ecdsa::Signature =
+                        k.p384.sign_prehash(&Sha384::digest(m)).unwrap();
+                    s.to_bytes().to_vec()
+                }
+                "EdDSA" => k.ed.sign(m).to_bytes().to_vec(),
+                _ => vec![0; 32],
+            };
+            format!("{input}.{}", b64(&sig))
+        }
+
+        fn verify(token: &str, jwk: &Jwk, allowed: &[&str]) -> Result<(), Failure> {
+            let parsed = parse(token).map_err(|r| r.failure)?;
+            parsed.verify_signature(jwk, allowed).map_err(|r| r.failure)
+        }
+
+        #[test]
+        fn every_supported_algorithm_verifies_with_its_key() {
+            for alg in SUPPORTED_ALGORITHMS {
+                assert_eq!(
+                    verify(&token(alg, alg), &jwk(alg), SUPPORTED_ALGORITHMS),
+                    Ok(()),
+                    "{alg}"
+                );
+            }
+        }
+
+        #[test]
+        fn algorithm_and_key_confusion_is_refused() {
+            use Failure::*;
+            let all = SUPPORTED_ALGORITHMS;
+            let mut rsa_with_alg = jwk("RS256");
+            rsa_with_alg.alg = Some("RS256".into());
+            let mut p256_as_x25519 = jwk("EdDSA");
+            p256_as_x25519.crv = Some("X25519".into());
+            let cases: Vec<(&str, String, Jwk, &[&str], Failure)> = vec![
+                (
+                    "alg none",
+                    token("none", "none"),
+                    jwk("RS256"),
+                    all,
+                    UnsupportedAlgorithm,
+                ),
+                (
+                    "HS256 with an RSA public key as secret",
+                    token("HS256", "none"),
+                    jwk("RS256"),
+                    all,
+                    UnsupportedAlgorithm,
+                ),
+                (
+                    "HS512",
+                    token("HS512", "none"),
+                    jwk("RS256"),
+                    all,
+                    UnsupportedAlgorithm,
+                ),
+                (
+                    "unknown alg",
+                    token("RS1", "none"),
+                    jwk("RS256"),
+                    all,
+                    UnsupportedAlgorithm,
+                ),
+                (
+                    "RS256 header, EC key",
+                    token("RS256", "RS256"),
+                    jwk("ES256"),
+                    all,
+                    UnsupportedAlgorithm,
+                ),
+                (
+                    "ES256 header, RSA key",
+                    token("ES256", "ES256"),
+                    jwk("RS256"),
+                    all,
+                    UnsupportedAlgorithm,
+                ),
+                (
+                    "EdDSA header, RSA key",
+                    token("EdDSA", "EdDSA"),
+                    jwk("RS256"),
+                    all,
+                    UnsupportedAlgorithm,
+                ),
+                (
+                    "ES256 header, P-384 key",
+                    token("ES256", "ES256"),
+                    jwk("ES384"),
+                    all,
+                    UnknownKey,
+                ),
+                (
+                    "ES384 header, P-256 key",
+                    token("ES384", "ES384"),
+                    jwk("ES256"),
+                    all,
+                    UnknownKey,
+                ),
+                (
+                    "EdDSA on another curve",
+                    token("EdDSA", "EdDSA"),
+                    p256_as_x25519,
+                    all,
+                    UnknownKey,
+                ),
+                (
+                    "RSA key under 2048 bits",
+                    token("RS256", "RS256-small"),
+                    jwk_rsa(&keys().rsa_small),
+                    all,
+                    UnknownKey,
+                ),
+                (
+                    "key bound to another alg",
+                    token("PS256", "PS256"),
+                    rsa_with_alg,
+                    all,
+                    UnsupportedAlgorithm,
+                ),
+                (
+                    "alg outside the issuer's list",
+                    token("RS256", "RS256"),
+                    jwk("RS256"),
+                    &["ES256"],
+                    UnsupportedAlgorithm,
+                ),
+                (
+                    "PS256 signature under RS256",
+                    token("RS256", "PS256"),
+                    jwk("RS256"),
+                    all,
+                    BadSignature,
+                ),
+                (
+                    "RS256 signature under RS384",
+                    token("RS384", "RS256"),
+                    jwk("RS256"),
+                    all,
+                    BadSignature,
+                ),
+                (
+                    "RS512 signature under PS256",
+                    token("PS256", "RS512"),
+                    jwk("RS256"),
+                    all,
+                    BadSignature,
+                ),
+                (
+                    "ES256 signature under EdDSA",
+                    token("EdDSA", "ES256"),
+                    jwk("EdDSA"),
+                    all,
+                    BadSignature,
+                ),
+                (
+                    "truncated ES384 signature",
+                    token("ES384", "ES256"),
+                    jwk("ES384"),
+                    all,
+                    BadSignature,
+                ),
+            ];
+            for (name, token, key, allowed, expected) in cases {
+                assert_eq!(verify(&token, &key, allowed), Err(expected), "{name}");
+            }
+            // A signature never covers a modified payload, whatever the algorithm.
+            for alg in SUPPORTED_ALGORITHMS {
+                let t = token(alg, alg);
+                let parts: Vec<&str> = t.split('.').collect();
+                let forged = b64(br#"{"iss":"https://idp","aud":"gw","sub":"admin","exp":1000}"#);
+                let tampered = format!("{}.{}.{}", parts[0], forged, parts[2]);
+                assert_eq!(
+                    verify(&tampered, &jwk(alg), all),
+                    Err(BadSignature),
+                    "{alg}"
+                );
+            }
+        }
     }
 }

@@ -28,7 +28,6 @@ mod bindings {
     /// An unknown `kid` triggers at most one refetch per this interval.
     const REFETCH_INTERVAL_SECS: u64 = 30;
     const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
-    const ALLOWED_ALGORITHMS: &[&str] = &["RS256", "ES256"];
 
     #[derive(serde::Serialize, serde::Deserialize)]
     struct CachedJwks {
@@ -213,6 +212,31 @@ mod bindings {
     impl Guest for Component {
         fn authenticate(bearer_token: String) -> Result<Principal, AuthError> {
             let issuer = required("oidc_issuer")?;
+            // The issuer's algorithms; a name the verifier does not know is a
+            // configuration error, refused rather than ignored.
+            let allowed: Vec<String> = variable("oidc_algorithms")
+                .map(|v| {
+                    v.split(',')
+                        .map(|a| a.trim().to_string())
+                        .filter(|a| !a.is_empty())
+                        .collect()
+                })
+                .unwrap_or_else(|| {
+                    jwt::SUPPORTED_ALGORITHMS
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect()
+                });
+            if let Some(bad) = allowed
+                .iter()
+                .find(|a| !jwt::SUPPORTED_ALGORITHMS.contains(&a.as_str()))
+            {
+                return Err(fail(
+                    AuthFailure::KeysUnavailable,
+                    format!("variable oidc_algorithms names unsupported algorithm {bad}"),
+                ));
+            }
+            let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
             let audience = required("oidc_audience")?;
             let token = jwt::parse(&bearer_token).map_err(from_rejection)?;
             // Cheap checks first: no key fetch for a token that is not ours.
@@ -229,7 +253,7 @@ mod bindings {
                 .find(kid)
                 .ok_or_else(|| fail(AuthFailure::UnknownKey, format!("issuer has no key {kid}")))?;
             token
-                .verify_signature(jwk, ALLOWED_ALGORITHMS)
+                .verify_signature(jwk, &allowed)
                 .map_err(from_rejection)?;
             let subject_ok = token
                 .claims

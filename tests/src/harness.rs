@@ -62,6 +62,8 @@ pub struct Stack {
     pub url: String,
     pub addr: SocketAddr,
     pub issuer: DevIssuer,
+    /// A second dev issuer standing in for GitHub Actions, when asked for.
+    pub actions_issuer: Option<DevIssuer>,
     pub upstream: MockUpstream,
     pub gateway: Arc<Gateway>,
     /// Secrets given to the gateway, so tests can check they never leak.
@@ -81,6 +83,8 @@ pub struct StackOptions {
     /// Leave variables set as `SPIN_VARIABLE_*` in the environment to it, so
     /// a real issuer or upstream replaces the embedded ones.
     pub defer_to_environment: bool,
+    /// Start a second issuer as GitHub Actions and trust it.
+    pub github_actions: bool,
 }
 
 impl Default for StackOptions {
@@ -89,6 +93,7 @@ impl Default for StackOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             variables: HashMap::new(),
             defer_to_environment: false,
+            github_actions: false,
         }
     }
 }
@@ -121,6 +126,16 @@ impl Stack {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        let actions_issuer = if options.github_actions {
+            let actions = DevIssuer::start().await?;
+            variables.insert("github_actions_issuer".into(), actions.issuer());
+            variables.insert("github_actions_audience".into(), "copilot-jit".into());
+            Some(actions)
+        } else {
+            // Unreachable on purpose: nothing may be fetched from it.
+            variables.insert("github_actions_issuer".into(), "http://127.0.0.1:9".into());
+            None
+        };
         variables.extend(options.variables);
         let env: HashMap<String, String> = std::env::vars().collect();
         if options.defer_to_environment {
@@ -141,6 +156,7 @@ impl Stack {
             url,
             addr,
             issuer,
+            actions_issuer,
             upstream,
             gateway,
             variables,

@@ -2,10 +2,12 @@
 //! issuer. Keys come from the issuer's discovery document and JWKS over
 //! outbound HTTP and are cached in `wasi:keyvalue`.
 
+pub mod issuers;
 pub mod jwt;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings {
+    use super::issuers::{self, Issuer, Kind};
     use super::jwt::{self, Failure, Jwks, Rejection};
     use copilot_jit_common::unix_now as now;
 
@@ -61,15 +63,6 @@ mod bindings {
             .ok()
             .flatten()
             .filter(|v| !v.trim().is_empty())
-    }
-
-    fn required(name: &str) -> Result<String, AuthError> {
-        variable(name).ok_or_else(|| {
-            fail(
-                AuthFailure::KeysUnavailable,
-                format!("variable {name} is not set"),
-            )
-        })
     }
 
     /// A bounded GET over `wasi:http`.
@@ -181,10 +174,12 @@ mod bindings {
         }
     }
 
-    fn principal(claims: &serde_json::Map<String, serde_json::Value>, issuer: &str) -> Principal {
-        let groups_claim = variable("oidc_groups_claim").unwrap_or_else(|| "groups".into());
+    fn principal(
+        claims: &serde_json::Map<String, serde_json::Value>,
+        issuer: &Issuer,
+    ) -> Principal {
         let text = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_string);
-        let groups = match claims.get(&groups_claim) {
+        let groups = match claims.get(&issuer.groups_claim) {
             Some(serde_json::Value::Array(list)) => list
                 .iter()
                 .filter_map(|g| g.as_str().map(str::to_string))
@@ -193,15 +188,20 @@ mod bindings {
             _ => Vec::new(),
         };
         Principal {
-            kind: match variable("oidc_principal_kind").as_deref() {
-                Some("workload") => PrincipalKind::Workload,
-                Some("agent") => PrincipalKind::Agent,
-                _ => PrincipalKind::Human,
+            kind: match issuer.kind {
+                Kind::Human => PrincipalKind::Human,
+                Kind::Workload => PrincipalKind::Workload,
+                Kind::Agent => PrincipalKind::Agent,
             },
-            issuer: issuer.to_string(),
+            issuer: issuer.issuer.clone(),
             subject: text("sub").unwrap_or_default(),
             email: text("email"),
-            name: text("name"),
+            // A workflow run is known by its repository.
+            name: if issuer.github_actions {
+                text("repository")
+            } else {
+                text("name")
+            },
             groups,
             claims_json: serde_json::Value::Object(claims.clone()).to_string(),
         }
@@ -211,44 +211,28 @@ mod bindings {
 
     impl Guest for Component {
         fn authenticate(bearer_token: String) -> Result<Principal, AuthError> {
-            let issuer = required("oidc_issuer")?;
-            // The issuer's algorithms; a name the verifier does not know is a
-            // configuration error, refused rather than ignored.
-            let allowed: Vec<String> = variable("oidc_algorithms")
-                .map(|v| {
-                    v.split(',')
-                        .map(|a| a.trim().to_string())
-                        .filter(|a| !a.is_empty())
-                        .collect()
-                })
-                .unwrap_or_else(|| {
-                    jwt::SUPPORTED_ALGORITHMS
-                        .iter()
-                        .map(|a| a.to_string())
-                        .collect()
-                });
-            if let Some(bad) = allowed
-                .iter()
-                .find(|a| !jwt::SUPPORTED_ALGORITHMS.contains(&a.as_str()))
-            {
-                return Err(fail(
-                    AuthFailure::KeysUnavailable,
-                    format!("variable oidc_algorithms names unsupported algorithm {bad}"),
-                ));
-            }
-            let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
-            let audience = required("oidc_audience")?;
+            let issuers =
+                issuers::configured(variable).map_err(|e| fail(AuthFailure::KeysUnavailable, e))?;
             let token = jwt::parse(&bearer_token).map_err(from_rejection)?;
+            let iss = token
+                .claims
+                .get("iss")
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
+            let issuer = issuers::select(&issuers, iss).ok_or_else(|| {
+                fail(AuthFailure::UnknownIssuer, "iss names no configured issuer")
+            })?;
+            let allowed: Vec<&str> = issuer.algorithms.iter().map(String::as_str).collect();
             // Cheap checks first: no key fetch for a token that is not ours.
             token
-                .validate_claims(&issuer, &audience, now())
+                .validate_claims(&issuer.issuer, &issuer.audience, now())
                 .map_err(from_rejection)?;
             let kid = token
                 .header
                 .kid
                 .as_deref()
                 .ok_or_else(|| fail(AuthFailure::UnknownKey, "token has no kid"))?;
-            let jwks = keys_for(&issuer, kid)?;
+            let jwks = keys_for(&issuer.issuer, kid)?;
             let jwk = jwks
                 .find(kid)
                 .ok_or_else(|| fail(AuthFailure::UnknownKey, format!("issuer has no key {kid}")))?;
@@ -263,7 +247,7 @@ mod bindings {
             if !subject_ok {
                 return Err(fail(AuthFailure::Malformed, "sub is missing"));
             }
-            Ok(principal(&token.claims, &issuer))
+            Ok(principal(&token.claims, issuer))
         }
     }
 

@@ -429,6 +429,7 @@ fn request_json(r: &grants::AccessRequest) -> Value {
         })).collect::<Vec<_>>(),
         "granted_at": r.granted_at,
         "expires_at": r.expires_at,
+        "renewable": r.renewable,
     })
 }
 
@@ -476,6 +477,7 @@ fn create_request(ctx: &mut Ctx, request: &IncomingRequest) -> Result<Reply, Api
         approver_groups: plan.approver_groups,
         pending_ttl_secs: plan.pending_ttl_secs,
         auto_approve: plan.auto_approve,
+        renewable: true,
     })
     .map_err(store_error)?;
     ctx.trace.grant_id = Some(created.id.clone());
@@ -656,6 +658,13 @@ fn issue_token(ctx: &mut Ctx, request: &IncomingRequest, id: &str) -> Result<Rep
             "only the requester receives tokens for a grant",
         ));
     }
+    if !grant.renewable {
+        return Err(ApiError::new(
+            403,
+            "not_renewable",
+            "tokens for this grant come from the token exchange only; exchange a new identity token",
+        ));
+    }
     let (grants::RequestStatus::Approved, Some(expires_at)) = (grant.status, grant.expires_at)
     else {
         return Err(ApiError::new(
@@ -703,6 +712,154 @@ fn issue_token(ctx: &mut Ctx, request: &IncomingRequest, id: &str) -> Result<Rep
             "grant_id": grant.id,
             "token_id": minted.claims.token_id,
             "scopes": grant.scopes,
+        }),
+    ))
+}
+
+/// An OAuth 2.0 error (RFC 6749 §5.2 shape), as token-exchange clients expect.
+fn oauth_error(status: u16, error: &'static str, description: impl Into<String>) -> ApiError {
+    let description = description.into();
+    ApiError {
+        envelope: Some(json!({"error": error, "error_description": description})),
+        ..ApiError::new(status, error, description)
+    }
+}
+
+const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// `POST /v1/token-exchange` (RFC 8693): a GitHub Actions run trades its
+/// OIDC token for a minutes-long gateway token, under the Actions policy.
+/// The grant behind it is recorded like any other and is not renewable.
+fn token_exchange(ctx: &mut Ctx, request: &IncomingRequest) -> Result<Reply, ApiError> {
+    let body = read_request_body(request, MAX_API_BODY)?;
+    ctx.trace.bytes_in = body.len() as u64;
+    let form = match header(&ctx.headers, "content-type") {
+        Some(t) if t.starts_with("application/json") => {
+            let v: Value = parse_json(&body)?;
+            let fields = v
+                .as_object()
+                .map(|o| {
+                    o.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            routes::Query(fields)
+        }
+        _ => routes::query_params(&format!("?{}", String::from_utf8_lossy(&body))),
+    };
+    if form.get("grant_type").as_deref() != Some(TOKEN_EXCHANGE_GRANT) {
+        return Err(oauth_error(
+            400,
+            "unsupported_grant_type",
+            format!("grant_type must be {TOKEN_EXCHANGE_GRANT}"),
+        ));
+    }
+    let subject_token = form
+        .get("subject_token")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| oauth_error(400, "invalid_request", "subject_token is required"))?;
+    match form.get("subject_token_type").as_deref() {
+        Some(
+            "urn:ietf:params:oauth:token-type:id_token" | "urn:ietf:params:oauth:token-type:jwt",
+        ) => {}
+        _ => {
+            return Err(oauth_error(
+                400,
+                "invalid_request",
+                "subject_token_type must be urn:ietf:params:oauth:token-type:id_token",
+            ))
+        }
+    }
+    let actions = crate::policy::ActionsPolicy::from_variables(variable).map_err(|e| {
+        oauth_error(
+            503,
+            "temporarily_unavailable",
+            "token exchange is not configured",
+        )
+        .detail(e)
+    })?;
+    let principal = auth::authenticate(&subject_token).map_err(|e| {
+        oauth_error(400, "invalid_grant", "the subject token was not accepted")
+            .detail(format!("{:?}: {}", e.failure, e.detail))
+    })?;
+    ctx.trace.principal = Some(principal.clone());
+    let actions_issuer = variable("github_actions_issuer").unwrap_or_default();
+    if principal.kind != PrincipalKind::Workload || principal.issuer != actions_issuer {
+        return Err(oauth_error(
+            400,
+            "invalid_grant",
+            "only GitHub Actions tokens can be exchanged; people request access",
+        ));
+    }
+    let claims: Value = serde_json::from_str(&principal.claims_json).unwrap_or_default();
+    actions.check(&claims).map_err(|d| {
+        oauth_error(403, "access_denied", d.message.clone()).detail(format!("rule {}", d.rule))
+    })?;
+    let scopes: Vec<String> = match form.get("scope") {
+        None => actions.scopes.clone(),
+        Some(asked) => {
+            let asked: Vec<String> = asked.split_whitespace().map(str::to_string).collect();
+            if let Some(bad) = asked.iter().find(|s| !actions.scopes.contains(s)) {
+                return Err(oauth_error(
+                    400,
+                    "invalid_scope",
+                    format!("scope {bad} is not available to pipelines"),
+                ));
+            }
+            asked
+        }
+    };
+    let claim = |k: &str| {
+        claims
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let grant = grants::create(&grants::NewRequest {
+        requester: principal.clone(),
+        scopes: scopes.clone(),
+        models: Vec::new(),
+        repository: Some(claim("repository")),
+        reason: format!(
+            "GitHub Actions {} ({}) on {}",
+            claim("workflow"),
+            claim("event_name"),
+            claim("ref")
+        ),
+        duration_secs: actions.token_secs,
+        required_approvals: 1,
+        approver_groups: Vec::new(),
+        pending_ttl_secs: 1,
+        auto_approve: true,
+        renewable: false,
+    })
+    .map_err(store_error)?;
+    ctx.trace.grant_id = Some(grant.id.clone());
+    let minted = minter::mint(&minter::MintRequest {
+        grant_id: grant.id.clone(),
+        subject: principal.subject.clone(),
+        issuer_of_subject: principal.issuer.clone(),
+        scopes: scopes.clone(),
+        models: Vec::new(),
+        ttl_secs: actions.token_secs,
+        not_after: grant.expires_at.unwrap_or_else(now),
+    })
+    .map_err(|e| {
+        oauth_error(503, "temporarily_unavailable", "no token could be minted")
+            .detail(format!("{e:?}"))
+    })?;
+    ctx.trace.token_id = Some(minted.claims.token_id.clone());
+    Ok(Reply::Json(
+        200,
+        json!({
+            "access_token": minted.token,
+            "issued_token_type": "urn:ietf:params:oauth:token-type:jwt",
+            "token_type": "Bearer",
+            "expires_in": minted.claims.expires_at.saturating_sub(now()),
+            "scope": scopes.join(" "),
+            "grant_id": grant.id,
         }),
     ))
 }
@@ -1404,6 +1561,7 @@ fn dispatch(
         Route::Revoke(_) => "grant.revoke",
         Route::IssueToken(_) => "grant.token",
         Route::AuditRecords => "audit.read",
+        Route::TokenExchange => "grant.exchange",
         Route::CopilotToken => "copilot.token",
         Route::CopilotUser | Route::GithubUser => "copilot.user",
         Route::Agents => "copilot.agents",
@@ -1432,6 +1590,7 @@ fn dispatch(
         Route::Revoke(id) => revoke(ctx, request, &id),
         Route::IssueToken(id) => issue_token(ctx, request, &id),
         Route::AuditRecords => audit_records(ctx),
+        Route::TokenExchange => token_exchange(ctx, request),
         Route::CopilotToken => copilot_token_exchange(ctx),
         Route::CopilotUser => copilot_user(ctx, false),
         Route::GithubUser => copilot_user(ctx, true),

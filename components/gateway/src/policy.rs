@@ -287,3 +287,161 @@ mod tests {
         assert!(!p.may_read_audit(&groups(&["security"])));
     }
 }
+
+/// Which GitHub Actions runs may exchange their OIDC token, for what and how
+/// long. Empty `repositories` allows none: exchange is off until configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionsPolicy {
+    /// `org/repo` or `org/*`.
+    pub repositories: Vec<String>,
+    /// Exact refs, or prefixes ending in `*` (`refs/tags/v*`).
+    pub refs: Vec<String>,
+    /// Required deployment environments; empty means none is required.
+    pub environments: Vec<String>,
+    pub events: Vec<String>,
+    pub scopes: Vec<String>,
+    pub token_secs: u64,
+}
+
+fn matches_pattern(pattern: &str, value: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => value.starts_with(prefix),
+        None => pattern == value,
+    }
+}
+
+impl ActionsPolicy {
+    pub fn from_variables(get: impl Fn(&str) -> Option<String>) -> Result<ActionsPolicy, String> {
+        let or = |name: &str, default: &str| {
+            list(Some(get(name).unwrap_or_else(|| default.to_string())))
+        };
+        let policy = ActionsPolicy {
+            repositories: list(get("actions_repositories")),
+            refs: or("actions_refs", "refs/heads/main"),
+            environments: list(get("actions_environments")),
+            events: or("actions_events", "push,workflow_dispatch,schedule"),
+            scopes: or("actions_scopes", "completions"),
+            token_secs: match get("actions_token_secs") {
+                None => 900,
+                Some(v) => v.trim().parse().map_err(|_| {
+                    "variable actions_token_secs must be a whole number".to_string()
+                })?,
+            },
+        };
+        if let Some(bad) = policy
+            .scopes
+            .iter()
+            .find(|s| !KNOWN_SCOPES.contains(&s.as_str()))
+        {
+            return Err(format!("variable actions_scopes names unknown scope {bad}"));
+        }
+        Ok(policy)
+    }
+
+    /// Checks a verified Actions token's claims; the denial names the rule.
+    pub fn check(&self, claims: &serde_json::Value) -> Result<(), Denial> {
+        let claim = |k: &str| claims.get(k).and_then(|v| v.as_str()).unwrap_or("");
+        let repository = claim("repository");
+        if !self
+            .repositories
+            .iter()
+            .any(|p| matches_pattern(p, repository))
+        {
+            return Err(deny(
+                "actions-repository",
+                format!("repository {repository:?} may not exchange tokens"),
+            ));
+        }
+        let git_ref = claim("ref");
+        if !self.refs.iter().any(|p| matches_pattern(p, git_ref)) {
+            return Err(deny(
+                "actions-ref",
+                format!("ref {git_ref:?} may not exchange tokens"),
+            ));
+        }
+        let environment = claim("environment");
+        if !self.environments.is_empty() && !self.environments.iter().any(|e| e == environment) {
+            return Err(deny(
+                "actions-environment",
+                format!("environment {environment:?} is not allowed"),
+            ));
+        }
+        let event = claim("event_name");
+        if !self.events.iter().any(|e| e == event) {
+            return Err(deny(
+                "actions-event",
+                format!("event {event:?} may not exchange tokens"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod actions_tests {
+    use super::*;
+
+    fn policy() -> ActionsPolicy {
+        ActionsPolicy::from_variables(|n| match n {
+            "actions_repositories" => Some("acme/app, acme/lib-*".into()),
+            "actions_refs" => Some("refs/heads/main,refs/tags/v*".into()),
+            "actions_environments" => Some("production".into()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    fn run(repo: &str, git_ref: &str, env: &str, event: &str) -> Result<(), &'static str> {
+        policy()
+            .check(&serde_json::json!({"repository": repo, "ref": git_ref, "environment": env, "event_name": event}))
+            .map_err(|d| d.rule)
+    }
+
+    #[test]
+    fn runs_are_checked_on_repository_ref_environment_and_event() {
+        assert_eq!(
+            run("acme/app", "refs/heads/main", "production", "push"),
+            Ok(())
+        );
+        assert_eq!(
+            run(
+                "acme/lib-core",
+                "refs/tags/v1.2",
+                "production",
+                "workflow_dispatch"
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            run("evil/app", "refs/heads/main", "production", "push"),
+            Err("actions-repository")
+        );
+        assert_eq!(
+            run("acme/app", "refs/heads/feature", "production", "push"),
+            Err("actions-ref")
+        );
+        assert_eq!(
+            run("acme/app", "refs/heads/main", "staging", "push"),
+            Err("actions-environment")
+        );
+        assert_eq!(
+            run(
+                "acme/app",
+                "refs/heads/main",
+                "production",
+                "pull_request_target"
+            ),
+            Err("actions-event")
+        );
+    }
+
+    #[test]
+    fn exchange_is_off_until_repositories_are_named() {
+        let off = ActionsPolicy::from_variables(|_| None).unwrap();
+        assert!(off.check(&serde_json::json!({"repository": "acme/app", "ref": "refs/heads/main", "event_name": "push"})).is_err());
+        assert!(ActionsPolicy::from_variables(
+            |n| (n == "actions_scopes").then(|| "root".to_string())
+        )
+        .is_err());
+    }
+}

@@ -11,6 +11,8 @@ pub enum Route {
     Revoke(String),
     IssueToken(String),
     AuditRecords,
+    /// `POST /v1/token-exchange`: a GitHub Actions OIDC token for a gateway token (RFC 8693).
+    TokenExchange,
     /// `GET /copilot_internal/v2/token`: the Copilot token exchange clients perform.
     CopilotToken,
     /// `GET /copilot_internal/user`: the signed-in user's Copilot entitlement.
@@ -147,6 +149,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
             only("POST", Route::IssueToken(id.to_string()))
         }
         ["v1", "audit", "records"] => only("GET", Route::AuditRecords),
+        ["v1", "token-exchange"] => only("POST", Route::TokenExchange),
         ["chat", "completions"] => only("POST", Route::Copilot(CopilotCall::ChatCompletions)),
         ["v1", "engines", model, "completions"] if model_ok(model) => only(
             "POST",

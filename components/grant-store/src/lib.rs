@@ -156,6 +156,7 @@ mod bindings {
                 .collect(),
             granted_at: r.granted_at,
             expires_at: r.expires_at,
+            renewable: r.renewable,
             version: r.version,
         }
     }
@@ -196,6 +197,7 @@ mod bindings {
                     approver_groups: req.approver_groups,
                     pending_ttl_secs: req.pending_ttl_secs,
                     auto_approve: req.auto_approve,
+                    renewable: req.renewable,
                 },
                 now(),
             );

@@ -54,7 +54,14 @@ pub struct Request {
     pub decisions: Vec<Decision>,
     pub granted_at: Option<u64>,
     pub expires_at: Option<u64>,
+    /// Records written before this field existed were renewable.
+    #[serde(default = "renewable_by_default")]
+    pub renewable: bool,
     pub version: u64,
+}
+
+fn renewable_by_default() -> bool {
+    true
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -184,6 +191,7 @@ pub struct NewRequest {
     pub approver_groups: Vec<String>,
     pub pending_ttl_secs: u64,
     pub auto_approve: bool,
+    pub renewable: bool,
 }
 
 pub fn create(new: NewRequest, now: u64) -> Request {
@@ -204,6 +212,7 @@ pub fn create(new: NewRequest, now: u64) -> Request {
         decisions: Vec::new(),
         granted_at: None,
         expires_at: None,
+        renewable: new.renewable,
         version: 1,
     };
     if new.auto_approve {
@@ -238,6 +247,7 @@ mod tests {
                 approver_groups: vec!["approvers".into()],
                 pending_ttl_secs: 3600,
                 auto_approve: auto,
+                renewable: true,
             },
             1000,
         )

@@ -1,0 +1,155 @@
+//! The issuers the gateway trusts, from Spin variables: the organisation's
+//! IdP for people (and agents), and GitHub Actions for pipelines.
+
+use crate::jwt::SUPPORTED_ALGORITHMS;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Human,
+    Workload,
+    Agent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issuer {
+    /// The `iss` value, also the base of its discovery document.
+    pub issuer: String,
+    pub audience: String,
+    pub algorithms: Vec<String>,
+    pub groups_claim: String,
+    pub kind: Kind,
+    /// GitHub Actions tokens: the subject is the workflow run's repository and ref.
+    pub github_actions: bool,
+}
+
+fn list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Reads every configured issuer. An unknown algorithm or kind is an error:
+/// the gateway then refuses every token rather than guess.
+pub fn configured(get: impl Fn(&str) -> Option<String>) -> Result<Vec<Issuer>, String> {
+    let mut issuers = Vec::new();
+    let algorithms = |name: &str| -> Result<Vec<String>, String> {
+        let names = match get(name) {
+            Some(v) => list(&v),
+            None => SUPPORTED_ALGORITHMS.iter().map(|a| a.to_string()).collect(),
+        };
+        match names
+            .iter()
+            .find(|a| !SUPPORTED_ALGORITHMS.contains(&a.as_str()))
+        {
+            Some(bad) => Err(format!("variable {name} names unsupported algorithm {bad}")),
+            None => Ok(names),
+        }
+    };
+    if let Some(issuer) = get("oidc_issuer") {
+        let kind = match get("oidc_principal_kind").as_deref() {
+            None | Some("human") => Kind::Human,
+            Some("workload") => Kind::Workload,
+            Some("agent") => Kind::Agent,
+            Some(other) => {
+                return Err(format!(
+                    "variable oidc_principal_kind: unknown kind {other}"
+                ))
+            }
+        };
+        issuers.push(Issuer {
+            issuer,
+            audience: get("oidc_audience").ok_or("variable oidc_audience is not set")?,
+            algorithms: algorithms("oidc_algorithms")?,
+            groups_claim: get("oidc_groups_claim").unwrap_or_else(|| "groups".into()),
+            kind,
+            github_actions: false,
+        });
+    }
+    // GitHub Actions is trusted only when an audience is configured for it.
+    if let (Some(issuer), Some(audience)) =
+        (get("github_actions_issuer"), get("github_actions_audience"))
+    {
+        issuers.push(Issuer {
+            issuer,
+            audience,
+            // GitHub signs Actions tokens with RS256.
+            algorithms: vec!["RS256".into()],
+            groups_claim: String::new(),
+            kind: Kind::Workload,
+            github_actions: true,
+        });
+    }
+    if issuers.is_empty() {
+        return Err("no issuer is configured (oidc_issuer)".into());
+    }
+    Ok(issuers)
+}
+
+/// The issuer a token names, compared exactly (no trailing-slash games).
+pub fn select<'a>(issuers: &'a [Issuer], iss: &str) -> Option<&'a Issuer> {
+    issuers.iter().find(|i| i.issuer == iss)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn both_issuers_when_configured() {
+        let issuers = configured(vars(&[
+            ("oidc_issuer", "https://idp"),
+            ("oidc_audience", "gw"),
+            (
+                "github_actions_issuer",
+                "https://token.actions.githubusercontent.com",
+            ),
+            ("github_actions_audience", "gw"),
+        ]))
+        .unwrap();
+        assert_eq!(issuers.len(), 2);
+        assert_eq!(select(&issuers, "https://idp").unwrap().kind, Kind::Human);
+        let actions = select(&issuers, "https://token.actions.githubusercontent.com").unwrap();
+        assert!(actions.github_actions && actions.kind == Kind::Workload);
+        assert!(select(&issuers, "https://idp/").is_none());
+    }
+
+    #[test]
+    fn actions_are_off_without_an_audience_and_bad_config_fails() {
+        let issuers = configured(vars(&[
+            ("oidc_issuer", "https://idp"),
+            ("oidc_audience", "gw"),
+            (
+                "github_actions_issuer",
+                "https://token.actions.githubusercontent.com",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(issuers.len(), 1);
+        assert!(configured(vars(&[])).is_err());
+        assert!(configured(vars(&[
+            ("oidc_issuer", "https://idp"),
+            ("oidc_audience", "gw"),
+            ("oidc_algorithms", "HS256")
+        ]))
+        .is_err());
+        assert!(configured(vars(&[
+            ("oidc_issuer", "https://idp"),
+            ("oidc_audience", "gw"),
+            ("oidc_principal_kind", "robot")
+        ]))
+        .is_err());
+        assert!(configured(vars(&[("oidc_issuer", "https://idp")])).is_err());
+    }
+}

@@ -135,6 +135,20 @@ impl DevIssuer {
     pub fn sign(&self, alg: Alg, claims: serde_json::Value) -> String {
         sign_with(&self.keys, alg, &claims)
     }
+
+    /// Signs `header` and `claims` as given (any `alg`, `kid` or extra
+    /// fields), with the issuer's key for `alg`.
+    pub fn sign_raw(&self, alg: Alg, header: &str, claims: &str) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims)
+        );
+        format!(
+            "{input}.{}",
+            URL_SAFE_NO_PAD.encode(signature(&self.keys, alg, &input))
+        )
+    }
 }
 
 fn person_claims(
@@ -172,8 +186,13 @@ fn sign_with(keys: &Keys, alg: Alg, claims: &serde_json::Value) -> String {
         URL_SAFE_NO_PAD.encode(header.to_string()),
         URL_SAFE_NO_PAD.encode(claims.to_string())
     );
+    let signature = signature(keys, alg, &input);
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+fn signature(keys: &Keys, alg: Alg, input: &str) -> Vec<u8> {
     let digest = Sha256::digest(input.as_bytes());
-    let signature = match alg {
+    match alg {
         Alg::Rs256 => keys
             .rsa
             .sign(Pkcs1v15Sign::new::<Sha256>(), &digest)
@@ -182,6 +201,5 @@ fn sign_with(keys: &Keys, alg: Alg, claims: &serde_json::Value) -> String {
             let sig: Result<Signature, _> = keys.ec.sign_prehash(&digest);
             sig.map(|s| s.to_bytes().to_vec()).unwrap_or_default()
         }
-    };
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
 }

@@ -40,6 +40,47 @@ fn reject(failure: Failure, detail: impl Into<String>) -> Rejection {
 pub struct Header {
     pub alg: String,
     pub kid: Option<String>,
+    /// Critical extensions (RFC 7515 §4.1.11): we understand none, so any refuses.
+    pub crit: Option<serde_json::Value>,
+}
+
+/// A JSON object that refuses duplicate keys: `{"sub":"a","sub":"b"}` must
+/// not mean whichever the parser kept.
+struct UniqueObject(serde_json::Map<String, serde_json::Value>);
+
+impl<'de> Deserialize<'de> for UniqueObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UniqueObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UniqueObject, A::Error> {
+                let mut out = serde_json::Map::new();
+                while let Some((k, v)) = map.next_entry::<String, serde_json::Value>()? {
+                    if out.contains_key(&k) {
+                        return Err(serde::de::Error::custom(format!("duplicate field {k}")));
+                    }
+                    out.insert(k, v);
+                }
+                Ok(UniqueObject(out))
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
+fn unique_object(
+    bytes: &[u8],
+    what: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, Rejection> {
+    serde_json::from_slice::<UniqueObject>(bytes)
+        .map(|o| o.0)
+        .map_err(|e| reject(Failure::Malformed, format!("{what}: {e}")))
 }
 
 /// A parsed but not yet verified token.
@@ -65,12 +106,17 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, Rejection> {
             .decode(part)
             .map_err(|_| reject(Failure::Malformed, format!("{what} is not base64url")))
     };
-    // serde_json refuses duplicate struct fields, so a second `alg` is an error.
-    let header: Header = serde_json::from_slice(&b64(h, "header")?)
+    // Duplicate keys anywhere in header or claims are refused, not resolved.
+    let header_map = unique_object(&b64(h, "header")?, "header")?;
+    let header: Header = serde_json::from_value(serde_json::Value::Object(header_map))
         .map_err(|e| reject(Failure::Malformed, format!("header: {e}")))?;
-    let claims: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&b64(c, "payload")?)
-            .map_err(|e| reject(Failure::Malformed, format!("payload: {e}")))?;
+    if header.crit.is_some() {
+        return Err(reject(
+            Failure::Malformed,
+            "header names critical extensions",
+        ));
+    }
+    let claims = unique_object(&b64(c, "payload")?, "payload")?;
     let signature = b64(s, "signature")?;
     Ok(Unverified {
         header,
@@ -406,13 +452,27 @@ mod tests {
             check(&"x".repeat(MAX_TOKEN_BYTES + 1), 500),
             Failure::Malformed
         );
-        // A duplicate `alg` in the header is malformed, not "last one wins".
+        // Duplicates are malformed, not "last one wins": in the header…
         let dup = format!(
             "{}.{}.AAAA",
             URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256","alg":"none","kid":"k1"}"#),
             URL_SAFE_NO_PAD.encode(claims(1000).to_string())
         );
         assert_eq!(check(&dup, 500), Failure::Malformed);
+        // …and in the claims.
+        let dup_sub = format!(
+            "{}.{}.AAAA",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256","kid":"k1"}"#),
+            URL_SAFE_NO_PAD
+                .encode(r#"{"iss":"https://idp","aud":"gw","sub":"a","sub":"admin","exp":1000}"#)
+        );
+        assert_eq!(check(&dup_sub, 500), Failure::Malformed);
+        let crit = format!(
+            "{}.{}.AAAA",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256","kid":"k1","crit":["exp"]}"#),
+            URL_SAFE_NO_PAD.encode(claims(1000).to_string())
+        );
+        assert_eq!(check(&crit, 500), Failure::Malformed);
     }
 
     mod algorithms {

@@ -342,6 +342,22 @@ fn bearer(ctx: &Ctx) -> Option<String> {
     (accepted && !token.is_empty()).then(|| token.to_string())
 }
 
+/// Stable names for the audit record (and SIEM queries), not Rust debug text.
+fn failure_name(f: auth::AuthFailure) -> &'static str {
+    use auth::AuthFailure::*;
+    match f {
+        Malformed => "malformed",
+        UnsupportedAlgorithm => "unsupported-algorithm",
+        UnknownIssuer => "unknown-issuer",
+        UnknownKey => "unknown-key",
+        BadSignature => "bad-signature",
+        Expired => "expired",
+        NotYetValid => "not-yet-valid",
+        WrongAudience => "wrong-audience",
+        KeysUnavailable => "keys-unavailable",
+    }
+}
+
 fn authenticate(ctx: &mut Ctx) -> Result<Principal, ApiError> {
     let token = bearer(ctx).ok_or_else(|| {
         ApiError::new(
@@ -356,7 +372,7 @@ fn authenticate(ctx: &mut Ctx) -> Result<Principal, ApiError> {
             Ok(p)
         }
         Err(e) => {
-            let detail = format!("{:?}: {}", e.failure, e.detail);
+            let detail = format!("{}: {}", failure_name(e.failure), e.detail);
             Err(match e.failure {
                 auth::AuthFailure::KeysUnavailable => ApiError::new(
                     503,
@@ -780,8 +796,11 @@ fn token_exchange(ctx: &mut Ctx, request: &IncomingRequest) -> Result<Reply, Api
         .detail(e)
     })?;
     let principal = auth::authenticate(&subject_token).map_err(|e| {
-        oauth_error(400, "invalid_grant", "the subject token was not accepted")
-            .detail(format!("{:?}: {}", e.failure, e.detail))
+        oauth_error(400, "invalid_grant", "the subject token was not accepted").detail(format!(
+            "{}: {}",
+            failure_name(e.failure),
+            e.detail
+        ))
     })?;
     ctx.trace.principal = Some(principal.clone());
     let actions_issuer = variable("github_actions_issuer").unwrap_or_default();

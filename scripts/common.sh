@@ -38,3 +38,14 @@ install_language_server() {
     npm install --prefix "$dir" --no-audit --no-fund --loglevel=error "$pkg@$COPILOT_LS_VERSION"
   fi
 }
+
+# The certified Node.js OpenID provider, for the identity end-to-end test.
+OIDC_PROVIDER_VERSION=9.13.3
+install_oidc_provider() {
+  export OIDC_PROVIDER_DIR="$HOME/.cache/copilot-jit/oidc-provider-$OIDC_PROVIDER_VERSION"
+  if [ ! -f "$OIDC_PROVIDER_DIR/node_modules/oidc-provider/package.json" ]; then
+    command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq npm >/dev/null; }
+    echo "==> installing oidc-provider@$OIDC_PROVIDER_VERSION"
+    npm install --prefix "$OIDC_PROVIDER_DIR" --no-audit --no-fund --loglevel=error "oidc-provider@$OIDC_PROVIDER_VERSION"
+  fi
+}

@@ -11,6 +11,7 @@ cargo fmt --all -- --check
 
 build_artifact
 install_language_server
+install_oidc_provider
 
 echo "==> clippy (host, all targets)"
 cargo clippy --quiet --workspace --all-targets -- -D warnings

@@ -14,9 +14,12 @@ pub enum Kind {
 pub struct Issuer {
     /// The `iss` value, also the base of its discovery document.
     pub issuer: String,
-    pub audience: String,
+    /// Accepted audiences (`oidc_audience` may list several, comma-separated).
+    pub audiences: Vec<String>,
     pub algorithms: Vec<String>,
     pub groups_claim: String,
+    pub email_claim: String,
+    pub name_claim: String,
     pub kind: Kind,
     /// GitHub Actions tokens: the subject is the workflow run's repository and ref.
     pub github_actions: bool,
@@ -61,9 +64,17 @@ pub fn configured(get: impl Fn(&str) -> Option<String>) -> Result<Vec<Issuer>, S
         };
         issuers.push(Issuer {
             issuer,
-            audience: get("oidc_audience").ok_or("variable oidc_audience is not set")?,
+            audiences: {
+                let audiences = list(&get("oidc_audience").unwrap_or_default());
+                if audiences.is_empty() {
+                    return Err("variable oidc_audience is not set".into());
+                }
+                audiences
+            },
             algorithms: algorithms("oidc_algorithms")?,
             groups_claim: get("oidc_groups_claim").unwrap_or_else(|| "groups".into()),
+            email_claim: get("oidc_email_claim").unwrap_or_else(|| "email".into()),
+            name_claim: get("oidc_name_claim").unwrap_or_else(|| "name".into()),
             kind,
             github_actions: false,
         });
@@ -74,10 +85,12 @@ pub fn configured(get: impl Fn(&str) -> Option<String>) -> Result<Vec<Issuer>, S
     {
         issuers.push(Issuer {
             issuer,
-            audience,
+            audiences: list(&audience),
             // GitHub signs Actions tokens with RS256.
             algorithms: vec!["RS256".into()],
             groups_claim: String::new(),
+            email_claim: String::new(),
+            name_claim: String::new(),
             kind: Kind::Workload,
             github_actions: true,
         });

@@ -282,7 +282,13 @@ impl Unverified<'_> {
     }
 
     /// Checks issuer, audience and the time claims (`exp` is required).
-    pub fn validate_claims(&self, issuer: &str, audience: &str, now: u64) -> Result<(), Rejection> {
+    /// `audiences`: the token must name at least one of them.
+    pub fn validate_claims(
+        &self,
+        issuer: &str,
+        audiences: &[String],
+        now: u64,
+    ) -> Result<(), Rejection> {
         let c = &self.claims;
         if c.get("iss").and_then(|v| v.as_str()) != Some(issuer) {
             return Err(reject(
@@ -291,10 +297,10 @@ impl Unverified<'_> {
             ));
         }
         let aud_ok = match c.get("aud") {
-            Some(serde_json::Value::String(a)) => a == audience,
-            Some(serde_json::Value::Array(list)) => {
-                list.iter().any(|a| a.as_str() == Some(audience))
-            }
+            Some(serde_json::Value::String(a)) => audiences.contains(a),
+            Some(serde_json::Value::Array(list)) => list
+                .iter()
+                .any(|a| a.as_str().is_some_and(|a| audiences.iter().any(|x| x == a))),
             _ => false,
         };
         if !aud_ok {
@@ -375,7 +381,9 @@ mod tests {
         parsed
             .verify_signature(&jwk(&key), &["RS256", "ES256"])
             .unwrap();
-        parsed.validate_claims("https://idp", "gw", 500).unwrap();
+        parsed
+            .validate_claims("https://idp", &["gw".to_string()], 500)
+            .unwrap();
     }
 
     #[test]
@@ -390,7 +398,13 @@ mod tests {
             };
             parsed
                 .verify_signature(&jwk(&key), &["RS256", "ES256"])
-                .and_then(|_| parsed.validate_claims("https://idp", "gw", now))
+                .and_then(|_| {
+                    parsed.validate_claims(
+                        "https://idp",
+                        &["other".to_string(), "gw".to_string()],
+                        now,
+                    )
+                })
                 .expect_err("must be rejected")
                 .failure
         };

@@ -27,7 +27,8 @@ mod bindings {
 
     /// How long fetched keys are trusted before they are fetched again.
     const JWKS_TTL_SECS: u64 = 600;
-    /// An unknown `kid` triggers at most one refetch per this interval.
+    /// An unknown `kid` triggers at most one refetch per this interval
+    /// (`oidc_jwks_refetch_secs`), so forged kids cannot drive a fetch storm.
     const REFETCH_INTERVAL_SECS: u64 = 30;
     const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 
@@ -143,7 +144,10 @@ mod bindings {
         let parse = |v: &serde_json::Value| serde_json::from_value::<Jwks>(v.clone()).ok();
         if let Some(c) = &cached {
             let fresh = now < c.fetched_at + JWKS_TTL_SECS;
-            let may_refetch = now >= c.fetched_at + REFETCH_INTERVAL_SECS;
+            let interval = variable("oidc_jwks_refetch_secs")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(REFETCH_INTERVAL_SECS);
+            let may_refetch = now >= c.fetched_at + interval;
             if let Some(jwks) = parse(&c.jwks) {
                 if fresh && (jwks.find(kid).is_some() || !may_refetch) {
                     return Ok(jwks);
@@ -225,7 +229,7 @@ mod bindings {
             let allowed: Vec<&str> = issuer.algorithms.iter().map(String::as_str).collect();
             // Cheap checks first: no key fetch for a token that is not ours.
             token
-                .validate_claims(&issuer.issuer, &issuer.audience, now())
+                .validate_claims(&issuer.issuer, &issuer.audiences, now())
                 .map_err(from_rejection)?;
             let kid = token
                 .header

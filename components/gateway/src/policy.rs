@@ -294,6 +294,10 @@ mod tests {
 pub struct ActionsPolicy {
     /// `org/repo` or `org/*`.
     pub repositories: Vec<String>,
+    /// Required `repository_owner` values; empty means any owner the repositories allow.
+    pub owners: Vec<String>,
+    /// Required `job_workflow_ref` patterns (`org/repo/.github/workflows/ci.yml@*`); empty means any.
+    pub workflows: Vec<String>,
     /// Exact refs, or prefixes ending in `*` (`refs/tags/v*`).
     pub refs: Vec<String>,
     /// Required deployment environments; empty means none is required.
@@ -303,11 +307,24 @@ pub struct ActionsPolicy {
     pub token_secs: u64,
 }
 
+/// `*` matches any run of characters (including `/`); everything else is literal.
 fn matches_pattern(pattern: &str, value: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => value.starts_with(prefix),
-        None => pattern == value,
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = value.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
     }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 impl ActionsPolicy {
@@ -317,6 +334,8 @@ impl ActionsPolicy {
         };
         let policy = ActionsPolicy {
             repositories: list(get("actions_repositories")),
+            owners: list(get("actions_owners")),
+            workflows: list(get("actions_workflows")),
             refs: or("actions_refs", "refs/heads/main"),
             environments: list(get("actions_environments")),
             events: or("actions_events", "push,workflow_dispatch,schedule"),
@@ -350,6 +369,22 @@ impl ActionsPolicy {
             return Err(deny(
                 "actions-repository",
                 format!("repository {repository:?} may not exchange tokens"),
+            ));
+        }
+        let owner = claim("repository_owner");
+        if !self.owners.is_empty() && !self.owners.iter().any(|o| o == owner) {
+            return Err(deny(
+                "actions-owner",
+                format!("owner {owner:?} may not exchange tokens"),
+            ));
+        }
+        let workflow = claim("job_workflow_ref");
+        if !self.workflows.is_empty()
+            && !self.workflows.iter().any(|p| matches_pattern(p, workflow))
+        {
+            return Err(deny(
+                "actions-workflow",
+                format!("workflow {workflow:?} may not exchange tokens"),
             ));
         }
         let git_ref = claim("ref");
@@ -386,14 +421,20 @@ mod actions_tests {
             "actions_repositories" => Some("acme/app, acme/lib-*".into()),
             "actions_refs" => Some("refs/heads/main,refs/tags/v*".into()),
             "actions_environments" => Some("production".into()),
+            "actions_owners" => Some("acme".into()),
+            "actions_workflows" => Some("acme/*/.github/workflows/release.yml@*".into()),
             _ => None,
         })
         .unwrap()
     }
 
     fn run(repo: &str, git_ref: &str, env: &str, event: &str) -> Result<(), &'static str> {
+        let owner = repo.split('/').next().unwrap_or("");
         policy()
-            .check(&serde_json::json!({"repository": repo, "ref": git_ref, "environment": env, "event_name": event}))
+            .check(&serde_json::json!({
+                "repository": repo, "repository_owner": owner, "ref": git_ref, "environment": env,
+                "event_name": event, "job_workflow_ref": format!("{repo}/.github/workflows/release.yml@{git_ref}")
+            }))
             .map_err(|d| d.rule)
     }
 
@@ -433,6 +474,26 @@ mod actions_tests {
             ),
             Err("actions-event")
         );
+    }
+
+    #[test]
+    fn patterns_match_like_globs() {
+        assert!(matches_pattern("acme/app", "acme/app"));
+        assert!(!matches_pattern("acme/app", "acme/app2"));
+        assert!(matches_pattern("acme/*", "acme/app"));
+        assert!(!matches_pattern("acme/*", "acmex/app"));
+        assert!(matches_pattern("refs/tags/v*", "refs/tags/v1.2"));
+        assert!(matches_pattern(
+            "acme/*/.github/workflows/ci.yml@*",
+            "acme/app/.github/workflows/ci.yml@refs/heads/main"
+        ));
+        assert!(!matches_pattern(
+            "acme/*/.github/workflows/ci.yml@*",
+            "acme/app/.github/workflows/cd.yml@refs/heads/main"
+        ));
+        assert!(matches_pattern("*", "anything"));
+        assert!(!matches_pattern("a*b", "ab-"));
+        assert!(matches_pattern("a*b*c", "abbc"));
     }
 
     #[test]

@@ -168,4 +168,73 @@ impl Stack {
     pub fn person(&self, subject: &str, groups: &[&str]) -> String {
         self.issuer.token_for(subject, groups, "copilot-jit")
     }
+
+    /// Alice asks for `scopes` (and `models`), Bob approves, Alice takes a
+    /// gateway token (`ttl` as the token endpoint takes it, e.g. `"grant"`).
+    /// Returns the grant id and the token.
+    pub async fn approved_grant(
+        &self,
+        scopes: &[&str],
+        models: &[&str],
+        ttl: Option<&str>,
+    ) -> Result<(String, String)> {
+        let client = reqwest::Client::new();
+        let alice = self.person("alice", &["developers"]);
+        let bob = self.person("bob", &[APPROVERS]);
+        let created: serde_json::Value = client
+            .post(format!("{}/v1/access-requests", self.url))
+            .bearer_auth(&alice)
+            .json(&serde_json::json!({"scopes": scopes, "models": models, "reason": "work", "duration": "1h"}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let id = created["request"]["id"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("no request created: {created}"))?
+            .to_string();
+        let approved = client
+            .post(format!("{}/v1/access-requests/{id}/approve", self.url))
+            .bearer_auth(&bob)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            approved.status() == 200,
+            "approval failed: {}",
+            approved.status()
+        );
+        let body = match ttl {
+            Some(t) => serde_json::json!({ "ttl": t }),
+            None => serde_json::json!({}),
+        };
+        let issued: serde_json::Value = client
+            .post(format!("{}/v1/grants/{id}/token", self.url))
+            .bearer_auth(&alice)
+            .json(&body)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let token = issued["access_token"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("no token issued: {issued}"))?
+            .to_string();
+        Ok((id, token))
+    }
+
+    /// The audit trail as an auditor reads it (`query` as in the API, e.g. `grant=req_…`).
+    pub async fn audit_records(&self, query: &str) -> Result<Vec<serde_json::Value>> {
+        let carol = self.person("carol", &[AUDITORS]);
+        let body: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/v1/audit/records?limit=1000&{query}", self.url))
+            .bearer_auth(&carol)
+            .send()
+            .await?
+            .json()
+            .await?;
+        body["records"]
+            .as_array()
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("no records: {body}"))
+    }
 }

@@ -2,7 +2,7 @@
 //! language server and VS Code make (see the protocol reference), answered as
 //! they expect, with the gateway's checks in between.
 
-use copilot_jit_testkit::harness::{Stack, APPROVERS, AUDITORS, UPSTREAM_GITHUB_TOKEN};
+use copilot_jit_testkit::harness::{Stack, APPROVERS, UPSTREAM_GITHUB_TOKEN};
 use copilot_jit_testkit::mock_upstream::{Failure, StreamScript};
 use futures::StreamExt;
 use reqwest::header::HeaderMap;
@@ -44,43 +44,10 @@ async fn get(stack: &Stack, path: &str, auth: Option<&str>) -> (u16, HeaderMap, 
 
 /// A grant for alice over `scopes` and `models`, and her gateway token.
 async fn grant(stack: &Stack, scopes: &[&str], models: &[&str]) -> (String, String) {
-    let client = reqwest::Client::new();
-    let alice = stack.person("alice", &["developers"]);
-    let bob = stack.person("bob", &[APPROVERS]);
-    let created: Value = client
-        .post(format!("{}/v1/access-requests", stack.url))
-        .bearer_auth(&alice)
-        .json(&json!({"scopes": scopes, "models": models, "reason": "IDE", "duration": "1h"}))
-        .send()
+    stack
+        .approved_grant(scopes, models, None)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["request"]["id"]
-        .as_str()
-        .expect("created")
-        .to_string();
-    let approved = client
-        .post(format!("{}/v1/access-requests/{id}/approve", stack.url))
-        .bearer_auth(&bob)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(approved.status(), 200);
-    let issued: Value = client
-        .post(format!("{}/v1/grants/{id}/token", stack.url))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (
-        id,
-        issued["access_token"].as_str().expect("token").to_string(),
-    )
+        .expect("approved grant")
 }
 
 fn parse_token_fields(token: &str) -> Vec<(String, String)> {
@@ -403,19 +370,11 @@ async fn a_dropped_stream_cancels_upstream_and_a_retry_is_recognised() {
         .unwrap();
     assert!(resp.text().await.unwrap().ends_with("data: [DONE]\n\n"));
 
-    let carol = stack.person("carol", &[AUDITORS]);
-    let audit: Value = reqwest::Client::new()
-        .get(format!("{}/v1/audit/records?grant={grant_id}", stack.url))
-        .bearer_auth(&carol)
-        .send()
+    let records = stack
+        .audit_records(&format!("grant={grant_id}"))
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let calls: Vec<&Value> = audit["records"]
-        .as_array()
-        .unwrap()
+        .expect("audit");
+    let calls: Vec<&Value> = records
         .iter()
         .filter(|r| r["event"]["client_request_id"] == "retry-me")
         .collect();

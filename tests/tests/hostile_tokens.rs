@@ -5,7 +5,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use copilot_jit_testkit::dev_issuer::{now, Alg, DevIssuer, EC_KID, RSA_KID};
-use copilot_jit_testkit::harness::{Stack, AUDITORS};
+use copilot_jit_testkit::harness::Stack;
 use serde_json::{json, Value};
 
 fn b64(s: &str) -> String {
@@ -423,17 +423,7 @@ async fn hostile_tokens_are_refused_with_their_reason() {
             case.name
         );
     }
-    let carol = stack.person("carol", &[AUDITORS]);
-    let audit: Value = client
-        .get(format!("{}/v1/audit/records?limit=1000", stack.url))
-        .bearer_auth(&carol)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let records = audit["records"].as_array().expect("records");
+    let records = stack.audit_records("").await.expect("audit");
     for (i, case) in cases.iter().enumerate() {
         let id = format!("hostile-{i}");
         let record = records

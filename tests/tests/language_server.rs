@@ -5,7 +5,7 @@
 //!
 //! `scripts/test.sh` installs the server from npm and sets COPILOT_LS_BIN.
 
-use copilot_jit_testkit::harness::{Stack, APPROVERS, AUDITORS, UPSTREAM_GITHUB_TOKEN};
+use copilot_jit_testkit::harness::{Stack, UPSTREAM_GITHUB_TOKEN};
 use copilot_jit_testkit::mock_upstream::StreamScript;
 use serde_json::{json, Value};
 use std::process::Stdio;
@@ -126,37 +126,10 @@ impl LanguageServer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_copilot_language_server_completes_through_the_gateway() {
     let stack = Stack::start().await.expect("stack");
-    let client = reqwest::Client::new();
-    let alice = stack.person("alice", &["developers"]);
-    let bob = stack.person("bob", &[APPROVERS]);
-    let created: Value = client
-        .post(format!("{}/v1/access-requests", stack.url))
-        .bearer_auth(&alice)
-        .json(&json!({"scopes": ["chat", "completions"], "reason": "IDE", "duration": "1h"}))
-        .send()
+    let (id, token) = stack
+        .approved_grant(&["chat", "completions"], &[], Some("grant"))
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["request"]["id"].as_str().unwrap().to_string();
-    client
-        .post(format!("{}/v1/access-requests/{id}/approve", stack.url))
-        .bearer_auth(&bob)
-        .send()
-        .await
-        .unwrap();
-    let issued: Value = client
-        .post(format!("{}/v1/grants/{id}/token", stack.url))
-        .bearer_auth(&alice)
-        .json(&json!({"ttl": "grant"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = issued["access_token"].as_str().unwrap().to_string();
+        .expect("approved grant");
 
     // The model suggests a line holding a secret, split across events.
     stack.upstream.script_stream(StreamScript {
@@ -242,19 +215,11 @@ async fn the_copilot_language_server_completes_through_the_gateway() {
         }
     }
     // And the audit shows the editor's calls under alice's grant.
-    let carol = stack.person("carol", &[AUDITORS]);
-    let audit: Value = client
-        .get(format!("{}/v1/audit/records?grant={id}", stack.url))
-        .bearer_auth(&carol)
-        .send()
+    let records = stack
+        .audit_records(&format!("grant={id}"))
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let editor_calls: Vec<&str> = audit["records"]
-        .as_array()
-        .unwrap()
+        .expect("audit");
+    let editor_calls: Vec<&str> = records
         .iter()
         .filter(|r| r["event"]["client"] == "JetBrains-IC/2026.1")
         .filter_map(|r| r["event"]["action"].as_str())

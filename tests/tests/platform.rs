@@ -29,21 +29,11 @@ fn ask() -> Value {
 }
 
 async fn granted_token(stack: &Stack) -> String {
-    let alice = stack.person("alice", &["developers"]);
-    let bob = stack.person("bob", &[APPROVERS]);
-    let (_, created) = post(stack, "/v1/access-requests", &alice, ask()).await;
-    let id = created["request"]["id"].as_str().expect("id").to_string();
-    let (status, _) = post(
-        stack,
-        &format!("/v1/access-requests/{id}/approve"),
-        &bob,
-        json!({}),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let (status, issued) = post(stack, &format!("/v1/grants/{id}/token"), &alice, json!({})).await;
-    assert_eq!(status, 200);
-    issued["access_token"].as_str().expect("token").to_string()
+    stack
+        .approved_grant(&["chat"], &[], None)
+        .await
+        .expect("approved grant")
+        .1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 //! policy, through the composed artifact.
 
 use copilot_jit_testkit::dev_issuer::{now, Alg};
-use copilot_jit_testkit::harness::{Stack, StackOptions, AUDITORS};
+use copilot_jit_testkit::harness::{Stack, StackOptions};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
@@ -241,19 +241,8 @@ async fn github_actions_runs_exchange_tokens_under_policy() {
     );
 
     // The grant is recorded like any other, with the run as its principal.
-    let carol = stack.person("carol", &[AUDITORS]);
-    let audit: Value = client
-        .get(format!("{}/v1/audit/records?limit=1000", stack.url))
-        .bearer_auth(&carol)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let exchanges: Vec<&Value> = audit["records"]
-        .as_array()
-        .unwrap()
+    let records = stack.audit_records("").await.expect("audit");
+    let exchanges: Vec<&Value> = records
         .iter()
         .filter(|r| r["event"]["action"] == "grant.exchange")
         .collect();

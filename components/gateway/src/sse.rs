@@ -26,6 +26,39 @@ pub trait StreamFilter {
     fn transcript(&self) -> &str;
 }
 
+/// A filter that works line by line; `StreamFilter` follows from it.
+pub trait LineFilter {
+    fn lines(&mut self) -> &mut Lines;
+    fn handle_line(&mut self, line: &[u8], out: &mut Vec<u8>) -> Result<(), SseError>;
+    /// Releases everything still held back (the upstream ended).
+    fn release_all(&mut self, out: &mut Vec<u8>);
+    fn transcript_text(&self) -> &str;
+}
+
+impl<F: LineFilter> StreamFilter for F {
+    fn push(&mut self, chunk: &[u8]) -> Result<Vec<u8>, SseError> {
+        let mut out = Vec::new();
+        let mut lines = std::mem::take(self.lines());
+        let result = lines.feed(chunk, |line| self.handle_line(line, &mut out));
+        *self.lines() = lines;
+        result.map(|_| out)
+    }
+
+    fn finish(&mut self) -> Result<Vec<u8>, SseError> {
+        let mut out = Vec::new();
+        let line = self.lines().rest();
+        if !line.is_empty() {
+            self.handle_line(&line, &mut out)?;
+        }
+        self.release_all(&mut out);
+        Ok(out)
+    }
+
+    fn transcript(&self) -> &str {
+        self.transcript_text()
+    }
+}
+
 /// Splits a byte stream into lines, bounded in length.
 #[derive(Default)]
 pub struct Lines {
@@ -277,37 +310,32 @@ impl<M: TextMasker> SseMasker<M> {
     }
 }
 
-impl<M: TextMasker> StreamFilter for SseMasker<M> {
-    fn push(&mut self, chunk: &[u8]) -> Result<Vec<u8>, SseError> {
-        let mut out = Vec::new();
-        let mut lines = std::mem::take(&mut self.lines);
-        let result = lines.feed(chunk, |line| self.handle_line(line, &mut out));
-        self.lines = lines;
-        result.map(|_| out)
+impl<M: TextMasker> LineFilter for SseMasker<M> {
+    fn lines(&mut self) -> &mut Lines {
+        &mut self.lines
     }
 
-    fn finish(&mut self) -> Result<Vec<u8>, SseError> {
-        let mut out = Vec::new();
-        let line = self.lines.rest();
-        if !line.is_empty() {
-            self.handle_line(&line, &mut out)?;
-        }
-        self.flush_all(&mut out);
-        Ok(out)
+    fn handle_line(&mut self, line: &[u8], out: &mut Vec<u8>) -> Result<(), SseError> {
+        SseMasker::handle_line(self, line, out)
     }
 
-    fn transcript(&self) -> &str {
+    fn release_all(&mut self, out: &mut Vec<u8>) {
+        self.flush_all(out);
+    }
+
+    fn transcript_text(&self) -> &str {
         &self.transcript
     }
 }
 
+/// A masker for tests: hides the word SECRET, holding back any tail that
+/// could begin it, as the real masking filter does with secrets.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub mod word_masker {
+    use super::TextMasker;
 
-    /// Masks the word SECRET, holding back any tail that could begin it.
     #[derive(Default)]
-    struct WordMasker(String);
+    pub struct WordMasker(String);
 
     impl TextMasker for WordMasker {
         fn push(&mut self, text: &str) -> String {
@@ -323,9 +351,16 @@ mod tests {
             out
         }
         fn finish(&mut self) -> String {
-            std::mem::take(&mut self.0)
+            std::mem::take(&mut self.0).replace("SECRET", "******")
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use super::word_masker::WordMasker;
 
     fn chat_event(content: &str, finish: Option<&str>) -> String {
         format!(

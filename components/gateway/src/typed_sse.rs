@@ -9,7 +9,7 @@
 //! and `completed` events, tool inputs) is masked whole.
 
 use crate::content;
-use crate::sse::{record, Lines, SseError, StreamFilter, TextMasker};
+use crate::sse::{record, LineFilter, Lines, SseError, TextMasker};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -247,26 +247,20 @@ impl<M: TextMasker> TypedSseMasker<M> {
     }
 }
 
-impl<M: TextMasker> StreamFilter for TypedSseMasker<M> {
-    fn push(&mut self, chunk: &[u8]) -> Result<Vec<u8>, SseError> {
-        let mut out = Vec::new();
-        let mut lines = std::mem::take(&mut self.lines);
-        let result = lines.feed(chunk, |line| self.handle_line(line, &mut out));
-        self.lines = lines;
-        result.map(|_| out)
+impl<M: TextMasker> LineFilter for TypedSseMasker<M> {
+    fn lines(&mut self) -> &mut Lines {
+        &mut self.lines
     }
 
-    fn finish(&mut self) -> Result<Vec<u8>, SseError> {
-        let mut out = Vec::new();
-        let line = self.lines.rest();
-        if !line.is_empty() {
-            self.handle_line(&line, &mut out)?;
-        }
-        self.release_all(&mut out);
-        Ok(out)
+    fn handle_line(&mut self, line: &[u8], out: &mut Vec<u8>) -> Result<(), SseError> {
+        TypedSseMasker::handle_line(self, line, out)
     }
 
-    fn transcript(&self) -> &str {
+    fn release_all(&mut self, out: &mut Vec<u8>) {
+        TypedSseMasker::release_all(self, out);
+    }
+
+    fn transcript_text(&self) -> &str {
         &self.transcript
     }
 }
@@ -275,27 +269,8 @@ impl<M: TextMasker> StreamFilter for TypedSseMasker<M> {
 mod tests {
     use super::*;
 
-    /// Masks the word SECRET, holding back any tail that could begin it.
-    #[derive(Default)]
-    struct WordMasker(String);
-
-    impl TextMasker for WordMasker {
-        fn push(&mut self, text: &str) -> String {
-            self.0.push_str(text);
-            let masked = self.0.replace("SECRET", "******");
-            let keep = (1..6)
-                .rev()
-                .find(|n| masked.len() >= *n && "SECRET".starts_with(&masked[masked.len() - n..]))
-                .unwrap_or(0);
-            let (out, held) = masked.split_at(masked.len() - keep);
-            let out = out.to_string();
-            self.0 = held.to_string();
-            out
-        }
-        fn finish(&mut self) -> String {
-            std::mem::take(&mut self.0).replace("SECRET", "******")
-        }
-    }
+    use crate::sse::word_masker::WordMasker;
+    use crate::sse::StreamFilter;
 
     fn run(input: &str, split: usize) -> String {
         let mut m = TypedSseMasker::new(WordMasker::default);

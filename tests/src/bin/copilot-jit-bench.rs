@@ -9,7 +9,7 @@
 //! Usage: copilot-jit-bench [--seconds N] [--concurrency N]
 
 use anyhow::{bail, Context, Result};
-use copilot_jit_testkit::harness::{self, Stack, APPROVERS, UPSTREAM_GITHUB_TOKEN};
+use copilot_jit_testkit::harness::{self, Stack, UPSTREAM_GITHUB_TOKEN};
 use copilot_jit_testkit::host::{self, Gateway, KeyValue};
 use copilot_jit_testkit::manifest::Resolved;
 use copilot_jit_testkit::mock_upstream::StreamScript;
@@ -194,40 +194,14 @@ async fn mean_instantiation(gateway: &Gateway, n: usize) -> Result<f64> {
 }
 
 async fn grant_token(stack: &Stack) -> Result<String> {
-    let client = reqwest::Client::new();
-    let alice = stack.person("alice", &["developers"]);
-    let bob = stack.person("bob", &[APPROVERS]);
-    let created: Value = client
-        .post(format!("{}/v1/access-requests", stack.url))
-        .bearer_auth(&alice)
-        .json(&json!({"scopes": ["chat", "completions"], "reason": "bench", "duration": "1h"}))
-        .send()
-        .await?
-        .json()
+    let (_, jwt) = stack
+        .approved_grant(&["chat", "completions"], &[], Some("grant"))
         .await?;
-    let id = created["request"]["id"]
-        .as_str()
-        .context("request id")?
-        .to_string();
-    client
-        .post(format!("{}/v1/access-requests/{id}/approve", stack.url))
-        .bearer_auth(&bob)
-        .send()
-        .await?;
-    let issued: Value = client
-        .post(format!("{}/v1/grants/{id}/token", stack.url))
-        .bearer_auth(&alice)
-        .json(&json!({"ttl": "grant"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let jwt = issued["access_token"].as_str().context("token")?;
     // Clients trade it for the envelope's session token, which every
     // completion and chat call then carries.
-    let envelope: Value = client
+    let envelope: Value = reqwest::Client::new()
         .get(format!("{}/copilot_internal/v2/token", stack.url))
-        .bearer_auth(jwt)
+        .bearer_auth(&jwt)
         .send()
         .await?
         .json()

@@ -26,18 +26,35 @@ pub enum Direction {
 /// Outcome of trying a detector at one position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Probe {
-    /// A complete match of this many bytes.
-    Match(usize),
+    /// A match of `len` bytes whose first `keep` bytes stay (a key name).
+    Match {
+        len: usize,
+        keep: usize,
+    },
     /// The text ends before the detector can decide.
     NeedMore,
     NoMatch,
+}
+
+fn matched(len: usize) -> Probe {
+    Probe::Match { len, keep: 0 }
+}
+
+/// What a detector sees: the text from this position (bounded by
+/// `MAX_MATCH_LEN`) and the byte just before it, for left boundaries.
+/// When the input is complete the text ends with a NUL sentinel that no
+/// detector accepts, so every run is known to end.
+struct At<'a> {
+    text: &'a [u8],
+    prev: Option<u8>,
+    complete: bool,
 }
 
 struct Detector {
     name: &'static str,
     prompt_action: Action,
     response_action: Action,
-    probe: fn(&[u8]) -> Probe,
+    probe: fn(&At) -> Probe,
 }
 
 impl Detector {
@@ -49,32 +66,66 @@ impl Detector {
     }
 }
 
-/// Longest text any detector needs to see to decide (github_pat_ + 82).
-pub const MAX_MATCH_LEN: usize = 93;
+/// Longest text any detector needs to see to decide (a JWT, capped).
+pub const MAX_MATCH_LEN: usize = 4096;
 
+const fn secret(name: &'static str, probe: fn(&At) -> Probe) -> Detector {
+    Detector {
+        name,
+        prompt_action: Action::Redact,
+        response_action: Action::Redact,
+        probe,
+    }
+}
+
+/// In priority order: at one position the first detector that matches wins.
 const DETECTORS: &[Detector] = &[
-    Detector {
-        name: "github-token",
-        prompt_action: Action::Redact,
-        response_action: Action::Redact,
-        probe: probe_github_token,
-    },
-    Detector {
-        name: "aws-access-key-id",
-        prompt_action: Action::Redact,
-        response_action: Action::Redact,
-        probe: probe_aws_access_key_id,
-    },
+    secret("github-token", probe_github_token),
+    secret("gitlab-token", |at| {
+        probe_fixed(at.text, b"glpat-", 20, is_token_char)
+    }),
+    secret("slack-token", probe_slack),
+    secret("stripe-key", probe_stripe),
+    secret("google-api-key", |at| {
+        probe_fixed(at.text, b"AIza", 35, is_token_char)
+    }),
+    secret("npm-token", |at| {
+        probe_fixed(at.text, b"npm_", 36, is_alnum)
+    }),
+    secret("aws-access-key-id", probe_aws_access_key_id),
+    secret("aws-secret-access-key", probe_aws_secret),
+    secret("jwt", probe_jwt),
     Detector {
         name: "private-key",
         prompt_action: Action::Block,
         response_action: Action::Redact,
-        probe: probe_private_key_header,
+        probe: probe_private_key,
     },
+    secret("password-assignment", probe_assignment),
+    secret("credit-card", probe_card),
+    secret("iban", probe_iban),
+    secret("us-ssn", probe_ssn),
+    secret("email", probe_email),
+    secret("phone", probe_phone),
 ];
 
 /// Matches `prefix` followed by exactly `len` bytes accepted by `class`.
 fn probe_fixed(text: &[u8], prefix: &[u8], len: usize, class: fn(u8) -> bool) -> Probe {
+    match probe_run(text, prefix, len, len, class) {
+        // A longer run is another kind of string, not this token; and until
+        // the next byte arrives nobody knows.
+        Probe::Match { len: n, .. } => match text.get(n) {
+            None => Probe::NeedMore,
+            Some(b) if class(*b) => Probe::NoMatch,
+            Some(_) => matched(n),
+        },
+        other => other,
+    }
+}
+
+/// `prefix` then a run of `min..=max` bytes in `class`; the run must end
+/// (or reach `max`) before the detector decides.
+fn probe_run(text: &[u8], prefix: &[u8], min: usize, max: usize, class: fn(u8) -> bool) -> Probe {
     let known = text.len().min(prefix.len());
     if text[..known] != prefix[..known] {
         return Probe::NoMatch;
@@ -83,14 +134,26 @@ fn probe_fixed(text: &[u8], prefix: &[u8], len: usize, class: fn(u8) -> bool) ->
         return Probe::NeedMore;
     }
     let body = &text[prefix.len()..];
-    let seen = body.len().min(len);
-    if !body[..seen].iter().all(|b| class(*b)) {
-        return Probe::NoMatch;
-    }
-    if seen < len {
+    let run = body.iter().take(max).take_while(|b| class(**b)).count();
+    if run == body.len() && run < max {
         return Probe::NeedMore;
     }
-    Probe::Match(prefix.len() + len)
+    if run < min {
+        return Probe::NoMatch;
+    }
+    matched(prefix.len() + run)
+}
+
+/// The first match among alternatives; otherwise undecided if any is.
+fn any_of(probes: &[Probe]) -> Probe {
+    if let Some(m) = probes.iter().find(|p| matches!(p, Probe::Match { .. })) {
+        return *m;
+    }
+    if probes.contains(&Probe::NeedMore) {
+        Probe::NeedMore
+    } else {
+        Probe::NoMatch
+    }
 }
 
 fn is_alnum(b: u8) -> bool {
@@ -101,72 +164,484 @@ fn is_alnum_underscore(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
 fn is_upper_alnum(b: u8) -> bool {
     b.is_ascii_uppercase() || b.is_ascii_digit()
 }
 
-fn probe_github_token(text: &[u8]) -> Probe {
-    let mut need_more = false;
-    for prefix in [b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_"] {
-        match probe_fixed(text, prefix, 36, is_alnum) {
-            Probe::Match(n) => return Probe::Match(n),
-            Probe::NeedMore => need_more = true,
-            Probe::NoMatch => {}
-        }
-    }
-    match probe_fixed(text, b"github_pat_", 82, is_alnum_underscore) {
-        Probe::Match(n) => Probe::Match(n),
-        Probe::NeedMore => Probe::NeedMore,
-        Probe::NoMatch if need_more => Probe::NeedMore,
-        Probe::NoMatch => Probe::NoMatch,
-    }
+fn is_base64(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'+' || b == b'/'
 }
 
-fn probe_aws_access_key_id(text: &[u8]) -> Probe {
-    let mut need_more = false;
-    for prefix in [b"AKIA", b"ASIA"] {
-        match probe_fixed(text, prefix, 16, is_upper_alnum) {
-            Probe::Match(n) => return Probe::Match(n),
-            Probe::NeedMore => need_more = true,
-            Probe::NoMatch => {}
-        }
-    }
-    if need_more {
-        Probe::NeedMore
-    } else {
-        Probe::NoMatch
-    }
+fn starts_word(at: &At) -> bool {
+    !at.prev
+        .is_some_and(|p| p.is_ascii_alphanumeric() || p == b'_')
 }
 
-/// `-----BEGIN <WORDS >PRIVATE KEY-----`, bounded to MAX_MATCH_LEN.
-fn probe_private_key_header(text: &[u8]) -> Probe {
-    const HEAD: &[u8] = b"-----BEGIN ";
-    const TAIL: &[u8] = b"PRIVATE KEY-----";
-    let known = text.len().min(HEAD.len());
-    if text[..known] != HEAD[..known] {
+fn probe_github_token(at: &At) -> Probe {
+    let t = at.text;
+    let p = |prefix: &[u8]| probe_fixed(t, prefix, 36, is_alnum);
+    any_of(&[
+        p(b"ghp_"),
+        p(b"gho_"),
+        p(b"ghu_"),
+        p(b"ghs_"),
+        p(b"ghr_"),
+        probe_fixed(t, b"github_pat_", 82, is_alnum_underscore),
+    ])
+}
+
+fn probe_slack(at: &At) -> Probe {
+    let p = |prefix: &[u8]| probe_run(at.text, prefix, 10, 72, is_token_char);
+    any_of(&[
+        p(b"xoxb-"),
+        p(b"xoxa-"),
+        p(b"xoxp-"),
+        p(b"xoxr-"),
+        p(b"xoxs-"),
+    ])
+}
+
+fn probe_stripe(at: &At) -> Probe {
+    let p = |prefix: &[u8]| probe_run(at.text, prefix, 24, 99, is_alnum);
+    any_of(&[
+        p(b"sk_live_"),
+        p(b"rk_live_"),
+        p(b"sk_test_"),
+        p(b"rk_test_"),
+    ])
+}
+
+fn probe_aws_access_key_id(at: &At) -> Probe {
+    let t = at.text;
+    any_of(&[
+        probe_fixed(t, b"AKIA", 16, is_upper_alnum),
+        probe_fixed(t, b"ASIA", 16, is_upper_alnum),
+    ])
+}
+
+/// Case-insensitive `key`, then blanks or quotes, `=` or `:`, blanks: the
+/// length of that lead-in and whether the value opens with a quote.
+fn lead_in(text: &[u8], key: &[u8]) -> Result<(usize, bool), Probe> {
+    let known = text.len().min(key.len());
+    if !text[..known].eq_ignore_ascii_case(&key[..known]) {
+        return Err(Probe::NoMatch);
+    }
+    if text.len() < key.len() {
+        return Err(Probe::NeedMore);
+    }
+    let mut i = key.len();
+    while i < text.len() && i < key.len() + 8 && b"\"' \t".contains(&text[i]) {
+        i += 1;
+    }
+    if i >= text.len() {
+        return Err(Probe::NeedMore);
+    }
+    if text[i] != b'=' && text[i] != b':' {
+        return Err(Probe::NoMatch);
+    }
+    i += 1;
+    while i < text.len() && i < key.len() + 16 && b" \t".contains(&text[i]) {
+        i += 1;
+    }
+    if i >= text.len() {
+        return Err(Probe::NeedMore);
+    }
+    let quoted = text[i] == b'"' || text[i] == b'\'';
+    if quoted {
+        i += 1;
+    }
+    Ok((i, quoted))
+}
+
+/// `aws_secret_access_key = <40 base64 chars>`: the value only is redacted.
+fn probe_aws_secret(at: &At) -> Probe {
+    if !starts_word(at) {
         return Probe::NoMatch;
     }
-    if text.len() < HEAD.len() {
-        return Probe::NeedMore;
+    let mut outcome = Probe::NoMatch;
+    for key in [&b"aws_secret_access_key"[..], b"secretaccesskey"] {
+        match lead_in(at.text, key) {
+            Err(Probe::NeedMore) => outcome = Probe::NeedMore,
+            Err(_) => {}
+            Ok((keep, _)) => match probe_fixed(&at.text[keep..], b"", 40, is_base64) {
+                Probe::Match { len, .. } => {
+                    return Probe::Match {
+                        len: keep + len,
+                        keep,
+                    }
+                }
+                Probe::NeedMore => outcome = Probe::NeedMore,
+                Probe::NoMatch => {}
+            },
+        }
     }
-    let limit = text.len().min(MAX_MATCH_LEN);
-    for end in HEAD.len() + TAIL.len()..=limit {
-        if text[..end].ends_with(TAIL) {
-            let words = &text[HEAD.len()..end - TAIL.len()];
-            if words.iter().all(|b| b.is_ascii_uppercase() || *b == b' ') {
-                return Probe::Match(end);
+    outcome
+}
+
+/// `password = value` and friends (6–128 bytes): the value is redacted. Keys
+/// may end an identifier (`DB_PASSWORD`). A quoted value is a literal; an
+/// unquoted one must not look like code (an identifier, a dotted path, a call).
+fn probe_assignment(at: &At) -> Probe {
+    const KEYS: [&[u8]; 9] = [
+        b"password",
+        b"passwd",
+        b"pwd",
+        b"secret",
+        b"api_key",
+        b"apikey",
+        b"client_secret",
+        b"auth_token",
+        b"access_token",
+    ];
+    // Not in the middle of a longer word (`passwordless`, `secretary` fail at `=`).
+    if at.prev.is_some_and(|p| p.is_ascii_alphanumeric()) {
+        return Probe::NoMatch;
+    }
+    let mut outcome = Probe::NoMatch;
+    for key in KEYS {
+        match lead_in(at.text, key) {
+            Err(Probe::NeedMore) => outcome = Probe::NeedMore,
+            Err(_) => {}
+            Ok((keep, quoted)) => {
+                let value = |b: u8| b.is_ascii_graphic() && !b"\"'`,;()[]{}<>".contains(&b);
+                match probe_run(&at.text[keep..], b"", 6, 128, value) {
+                    Probe::Match { len, .. } => {
+                        let v = &at.text[keep..keep + len];
+                        let code_like = v
+                            .iter()
+                            .all(|b| b.is_ascii_alphabetic() || *b == b'_' || *b == b'.')
+                            || at.text.get(keep + len) == Some(&b'(');
+                        if quoted || !code_like {
+                            return Probe::Match {
+                                len: keep + len,
+                                keep,
+                            };
+                        }
+                    }
+                    Probe::NeedMore => outcome = Probe::NeedMore,
+                    Probe::NoMatch => {}
+                }
             }
+        }
+    }
+    outcome
+}
+
+/// `eyJ….eyJ….<signature>`: three base64url parts, at most MAX_MATCH_LEN.
+fn probe_jwt(at: &At) -> Probe {
+    let t = at.text;
+    if !starts_word(at) {
+        return Probe::NoMatch;
+    }
+    let mut i = 0;
+    for (part, prefix) in [(0, &b"eyJ"[..]), (1, b"eyJ"), (2, b"")] {
+        let rest = &t[i..];
+        let known = rest.len().min(prefix.len());
+        if rest[..known] != prefix[..known] {
+            return Probe::NoMatch;
+        }
+        if rest.len() < prefix.len() {
+            return Probe::NeedMore;
+        }
+        let run = rest[prefix.len()..]
+            .iter()
+            .take_while(|b| is_token_char(**b))
+            .count();
+        i += prefix.len() + run;
+        if i >= t.len() {
+            return if t.len() >= MAX_MATCH_LEN {
+                Probe::NoMatch
+            } else {
+                Probe::NeedMore
+            };
+        }
+        if part < 2 {
+            if t[i] != b'.' || run < 8 {
+                return Probe::NoMatch;
+            }
+            i += 1;
+        } else if run < 16 {
             return Probe::NoMatch;
         }
     }
-    let tail_ok = text[HEAD.len()..limit]
+    matched(i)
+}
+
+/// A PEM private key: from `-----BEGIN … PRIVATE KEY-----` to the matching
+/// END line, bounded by MAX_MATCH_LEN (a longer block still loses its header).
+fn probe_private_key(at: &At) -> Probe {
+    const HEAD: &[u8] = b"-----BEGIN ";
+    const TAIL: &[u8] = b"PRIVATE KEY-----";
+    const END: &[u8] = b"-----END ";
+    let t = at.text;
+    let known = t.len().min(HEAD.len());
+    if t[..known] != HEAD[..known] {
+        return Probe::NoMatch;
+    }
+    if t.len() < HEAD.len() {
+        return Probe::NeedMore;
+    }
+    let header_limit = t.len().min(HEAD.len() + 40 + TAIL.len());
+    let Some(header_end) =
+        (HEAD.len() + TAIL.len()..=header_limit).find(|e| t[..*e].ends_with(TAIL))
+    else {
+        let plausible = t[HEAD.len()..header_limit]
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || *b == b' ' || *b == b'-');
+        return if plausible && t.len() < HEAD.len() + 40 + TAIL.len() {
+            Probe::NeedMore
+        } else {
+            Probe::NoMatch
+        };
+    };
+    if !t[HEAD.len()..header_end - TAIL.len()]
         .iter()
-        .all(|b| b.is_ascii_uppercase() || *b == b' ' || *b == b'-');
-    if tail_ok && text.len() < MAX_MATCH_LEN {
-        Probe::NeedMore
+        .all(|b| b.is_ascii_uppercase() || *b == b' ')
+    {
+        return Probe::NoMatch;
+    }
+    // The body up to the END line; a block cut short is key material to its
+    // end, and one longer than the window loses at least its header.
+    let to_end = if at.complete { t.len() - 1 } else { header_end };
+    match t[header_end..].windows(END.len()).position(|w| w == END) {
+        Some(p) => {
+            let end_start = header_end + p;
+            match t[end_start..].windows(TAIL.len()).position(|w| w == TAIL) {
+                Some(q) => matched(end_start + q + TAIL.len()),
+                None if !at.complete && t.len() < MAX_MATCH_LEN => Probe::NeedMore,
+                None => matched(to_end),
+            }
+        }
+        None if !at.complete && t.len() < MAX_MATCH_LEN => Probe::NeedMore,
+        None => matched(to_end),
+    }
+}
+
+fn luhn_ok(digits: &[u8]) -> bool {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| {
+            let d = u32::from(*d);
+            if i % 2 == 1 {
+                let x = d * 2;
+                if x > 9 {
+                    x - 9
+                } else {
+                    x
+                }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+/// 13–19 digits, optionally in groups split by single spaces or dashes,
+/// passing the Luhn check, not inside a longer number.
+fn probe_card(at: &At) -> Probe {
+    let t = at.text;
+    if at.prev.is_some_and(|p| p.is_ascii_digit()) || !t.first().is_some_and(u8::is_ascii_digit) {
+        return Probe::NoMatch;
+    }
+    let mut digits = [0u8; 19];
+    let mut count = 0;
+    let mut i = 0;
+    while i < t.len() {
+        let b = t[i];
+        if b.is_ascii_digit() {
+            if count == digits.len() {
+                return Probe::NoMatch;
+            }
+            digits[count] = b - b'0';
+            count += 1;
+            i += 1;
+        } else if (b == b' ' || b == b'-') && t.get(i + 1).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        } else if (b == b' ' || b == b'-') && i + 1 == t.len() {
+            return Probe::NeedMore;
+        } else {
+            break;
+        }
+    }
+    if i == t.len() {
+        return Probe::NeedMore;
+    }
+    if t[i].is_ascii_alphanumeric() || count < 13 || !luhn_ok(&digits[..count]) {
+        return Probe::NoMatch;
+    }
+    // Trailing separators are not part of the number.
+    matched(i)
+}
+
+/// Two letters, two check digits, 11–30 alphanumerics; ISO 13616 mod 97.
+fn probe_iban(at: &At) -> Probe {
+    let t = at.text;
+    if !starts_word(at) {
+        return Probe::NoMatch;
+    }
+    let shape = |i: usize, b: u8| match i {
+        0 | 1 => b.is_ascii_uppercase(),
+        2 | 3 => b.is_ascii_digit(),
+        _ => is_upper_alnum(b),
+    };
+    let run = t
+        .iter()
+        .enumerate()
+        .take(34)
+        .take_while(|(i, b)| shape(*i, **b))
+        .count();
+    if run == t.len() && run < 34 {
+        return Probe::NeedMore;
+    }
+    if run < 15 || t.get(run).is_some_and(|b| b.is_ascii_alphanumeric()) {
+        return Probe::NoMatch;
+    }
+    let iban = &t[..run];
+    let rearranged = iban[4..].iter().chain(&iban[..4]);
+    let mut remainder: u32 = 0;
+    for b in rearranged {
+        let value = if b.is_ascii_digit() {
+            u32::from(b - b'0')
+        } else {
+            u32::from(b - b'A') + 10
+        };
+        remainder = if value >= 10 {
+            (remainder * 100 + value) % 97
+        } else {
+            (remainder * 10 + value) % 97
+        };
+    }
+    if remainder == 1 {
+        matched(run)
     } else {
         Probe::NoMatch
     }
+}
+
+/// `AAA-GG-SSSS` with the rules SSA applies: no 000, 666 or 9xx area,
+/// no 00 group, no 0000 serial; not inside a longer number.
+fn probe_ssn(at: &At) -> Probe {
+    let t = at.text;
+    if at.prev.is_some_and(|p| p.is_ascii_digit() || p == b'-') {
+        return Probe::NoMatch;
+    }
+    let shape = b"ddd-dd-dddd";
+    for (i, kind) in shape.iter().enumerate() {
+        let Some(b) = t.get(i) else {
+            return Probe::NeedMore;
+        };
+        let ok = if *kind == b'd' {
+            b.is_ascii_digit()
+        } else {
+            *b == b'-'
+        };
+        if !ok {
+            return Probe::NoMatch;
+        }
+    }
+    match t.get(shape.len()) {
+        None => return Probe::NeedMore,
+        Some(b) if b.is_ascii_digit() || *b == b'-' => return Probe::NoMatch,
+        Some(_) => {}
+    }
+    let (area, group, serial) = (&t[0..3], &t[4..6], &t[7..11]);
+    if area == b"000" || area == b"666" || area[0] == b'9' || group == b"00" || serial == b"0000" {
+        return Probe::NoMatch;
+    }
+    matched(shape.len())
+}
+
+/// `local@domain.tld` (local ≤ 64, domain ≤ 255, alphabetic TLD ≥ 2).
+fn probe_email(at: &At) -> Probe {
+    let t = at.text;
+    let local_char = |b: u8| b.is_ascii_alphanumeric() || b"._%+-".contains(&b);
+    if at.prev.is_some_and(local_char) || !t.first().is_some_and(|b| b.is_ascii_alphanumeric()) {
+        return Probe::NoMatch;
+    }
+    let local = t.iter().take(65).take_while(|b| local_char(**b)).count();
+    if local == t.len() && local <= 64 {
+        return Probe::NeedMore;
+    }
+    if local > 64 || t[local] != b'@' {
+        return Probe::NoMatch;
+    }
+    let domain_start = local + 1;
+    let domain_char = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
+    let domain = t[domain_start..]
+        .iter()
+        .take(256)
+        .take_while(|b| domain_char(**b))
+        .count();
+    if domain_start + domain == t.len() && domain <= 255 {
+        return Probe::NeedMore;
+    }
+    // A trailing dot ends a sentence, not the domain.
+    let mut end = domain_start + domain;
+    while end > domain_start && t[end - 1] == b'.' {
+        end -= 1;
+    }
+    // `git@github.com:org/repo` is an scp-style address, not a mailbox.
+    if t.get(domain_start + domain) == Some(&b':') {
+        return Probe::NoMatch;
+    }
+    let host = &t[domain_start..end];
+    let Some(dot) = host.iter().rposition(|b| *b == b'.') else {
+        return Probe::NoMatch;
+    };
+    let tld = &host[dot + 1..];
+    if dot == 0 || tld.len() < 2 || !tld.iter().all(u8::is_ascii_alphabetic) {
+        return Probe::NoMatch;
+    }
+    matched(end)
+}
+
+/// International numbers only (`+` and 8–15 digits, single spaces or dashes
+/// between groups): local formats collide with too much ordinary code.
+fn probe_phone(at: &At) -> Probe {
+    let t = at.text;
+    if at.prev.is_some_and(|p| p.is_ascii_alphanumeric()) {
+        return Probe::NoMatch;
+    }
+    match t.first() {
+        None => return Probe::NeedMore,
+        Some(b'+') => {}
+        Some(_) => return Probe::NoMatch,
+    }
+    let mut digits = 0;
+    let mut i = 1;
+    while i < t.len() {
+        let b = t[i];
+        if b.is_ascii_digit() {
+            digits += 1;
+            if digits > 15 {
+                return Probe::NoMatch;
+            }
+            i += 1;
+        } else if (b == b' ' || b == b'-')
+            && digits > 0
+            && t.get(i + 1).is_some_and(u8::is_ascii_digit)
+        {
+            i += 1;
+        } else if (b == b' ' || b == b'-') && i + 1 == t.len() {
+            return Probe::NeedMore;
+        } else {
+            break;
+        }
+    }
+    if i == t.len() {
+        return Probe::NeedMore;
+    }
+    if t[i].is_ascii_alphanumeric() || digits < 8 {
+        return Probe::NoMatch;
+    }
+    matched(i)
 }
 
 /// Counts per detector, in a stable order.
@@ -205,33 +680,48 @@ fn scan_into(
     text: &str,
     direction: Direction,
     at_end: bool,
+    prev: Option<u8>,
     out: &mut String,
     findings: &mut Findings,
     blocked: &mut bool,
 ) -> usize {
     let bytes = text.as_bytes();
+    // Complete input gets the sentinel once, not a copy per position.
+    let padded;
+    let scanned: &[u8] = if at_end {
+        padded = [bytes, &[0u8]].concat();
+        &padded
+    } else {
+        bytes
+    };
     let mut i = 0;
     let mut copied_from = 0;
     while i < bytes.len() {
-        let window = &bytes[i..bytes.len().min(i + MAX_MATCH_LEN)];
+        let window_end = scanned.len().min(i + MAX_MATCH_LEN + 1);
+        let window = &scanned[i..window_end];
+        let at = At {
+            text: window,
+            prev: if i == 0 { prev } else { Some(bytes[i - 1]) },
+            complete: at_end && window_end == scanned.len(),
+        };
         let mut hit = None;
         let mut undecided = false;
         for detector in DETECTORS {
-            match (detector.probe)(window) {
-                Probe::Match(n) => {
-                    hit = Some((detector, n));
+            match (detector.probe)(&at) {
+                Probe::Match { len, keep } => {
+                    hit = Some((detector, len, keep));
                     break;
                 }
-                Probe::NeedMore if !at_end && window.len() < MAX_MATCH_LEN => undecided = true,
+                Probe::NeedMore if !at_end && window.len() <= MAX_MATCH_LEN => undecided = true,
                 _ => {}
             }
         }
-        if let Some((detector, len)) = hit {
+        if let Some((detector, len, keep)) = hit {
             if undecided {
                 // An earlier detector might still match here: wait for it.
                 break;
             }
-            out.push_str(&text[copied_from..i]);
+            out.push_str(&text[copied_from..i + keep]);
             findings.add(detector.name);
             if detector.action(direction) == Action::Block {
                 *blocked = true;
@@ -257,7 +747,15 @@ pub fn scan(text: &str, direction: Direction) -> Scan {
     let mut out = String::with_capacity(text.len());
     let mut findings = Findings::default();
     let mut blocked = false;
-    scan_into(text, direction, true, &mut out, &mut findings, &mut blocked);
+    scan_into(
+        text,
+        direction,
+        true,
+        None,
+        &mut out,
+        &mut findings,
+        &mut blocked,
+    );
     Scan {
         text: out,
         findings,
@@ -270,6 +768,8 @@ pub fn scan(text: &str, direction: Direction) -> Scan {
 #[derive(Debug, Default)]
 pub struct StreamMasker {
     pending: String,
+    /// The last byte already released: left boundaries need it.
+    prev: Option<u8>,
     findings: Findings,
 }
 
@@ -282,10 +782,14 @@ impl StreamMasker {
             &self.pending,
             Direction::Response,
             false,
+            self.prev,
             &mut out,
             &mut self.findings,
             &mut blocked,
         );
+        if consumed > 0 {
+            self.prev = Some(self.pending.as_bytes()[consumed - 1]);
+        }
         self.pending.drain(..consumed);
         out
     }
@@ -298,10 +802,14 @@ impl StreamMasker {
             &pending,
             Direction::Response,
             true,
+            self.prev,
             &mut out,
             &mut self.findings,
             &mut blocked,
         );
+        if let Some(last) = pending.as_bytes().last() {
+            self.prev = Some(*last);
+        }
         out
     }
 
@@ -355,7 +863,13 @@ mod tests {
         assert!(prompt.blocked);
         let response = scan(text, Direction::Response);
         assert!(!response.blocked);
-        assert!(response.text.starts_with("[REDACTED:private-key]\n"));
+        // Cut short: everything after the header is key material.
+        assert_eq!(response.text, "[REDACTED:private-key]");
+        let block = "key:\n-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIA\nAwEHoUQDQgAE\n-----END EC PRIVATE KEY-----\nafter";
+        assert_eq!(
+            scan(block, Direction::Response).text,
+            "key:\n[REDACTED:private-key]\nafter"
+        );
     }
 
     #[test]
@@ -416,5 +930,142 @@ mod tests {
         assert_eq!(masker.push("hello world "), "hello world ");
         assert_eq!(masker.push("see gh"), "see ");
         assert_eq!(masker.held_back(), 2);
+    }
+
+    fn masked_as(text: &str) -> Vec<(&'static str, u32)> {
+        scan(text, Direction::Response).findings.iter().collect()
+    }
+
+    #[test]
+    fn every_detector_finds_its_secret() {
+        let pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE=\n-----END OPENSSH PRIVATE KEY-----";
+        let cases = [
+            ("gitlab-token", "glpat-abcdefghij0123456789"),
+            ("slack-token", "xoxb-123456789012-abcdefGHIJ"),
+            ("stripe-key", "sk_live_abcdefghijklmnopqrstuvwx"),
+            ("google-api-key", "AIzaSyA-abcdefghijklmnopqrstuvwxyz01234"),
+            ("npm-token", "npm_abcdefghijklmnopqrstuvwxyz0123456789"),
+            ("aws-secret-access-key", "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+            ("jwt", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"),
+            ("private-key", pem),
+            ("password-assignment", "password = \"hunter2hunter2\""),
+            ("password-assignment", "DB_PASSWORD: s3cr3t-value"),
+            ("credit-card", "card 4111 1111 1111 1111 ok"),
+            ("credit-card", "4242-4242-4242-4242"),
+            ("iban", "pay to DE89370400440532013000 now"),
+            ("us-ssn", "ssn 123-45-6789."),
+            ("email", "mail alice.smith+ci@example.co.uk."),
+            ("phone", "call +44 20 7946 0958 today"),
+        ];
+        for (name, text) in cases {
+            let found = masked_as(text);
+            assert!(
+                found.iter().any(|(d, _)| *d == name),
+                "{name} not found in {text:?}: {found:?}"
+            );
+            assert!(scan(text, Direction::Response)
+                .text
+                .contains(&format!("[REDACTED:{name}]")));
+        }
+        // Assignments keep their key; only the value goes.
+        assert_eq!(
+            scan("password=hunter2hunter2;", Direction::Prompt).text,
+            "password=[REDACTED:password-assignment];"
+        );
+    }
+
+    #[test]
+    fn ordinary_code_and_data_are_left_alone() {
+        for text in [
+            "let id = \"123e4567-e89b-12d3-a456-426614174000\";",
+            "integrity sha512-Fo8HPo0ZpBtQlKQ8a7ZNOgh1RZ8DFs1FzxXwEq5pVvX4TZ5GwdSC7i0GkJMZj9qUFbXGJB2WPCq1w==",
+            "\"resolved\": \"https://registry.npmjs.org/x/-/x-1.0.0.tgz#3f786850e387550fdab836ed7e6dc881de23001b\"",
+            "<img src=\"data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==\">",
+            "for i in 0..1234567890123 { total += i }",
+            "timestamp 1700000000123, port 8080, version 1.2.3",
+            "let password = read_password(); // no literal here",
+            "if (secret == null) return;",
+            "git@github.com:org/repo.git",
+            "user@localhost",
+            "4111 1111 1111 1112",
+            "GB00WEST12345698765432 is not a valid IBAN checksum",
+            "000-12-3456 and 123-00-4567 are not issued",
+            "x = 1 + 44207946",
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
+            "eyJ-not-a-token",
+        ] {
+            let s = scan(text, Direction::Response);
+            assert_eq!(s.text, text, "{:?}", s.findings);
+        }
+    }
+
+    /// A tiny deterministic generator: the property test needs no crate.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn streamed_output_equals_whole_text_for_random_inputs_and_splits() {
+        let pieces = [
+            "ghp_0123456789abcdefghijABCDEFGHIJ012345",
+            "AKIAIOSFODNN7EXAMPLE",
+            "glpat-abcdefghij0123456789",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9P",
+            "password: hunter2hunter2",
+            "4111 1111 1111 1111",
+            "DE89370400440532013000",
+            "123-45-6789",
+            "bob@example.com",
+            "+1 415 555 0100",
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----",
+            "-----BEGIN ",
+            "ghp_",
+            "eyJ",
+            "+",
+            "4111 ",
+            "pass",
+            "@",
+            ".",
+            " ",
+            "\n",
+            "é✓",
+            "code()",
+            "x = 42;",
+            "AKIA",
+            "xoxb-",
+            "sk_live_",
+        ];
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..400 {
+            let mut text = String::new();
+            for _ in 0..rng.below(12) + 1 {
+                text.push_str(pieces[rng.below(pieces.len())]);
+            }
+            let whole = scan(&text, Direction::Response).text;
+            let mut masker = StreamMasker::default();
+            let mut streamed = String::new();
+            let mut rest = text.as_str();
+            while !rest.is_empty() {
+                let mut cut = (rng.below(rest.len()) + 1).min(rest.len());
+                while !rest.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                streamed.push_str(&masker.push(&rest[..cut]));
+                assert!(masker.held_back() <= MAX_MATCH_LEN);
+                rest = &rest[cut..];
+            }
+            streamed.push_str(&masker.finish());
+            assert_eq!(streamed, whole, "input {text:?}");
+        }
     }
 }

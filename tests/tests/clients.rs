@@ -496,3 +496,87 @@ async fn an_ide_token_can_last_the_grant() {
     assert_eq!(ask(json!({"ttl": "forever"})).await.unwrap().status(), 400);
     assert_eq!(ask(json!({"lifetime": 5})).await.unwrap().status(), 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn masking_follows_the_policy_file_and_the_callers_groups() {
+    let stack = Stack::start().await.expect("stack");
+    stack
+        .upstream
+        .set_reply("ask bob@example.com on build7.corp.acme.example about Project Nightingale");
+    let chat = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "who?"}]});
+    let answer = |token: String| {
+        let chat = chat.clone();
+        let url = format!("{}/chat/completions", stack.url);
+        async move {
+            let body: Value = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(token)
+                .json(&chat)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        }
+    };
+    // A developer sees personal data and internal names redacted.
+    let (_, developer) = grant(&stack, &["chat"], &[]).await;
+    assert_eq!(
+        answer(developer).await,
+        "ask [REDACTED:email] on [REDACTED:internal-hostname] about [REDACTED:project-codename]"
+    );
+    // The security team may see e-mail addresses (policies/detectors.toml).
+    let client = reqwest::Client::new();
+    let sam = stack.person("sam", &["security-team"]);
+    let bob = stack.person("bob", &[APPROVERS]);
+    let created: Value = client
+        .post(format!("{}/v1/access-requests", stack.url))
+        .bearer_auth(&sam)
+        .json(&json!({"scopes": ["chat"], "reason": "incident"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["request"]["id"].as_str().unwrap();
+    client
+        .post(format!("{}/v1/access-requests/{id}/approve", stack.url))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap();
+    let issued: Value = client
+        .post(format!("{}/v1/grants/{id}/token", stack.url))
+        .bearer_auth(&sam)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let security = issued["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        answer(security.clone()).await,
+        "ask bob@example.com on [REDACTED:internal-hostname] about [REDACTED:project-codename]"
+    );
+    // The marker blocks a developer's prompt but only redacts the security team's.
+    let marked = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "summarise this CONFIDENTIAL memo"}]});
+    let (_, developer) = grant(&stack, &["chat"], &[]).await;
+    for (token, expected) in [(developer, 403), (security, 200)] {
+        let status = reqwest::Client::new()
+            .post(format!("{}/chat/completions", stack.url))
+            .bearer_auth(token)
+            .json(&marked)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status.as_u16(), expected);
+    }
+}

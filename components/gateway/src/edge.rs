@@ -1307,7 +1307,7 @@ fn copilot_call(
         let mut findings = Vec::new();
         let mut prompt_log = String::new();
         content::for_each_prompt_text(&mut body, &mut |text| {
-            let scan = masking::inspect_prompt(text);
+            let scan = masking::inspect_prompt(text, &grant.requester.groups);
             blocked |= scan.blocked;
             merge_findings(&mut findings, scan.findings);
             if prompt_log.len() < MAX_AUDIT_TEXT {
@@ -1405,7 +1405,8 @@ fn copilot_call(
         let out = out
             .take()
             .ok_or_else(|| ApiError::new(500, "internal", "response already sent"))?;
-        let new_masker = || ComponentMasker(masking::StreamMasker::new());
+        let groups = grant.requester.groups.clone();
+        let new_masker = move || ComponentMasker(masking::StreamMasker::new(&groups));
         let mut masker: Box<dyn StreamFilter> = match call {
             // Event-typed streams: `event:` lines and per-block deltas.
             CopilotCall::Responses | CopilotCall::Messages => {
@@ -1429,7 +1430,7 @@ fn copilot_call(
             Ok(v) if copilot::client_status(status) == status => v,
             // Clients match error bodies by substring, so the upstream text is kept.
             _ => {
-                json!({"error": {"code": format!("upstream_{status}"), "message": masking::mask_response(&text).text}})
+                json!({"error": {"code": format!("upstream_{status}"), "message": masking::mask_response(&text, &grant.requester.groups).text}})
             }
         };
         return Ok(Reply::JsonWithHeaders(
@@ -1451,7 +1452,7 @@ fn copilot_call(
     let mut response_log = String::new();
     let mut findings = std::mem::take(&mut ctx.trace.findings);
     let mut mask = |text: &mut String| {
-        let scan = masking::mask_response(text);
+        let scan = masking::mask_response(text, &grant.requester.groups);
         merge_findings(&mut findings, scan.findings);
         if response_log.len() < MAX_AUDIT_TEXT {
             response_log.push_str(&scan.text);

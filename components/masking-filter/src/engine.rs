@@ -10,11 +10,13 @@
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     Block,
     Redact,
+    Allow,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,18 +52,27 @@ struct At<'a> {
     complete: bool,
 }
 
+/// How a detector looks at the text.
+#[derive(Clone, Copy)]
+enum Check {
+    Builtin(fn(&At) -> Probe),
+    /// A case-insensitive literal (organisation markers, code names).
+    Literal(&'static [u8]),
+    /// A host name ending in this suffix (internal domains).
+    HostSuffix(&'static [u8]),
+}
+
 struct Detector {
     name: &'static str,
-    prompt_action: Action,
-    response_action: Action,
-    probe: fn(&At) -> Probe,
+    check: Check,
 }
 
 impl Detector {
-    fn action(&self, direction: Direction) -> Action {
-        match direction {
-            Direction::Prompt => self.prompt_action,
-            Direction::Response => self.response_action,
+    fn probe(&self, at: &At) -> Probe {
+        match self.check {
+            Check::Builtin(probe) => probe(at),
+            Check::Literal(literal) => probe_literal(at, literal),
+            Check::HostSuffix(suffix) => probe_host_suffix(at, suffix),
         }
     }
 }
@@ -69,45 +80,151 @@ impl Detector {
 /// Longest text any detector needs to see to decide (a JWT, capped).
 pub const MAX_MATCH_LEN: usize = 4096;
 
-const fn secret(name: &'static str, probe: fn(&At) -> Probe) -> Detector {
+const fn builtin(name: &'static str, probe: fn(&At) -> Probe) -> Detector {
     Detector {
         name,
-        prompt_action: Action::Redact,
-        response_action: Action::Redact,
-        probe,
+        check: Check::Builtin(probe),
     }
 }
 
-/// In priority order: at one position the first detector that matches wins.
-const DETECTORS: &[Detector] = &[
-    secret("github-token", probe_github_token),
-    secret("gitlab-token", |at| {
+/// In priority order: at one position the first detector that matches
+/// wins; the organisation's come after these.
+const BUILTIN_DETECTORS: &[Detector] = &[
+    builtin("github-token", probe_github_token),
+    builtin("gitlab-token", |at| {
         probe_fixed(at.text, b"glpat-", 20, is_token_char)
     }),
-    secret("slack-token", probe_slack),
-    secret("stripe-key", probe_stripe),
-    secret("google-api-key", |at| {
+    builtin("slack-token", probe_slack),
+    builtin("stripe-key", probe_stripe),
+    builtin("google-api-key", |at| {
         probe_fixed(at.text, b"AIza", 35, is_token_char)
     }),
-    secret("npm-token", |at| {
+    builtin("npm-token", |at| {
         probe_fixed(at.text, b"npm_", 36, is_alnum)
     }),
-    secret("aws-access-key-id", probe_aws_access_key_id),
-    secret("aws-secret-access-key", probe_aws_secret),
-    secret("jwt", probe_jwt),
-    Detector {
-        name: "private-key",
-        prompt_action: Action::Block,
-        response_action: Action::Redact,
-        probe: probe_private_key,
-    },
-    secret("password-assignment", probe_assignment),
-    secret("credit-card", probe_card),
-    secret("iban", probe_iban),
-    secret("us-ssn", probe_ssn),
-    secret("email", probe_email),
-    secret("phone", probe_phone),
+    builtin("aws-access-key-id", probe_aws_access_key_id),
+    builtin("aws-secret-access-key", probe_aws_secret),
+    builtin("jwt", probe_jwt),
+    builtin("private-key", probe_private_key),
+    builtin("password-assignment", probe_assignment),
+    builtin("credit-card", probe_card),
+    builtin("iban", probe_iban),
+    builtin("us-ssn", probe_ssn),
+    builtin("email", probe_email),
+    builtin("phone", probe_phone),
 ];
+
+include!(concat!(env!("OUT_DIR"), "/detectors.rs"));
+
+fn all_detectors() -> impl Iterator<Item = &'static Detector> {
+    BUILTIN_DETECTORS.iter().chain(ORG_DETECTORS.iter())
+}
+
+/// The actions that apply to one caller: the policy's base actions, with
+/// the overrides of the caller's groups (the most permissive one wins).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Profile {
+    /// (prompt, response) per detector, in `all_detectors()` order.
+    actions: Vec<(Action, Action)>,
+}
+
+fn permissiveness(a: Action) -> u8 {
+    match a {
+        Action::Block => 0,
+        Action::Redact => 1,
+        Action::Allow => 2,
+    }
+}
+
+impl Profile {
+    pub fn for_groups(groups: &[&str]) -> Profile {
+        let actions = all_detectors()
+            .map(|d| {
+                let base = BASE_ACTIONS
+                    .iter()
+                    .find(|(n, _, _)| *n == d.name)
+                    .map(|(_, p, r)| (*p, *r))
+                    .unwrap_or((Action::Redact, Action::Redact));
+                GROUP_ACTIONS
+                    .iter()
+                    .filter(|(g, n, _, _)| *n == d.name && groups.contains(g))
+                    .fold(None::<(Action, Action)>, |best, (_, _, p, r)| match best {
+                        None => Some((*p, *r)),
+                        Some((bp, br)) => Some((
+                            if permissiveness(*p) > permissiveness(bp) {
+                                *p
+                            } else {
+                                bp
+                            },
+                            if permissiveness(*r) > permissiveness(br) {
+                                *r
+                            } else {
+                                br
+                            },
+                        )),
+                    })
+                    .unwrap_or(base)
+            })
+            .collect();
+        Profile { actions }
+    }
+
+    fn action(&self, index: usize, direction: Direction) -> Action {
+        let (p, r) = self
+            .actions
+            .get(index)
+            .copied()
+            .unwrap_or((Action::Redact, Action::Redact));
+        match direction {
+            Direction::Prompt => p,
+            // A response already streaming cannot be refused: block redacts.
+            Direction::Response if r == Action::Block => Action::Redact,
+            Direction::Response => r,
+        }
+    }
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Profile::for_groups(&[])
+    }
+}
+
+fn probe_literal(at: &At, literal: &[u8]) -> Probe {
+    let t = at.text;
+    let known = t.len().min(literal.len());
+    if !t[..known].eq_ignore_ascii_case(&literal[..known]) {
+        return Probe::NoMatch;
+    }
+    if t.len() < literal.len() {
+        return Probe::NeedMore;
+    }
+    matched(literal.len())
+}
+
+/// `name.corp.example` for suffix `.corp.example`: a whole host name (no
+/// host character before it) with at least one label before the suffix.
+fn probe_host_suffix(at: &At, suffix: &[u8]) -> Probe {
+    let host_char = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
+    let t = at.text;
+    if at.prev.is_some_and(host_char) || !t.first().is_some_and(|b| b.is_ascii_alphanumeric()) {
+        return Probe::NoMatch;
+    }
+    let run = t.iter().take(254).take_while(|b| host_char(**b)).count();
+    if run == t.len() && run < 254 {
+        return Probe::NeedMore;
+    }
+    let mut end = run;
+    while end > 0 && t[end - 1] == b'.' {
+        end -= 1;
+    }
+    let host = &t[..end];
+    if host.len() > suffix.len() && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix) {
+        matched(end)
+    } else {
+        Probe::NoMatch
+    }
+}
 
 /// Matches `prefix` followed by exactly `len` bytes accepted by `class`.
 fn probe_fixed(text: &[u8], prefix: &[u8], len: usize, class: fn(u8) -> bool) -> Probe {
@@ -676,8 +793,10 @@ fn replacement(name: &str) -> String {
 /// Scans `text[start..]`, appending decided output to `out`. With
 /// `at_end == false`, stops at the first position a detector cannot decide
 /// yet and returns it; otherwise returns `text.len()`.
+#[allow(clippy::too_many_arguments)]
 fn scan_into(
     text: &str,
+    profile: &Profile,
     direction: Direction,
     at_end: bool,
     prev: Option<u8>,
@@ -706,24 +825,30 @@ fn scan_into(
         };
         let mut hit = None;
         let mut undecided = false;
-        for detector in DETECTORS {
-            match (detector.probe)(&at) {
+        for (index, detector) in all_detectors().enumerate() {
+            match detector.probe(&at) {
                 Probe::Match { len, keep } => {
-                    hit = Some((detector, len, keep));
+                    hit = Some((index, detector, len, keep));
                     break;
                 }
                 Probe::NeedMore if !at_end && window.len() <= MAX_MATCH_LEN => undecided = true,
                 _ => {}
             }
         }
-        if let Some((detector, len, keep)) = hit {
+        if let Some((index, detector, len, keep)) = hit {
             if undecided {
                 // An earlier detector might still match here: wait for it.
                 break;
             }
+            let action = profile.action(index, direction);
+            if action == Action::Allow {
+                // Allowed text passes whole: nothing else may fire inside it.
+                i += len;
+                continue;
+            }
             out.push_str(&text[copied_from..i + keep]);
             findings.add(detector.name);
-            if detector.action(direction) == Action::Block {
+            if action == Action::Block {
                 *blocked = true;
             }
             out.push_str(&replacement(detector.name));
@@ -744,11 +869,17 @@ fn scan_into(
 }
 
 pub fn scan(text: &str, direction: Direction) -> Scan {
+    scan_with(text, &Profile::default(), direction)
+}
+
+/// Masks `text` whole with the actions of `profile`.
+pub fn scan_with(text: &str, profile: &Profile, direction: Direction) -> Scan {
     let mut out = String::with_capacity(text.len());
     let mut findings = Findings::default();
     let mut blocked = false;
     scan_into(
         text,
+        profile,
         direction,
         true,
         None,
@@ -767,6 +898,7 @@ pub fn scan(text: &str, direction: Direction) -> Scan {
 /// `MAX_MATCH_LEN - 1` bytes: only a tail that could still become a match.
 #[derive(Debug, Default)]
 pub struct StreamMasker {
+    profile: Profile,
     pending: String,
     /// The last byte already released: left boundaries need it.
     prev: Option<u8>,
@@ -774,12 +906,20 @@ pub struct StreamMasker {
 }
 
 impl StreamMasker {
+    pub fn with_profile(profile: Profile) -> StreamMasker {
+        StreamMasker {
+            profile,
+            ..StreamMasker::default()
+        }
+    }
+
     pub fn push(&mut self, text: &str) -> String {
         self.pending.push_str(text);
         let mut out = String::with_capacity(self.pending.len());
         let mut blocked = false;
         let consumed = scan_into(
             &self.pending,
+            &self.profile,
             Direction::Response,
             false,
             self.prev,
@@ -800,6 +940,7 @@ impl StreamMasker {
         let mut blocked = false;
         scan_into(
             &pending,
+            &self.profile,
             Direction::Response,
             true,
             self.prev,
@@ -1067,5 +1208,59 @@ mod tests {
             streamed.push_str(&masker.finish());
             assert_eq!(streamed, whole, "input {text:?}");
         }
+    }
+
+    #[test]
+    fn organisation_detectors_come_from_the_policy_file() {
+        let s = scan(
+            "Status: Confidential. See Project NIGHTINGALE on build7.corp.acme.example.",
+            Direction::Response,
+        );
+        assert_eq!(
+            s.text,
+            "Status: [REDACTED:confidential-marker]. See [REDACTED:project-codename] on [REDACTED:internal-hostname]."
+        );
+        // The marker blocks prompts; other hosts are untouched.
+        assert!(scan("this is CONFIDENTIAL", Direction::Prompt).blocked);
+        let other = "see build7.corp.acme.example.com and corp.acme.example";
+        assert_eq!(scan(other, Direction::Response).text, other);
+    }
+
+    #[test]
+    fn groups_vary_the_actions() {
+        let text = "mail bob@example.com about CONFIDENTIAL plans";
+        let everyone = scan_with(text, &Profile::for_groups(&[]), Direction::Prompt);
+        assert!(everyone.blocked);
+        assert!(everyone.text.contains("[REDACTED:email]"));
+        let security = scan_with(
+            text,
+            &Profile::for_groups(&["developers", "security-team"]),
+            Direction::Prompt,
+        );
+        assert!(
+            !security.blocked,
+            "the marker only redacts for the security team"
+        );
+        assert!(
+            security.text.contains("bob@example.com"),
+            "e-mail is allowed for them: {}",
+            security.text
+        );
+        assert!(security.text.contains("[REDACTED:confidential-marker]"));
+        // Secrets stay redacted for everyone.
+        let gh = "ghp_0123456789abcdefghijABCDEFGHIJ012345";
+        assert!(!scan_with(
+            gh,
+            &Profile::for_groups(&["security-team"]),
+            Direction::Prompt
+        )
+        .text
+        .contains("ghp_"));
+        // A streamed response follows the same profile.
+        let mut m = StreamMasker::with_profile(Profile::for_groups(&["security-team"]));
+        let mut out = m.push("write to bob@exam");
+        out.push_str(&m.push("ple.com now"));
+        out.push_str(&m.finish());
+        assert_eq!(out, "write to bob@example.com now");
     }
 }

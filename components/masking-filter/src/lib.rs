@@ -10,7 +10,7 @@ pub mod engine;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings {
-    use super::engine::{self, Direction};
+    use super::engine::{self, Direction, Profile};
     use alloc::string::{String, ToString};
     use alloc::vec::Vec;
     use core::cell::RefCell;
@@ -99,13 +99,20 @@ mod bindings {
         }
     }
 
+    fn profile(groups: &[String]) -> Profile {
+        let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+        Profile::for_groups(&groups)
+    }
+
     struct Component;
 
     struct StreamMasker(RefCell<engine::StreamMasker>);
 
     impl GuestStreamMasker for StreamMasker {
-        fn new() -> Self {
-            StreamMasker(RefCell::new(engine::StreamMasker::default()))
+        fn new(groups: Vec<String>) -> Self {
+            StreamMasker(RefCell::new(engine::StreamMasker::with_profile(profile(
+                &groups,
+            ))))
         }
         fn push(&self, text: String) -> String {
             self.0.borrow_mut().push(&text)
@@ -121,11 +128,19 @@ mod bindings {
     impl Guest for Component {
         type StreamMasker = StreamMasker;
 
-        fn inspect_prompt(text: String) -> Scan {
-            to_wit(engine::scan(&text, Direction::Prompt))
+        fn inspect_prompt(text: String, groups: Vec<String>) -> Scan {
+            to_wit(engine::scan_with(
+                &text,
+                &profile(&groups),
+                Direction::Prompt,
+            ))
         }
-        fn mask_response(text: String) -> Scan {
-            to_wit(engine::scan(&text, Direction::Response))
+        fn mask_response(text: String, groups: Vec<String>) -> Scan {
+            to_wit(engine::scan_with(
+                &text,
+                &profile(&groups),
+                Direction::Response,
+            ))
         }
     }
 

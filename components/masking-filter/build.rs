@@ -1,0 +1,154 @@
+//! Compiles `policies/detectors.toml` into static tables (OUT_DIR/detectors.rs):
+//! the component carries the organisation's detectors and per-group actions
+//! as data, so no request parses anything. An invalid file fails the build.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+const BUILTIN: &[&str] = &[
+    "github-token",
+    "gitlab-token",
+    "slack-token",
+    "stripe-key",
+    "google-api-key",
+    "npm-token",
+    "aws-access-key-id",
+    "aws-secret-access-key",
+    "jwt",
+    "private-key",
+    "password-assignment",
+    "credit-card",
+    "iban",
+    "us-ssn",
+    "email",
+    "phone",
+];
+
+fn fail(msg: String) -> ! {
+    panic!("policies/detectors.toml: {msg}");
+}
+
+fn action(v: Option<&toml::Value>, what: &str) -> &'static str {
+    match v.map(|v| v.as_str()) {
+        None => "Action::Redact",
+        Some(Some("block")) => "Action::Block",
+        Some(Some("redact")) => "Action::Redact",
+        Some(Some("allow")) => "Action::Allow",
+        _ => fail(format!(
+            "{what}: action must be \"block\", \"redact\" or \"allow\""
+        )),
+    }
+}
+
+fn main() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/detectors.toml");
+    println!("cargo:rerun-if-changed={}", path.display());
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| fail(format!("cannot read: {e}")));
+    let doc: toml::Table = toml::from_str(&text).unwrap_or_else(|e| fail(e.to_string()));
+    let mut names: BTreeSet<String> = BUILTIN.iter().map(|s| s.to_string()).collect();
+    let mut out = String::new();
+    let mut actions = Vec::new();
+    let mut org = String::new();
+    for (kind, field, check) in [
+        ("marker", "literal", "Literal"),
+        ("hostname", "suffix", "HostSuffix"),
+    ] {
+        let Some(list) = doc.get(kind) else { continue };
+        let list = list
+            .as_array()
+            .unwrap_or_else(|| fail(format!("[[{kind}]] must be a list of tables")));
+        for entry in list {
+            let name = entry
+                .get("name")
+                .and_then(|v| v.as_str())
+                .unwrap_or_else(|| fail(format!("a {kind} needs a name")));
+            let value = entry
+                .get(field)
+                .and_then(|v| v.as_str())
+                .unwrap_or_else(|| fail(format!("{name}: needs {field}")));
+            if !names.insert(name.to_string()) {
+                fail(format!("detector name {name} is used twice"));
+            }
+            if value.is_empty() || value.len() > 128 || !value.is_ascii() {
+                fail(format!("{name}: {field} must be 1 to 128 ASCII characters"));
+            }
+            if kind == "hostname" && !value.starts_with('.') {
+                fail(format!("{name}: a hostname suffix starts with '.'"));
+            }
+            writeln!(
+                org,
+                "    Detector {{ name: {name:?}, check: Check::{check}({value:?}.as_bytes()) }},"
+            )
+            .ok();
+            actions.push((
+                name.to_string(),
+                action(entry.get("prompt"), name),
+                action(entry.get("response"), name),
+            ));
+        }
+    }
+    if let Some(builtin) = doc.get("builtin").and_then(|b| b.as_table()) {
+        for (name, v) in builtin {
+            if !BUILTIN.contains(&name.as_str()) {
+                fail(format!("[builtin] names unknown detector {name}"));
+            }
+            actions.push((
+                name.clone(),
+                action(v.get("prompt"), name),
+                action(v.get("response"), name),
+            ));
+        }
+    }
+    let mut groups = String::new();
+    if let Some(table) = doc.get("groups").and_then(|g| g.as_table()) {
+        for (group, overrides) in table {
+            let overrides = overrides
+                .as_table()
+                .unwrap_or_else(|| fail(format!("[groups.{group}] must be a table")));
+            for (name, v) in overrides {
+                if !names.contains(name) {
+                    fail(format!("[groups.{group}] names unknown detector {name}"));
+                }
+                writeln!(
+                    groups,
+                    "    ({group:?}, {name:?}, {}, {}),",
+                    action(v.get("prompt"), name),
+                    action(v.get("response"), name)
+                )
+                .ok();
+            }
+        }
+    }
+    writeln!(
+        out,
+        "/// The organisation's detectors (policies/detectors.toml)."
+    )
+    .ok();
+    writeln!(out, "const ORG_DETECTORS: &[Detector] = &[\n{org}];").ok();
+    writeln!(
+        out,
+        "/// Actions that differ from redact-everywhere: (detector, prompt, response)."
+    )
+    .ok();
+    writeln!(out, "const BASE_ACTIONS: &[(&str, Action, Action)] = &[").ok();
+    for (name, p, r) in actions {
+        writeln!(out, "    ({name:?}, {p}, {r}),").ok();
+    }
+    writeln!(out, "];").ok();
+    writeln!(
+        out,
+        "/// Per-group overrides: (group, detector, prompt, response)."
+    )
+    .ok();
+    writeln!(
+        out,
+        "const GROUP_ACTIONS: &[(&str, &str, Action, Action)] = &[\n{groups}];"
+    )
+    .ok();
+    let dest = std::path::Path::new(
+        &std::env::var("OUT_DIR").unwrap_or_else(|_| fail("OUT_DIR unset".into())),
+    )
+    .join("detectors.rs");
+    std::fs::write(dest, out).unwrap_or_else(|e| fail(format!("writing tables: {e}")));
+}

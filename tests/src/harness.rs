@@ -116,6 +116,7 @@ impl Stack {
             ("oidc_issuer_origin", issuer.issuer()),
             ("token_signing_key", random_seed()),
             ("audit_signing_key", random_seed()),
+            ("masking_fingerprint_key", random_seed()),
             ("upstream_github_token", UPSTREAM_GITHUB_TOKEN.to_string()),
             ("github_api_url", upstream.base_url()),
             ("copilot_api_url", upstream.base_url()),

@@ -479,10 +479,14 @@ async fn jit_flow_end_to_end() {
         .iter()
         .find(|r| r["event"]["client_request_id"] == "client-req-1")
         .expect("the client's request id is recorded");
-    assert_eq!(
-        chat_record["event"]["findings"][0]["detector"],
-        "github-token"
-    );
+    let finding = &chat_record["event"]["findings"][0];
+    assert_eq!(finding["detector"], "github-token");
+    assert_eq!(finding["count"], 1);
+    assert!(finding["positions"][0].is_u64(), "where it was: {finding}");
+    let fingerprint = finding["fingerprints"][0]
+        .as_str()
+        .expect("a keyed fingerprint");
+    assert!(fingerprint.len() == 16 && fingerprint.bytes().all(|b| b.is_ascii_hexdigit()));
     assert_eq!(chat_record["event"]["principal"]["subject"], "alice");
     assert_eq!(chat_record["event"]["upstream_status"], 200);
 

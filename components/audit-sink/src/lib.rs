@@ -62,7 +62,14 @@ mod bindings {
 
     fn findings_json(f: &[Finding]) -> serde_json::Value {
         f.iter()
-            .map(|f| serde_json::json!({"detector": f.detector, "count": f.count}))
+            .map(|f| {
+                serde_json::json!({
+                    "detector": f.detector,
+                    "count": f.count,
+                    "positions": f.positions,
+                    "fingerprints": f.fingerprints,
+                })
+            })
             .collect()
     }
 

@@ -1079,13 +1079,34 @@ impl TextMasker for ComponentMasker {
     }
 }
 
+/// How many positions and fingerprints one finding keeps in the audit.
+const MAX_FINDING_DETAILS: usize = 16;
+
 fn merge_findings(into: &mut Vec<Finding>, found: Vec<Finding>) {
     for f in found {
         match into.iter_mut().find(|x| x.detector == f.detector) {
-            Some(x) => x.count += f.count,
+            Some(x) => {
+                x.count += f.count;
+                let room = MAX_FINDING_DETAILS.saturating_sub(x.positions.len());
+                x.positions.extend(f.positions.into_iter().take(room));
+                let room = MAX_FINDING_DETAILS.saturating_sub(x.fingerprints.len());
+                x.fingerprints.extend(f.fingerprints.into_iter().take(room));
+            }
             None => into.push(f),
         }
     }
+}
+
+/// The masking context of a caller: their groups and the fingerprint key.
+fn masking_context(groups: &[String]) -> Result<masking::MaskingContext, ApiError> {
+    let key = variable("masking_fingerprint_key").ok_or_else(|| {
+        ApiError::new(503, "gateway_misconfigured", "masking is not configured")
+            .detail("variable masking_fingerprint_key is not set")
+    })?;
+    Ok(masking::MaskingContext {
+        groups: groups.to_vec(),
+        fingerprint_key: key.into_bytes(),
+    })
 }
 
 fn bounded(mut text: String) -> String {
@@ -1260,6 +1281,7 @@ fn copilot_call(
     ctx.trace.action = format!("copilot.{}", call.scope());
     // 1. Token and grant.
     let Authorized { grant, .. } = authorize_copilot(ctx)?;
+    let masking_ctx = masking_context(&grant.requester.groups)?;
     // 2. Scope and model.
     let scope_ok = if call.is_listing() {
         !grant.scopes.is_empty()
@@ -1307,7 +1329,7 @@ fn copilot_call(
         let mut findings = Vec::new();
         let mut prompt_log = String::new();
         content::for_each_prompt_text(&mut body, &mut |text| {
-            let scan = masking::inspect_prompt(text, &grant.requester.groups);
+            let scan = masking::inspect_prompt(text, &masking_ctx);
             blocked |= scan.blocked;
             merge_findings(&mut findings, scan.findings);
             if prompt_log.len() < MAX_AUDIT_TEXT {
@@ -1405,8 +1427,8 @@ fn copilot_call(
         let out = out
             .take()
             .ok_or_else(|| ApiError::new(500, "internal", "response already sent"))?;
-        let groups = grant.requester.groups.clone();
-        let new_masker = move || ComponentMasker(masking::StreamMasker::new(&groups));
+        let stream_ctx = masking_ctx.clone();
+        let new_masker = move || ComponentMasker(masking::StreamMasker::new(&stream_ctx));
         let mut masker: Box<dyn StreamFilter> = match call {
             // Event-typed streams: `event:` lines and per-block deltas.
             CopilotCall::Responses | CopilotCall::Messages => {
@@ -1430,7 +1452,7 @@ fn copilot_call(
             Ok(v) if copilot::client_status(status) == status => v,
             // Clients match error bodies by substring, so the upstream text is kept.
             _ => {
-                json!({"error": {"code": format!("upstream_{status}"), "message": masking::mask_response(&text, &grant.requester.groups).text}})
+                json!({"error": {"code": format!("upstream_{status}"), "message": masking::mask_response(&text, &masking_ctx).text}})
             }
         };
         return Ok(Reply::JsonWithHeaders(
@@ -1452,7 +1474,7 @@ fn copilot_call(
     let mut response_log = String::new();
     let mut findings = std::mem::take(&mut ctx.trace.findings);
     let mut mask = |text: &mut String| {
-        let scan = masking::mask_response(text, &grant.requester.groups);
+        let scan = masking::mask_response(text, &masking_ctx);
         merge_findings(&mut findings, scan.findings);
         if response_log.len() < MAX_AUDIT_TEXT {
             response_log.push_str(&scan.text);

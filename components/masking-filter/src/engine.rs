@@ -126,6 +126,7 @@ fn all_detectors() -> impl Iterator<Item = &'static Detector> {
 pub struct Profile {
     /// (prompt, response) per detector, in `all_detectors()` order.
     actions: Vec<(Action, Action)>,
+    fingerprint_key: Vec<u8>,
 }
 
 fn permissiveness(a: Action) -> u8 {
@@ -166,7 +167,16 @@ impl Profile {
                     .unwrap_or(base)
             })
             .collect();
-        Profile { actions }
+        Profile {
+            actions,
+            fingerprint_key: Vec::new(),
+        }
+    }
+
+    /// Findings carry keyed fingerprints of the values under `key`.
+    pub fn with_fingerprint_key(mut self, key: &[u8]) -> Profile {
+        self.fingerprint_key = key.to_vec();
+        self
     }
 
     fn action(&self, index: usize, direction: Direction) -> Action {
@@ -761,22 +771,68 @@ fn probe_phone(at: &At) -> Probe {
     matched(i)
 }
 
-/// Counts per detector, in a stable order.
+/// How many positions and fingerprints a finding keeps.
+pub const MAX_FINDING_DETAILS: usize = 16;
+
+/// What one detector found: how often, where, and keyed fingerprints of
+/// the values — never the values themselves.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Findings(BTreeMap<&'static str, u32>);
+pub struct Finding {
+    pub count: u32,
+    pub positions: Vec<u64>,
+    pub fingerprints: Vec<String>,
+}
+
+/// Findings per detector, in a stable order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Findings(BTreeMap<&'static str, Finding>);
 
 impl Findings {
-    fn add(&mut self, detector: &'static str) {
-        *self.0.entry(detector).or_insert(0) += 1;
+    fn add(&mut self, detector: &'static str, position: u64, fingerprint: Option<String>) {
+        let f = self.0.entry(detector).or_default();
+        f.count += 1;
+        if f.positions.len() < MAX_FINDING_DETAILS {
+            f.positions.push(position);
+        }
+        if let Some(fp) = fingerprint.filter(|_| f.fingerprints.len() < MAX_FINDING_DETAILS) {
+            f.fingerprints.push(fp);
+        }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u32)> + '_ {
-        self.0.iter().map(|(k, v)| (*k, *v))
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Finding)> + '_ {
+        self.0.iter().map(|(k, v)| (*k, v))
+    }
+
+    pub fn counts(&self) -> Vec<(&'static str, u32)> {
+        self.0.iter().map(|(k, v)| (*k, v.count)).collect()
     }
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// HMAC-SHA256 of a matched value under the fingerprint key, 16 hex digits.
+fn fingerprint(key: &[u8], value: &[u8]) -> Option<String> {
+    use hmac::{Mac, SimpleHmac};
+    if key.is_empty() {
+        return None;
+    }
+    let mut mac = <SimpleHmac<sha2::Sha256> as Mac>::new_from_slice(key).ok()?;
+    mac.update(value);
+    let digest = mac.finalize().into_bytes();
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    Some(
+        digest[..8]
+            .iter()
+            .flat_map(|b| {
+                [
+                    HEX[usize::from(b >> 4)] as char,
+                    HEX[usize::from(b & 15)] as char,
+                ]
+            })
+            .collect(),
+    )
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -800,6 +856,7 @@ fn scan_into(
     direction: Direction,
     at_end: bool,
     prev: Option<u8>,
+    offset: u64,
     out: &mut String,
     findings: &mut Findings,
     blocked: &mut bool,
@@ -847,7 +904,11 @@ fn scan_into(
                 continue;
             }
             out.push_str(&text[copied_from..i + keep]);
-            findings.add(detector.name);
+            findings.add(
+                detector.name,
+                offset + (i + keep) as u64,
+                fingerprint(&profile.fingerprint_key, &bytes[i + keep..i + len]),
+            );
             if action == Action::Block {
                 *blocked = true;
             }
@@ -883,6 +944,7 @@ pub fn scan_with(text: &str, profile: &Profile, direction: Direction) -> Scan {
         direction,
         true,
         None,
+        0,
         &mut out,
         &mut findings,
         &mut blocked,
@@ -900,6 +962,8 @@ pub fn scan_with(text: &str, profile: &Profile, direction: Direction) -> Scan {
 pub struct StreamMasker {
     profile: Profile,
     pending: String,
+    /// Bytes already released: positions count from the stream's start.
+    offset: u64,
     /// The last byte already released: left boundaries need it.
     prev: Option<u8>,
     findings: Findings,
@@ -923,12 +987,14 @@ impl StreamMasker {
             Direction::Response,
             false,
             self.prev,
+            self.offset,
             &mut out,
             &mut self.findings,
             &mut blocked,
         );
         if consumed > 0 {
             self.prev = Some(self.pending.as_bytes()[consumed - 1]);
+            self.offset += consumed as u64;
         }
         self.pending.drain(..consumed);
         out
@@ -944,6 +1010,7 @@ impl StreamMasker {
             Direction::Response,
             true,
             self.prev,
+            self.offset,
             &mut out,
             &mut self.findings,
             &mut blocked,
@@ -976,10 +1043,7 @@ mod tests {
     fn github_token_is_redacted_and_counted() {
         let s = scan(&format!("token={GH} ok"), Direction::Response);
         assert_eq!(s.text, "token=[REDACTED:github-token] ok");
-        assert_eq!(
-            s.findings.iter().collect::<Vec<_>>(),
-            vec![("github-token", 1)]
-        );
+        assert_eq!(s.findings.counts(), vec![("github-token", 1)]);
         assert!(!s.blocked);
     }
 
@@ -1074,7 +1138,7 @@ mod tests {
     }
 
     fn masked_as(text: &str) -> Vec<(&'static str, u32)> {
-        scan(text, Direction::Response).findings.iter().collect()
+        scan(text, Direction::Response).findings.counts()
     }
 
     #[test]
@@ -1262,5 +1326,58 @@ mod tests {
         out.push_str(&m.push("ple.com now"));
         out.push_str(&m.finish());
         assert_eq!(out, "write to bob@example.com now");
+    }
+
+    #[test]
+    fn findings_carry_positions_and_keyed_fingerprints_not_values() {
+        let gh = "ghp_0123456789abcdefghijABCDEFGHIJ012345";
+        let text = format!("a {gh} b {gh} password=hunter2hunter2");
+        let profile = Profile::for_groups(&[]).with_fingerprint_key(b"k1");
+        let s = scan_with(&text, &profile, Direction::Response);
+        let found: Vec<(&str, &Finding)> = s.findings.iter().collect();
+        let (_, gh_finding) = found.iter().find(|(d, _)| *d == "github-token").unwrap();
+        assert_eq!(gh_finding.count, 2);
+        assert_eq!(gh_finding.positions, vec![2, 45]);
+        assert_eq!(gh_finding.fingerprints.len(), 2);
+        assert_eq!(
+            gh_finding.fingerprints[0], gh_finding.fingerprints[1],
+            "same secret, same fingerprint"
+        );
+        let (_, pw) = found
+            .iter()
+            .find(|(d, _)| *d == "password-assignment")
+            .unwrap();
+        assert_eq!(
+            pw.positions,
+            vec![text.find("hunter2").unwrap() as u64],
+            "the value, not the key"
+        );
+        assert_ne!(pw.fingerprints[0], gh_finding.fingerprints[0]);
+        // Another key, other fingerprints; no key, none.
+        let other = scan_with(
+            &text,
+            &Profile::for_groups(&[]).with_fingerprint_key(b"k2"),
+            Direction::Response,
+        );
+        assert_ne!(
+            other.findings.iter().next().unwrap().1.fingerprints,
+            gh_finding.fingerprints
+        );
+        assert!(scan(&text, Direction::Response)
+            .findings
+            .iter()
+            .all(|(_, f)| f.fingerprints.is_empty()));
+        // Nothing in a finding spells the value.
+        let rendered = format!("{:?}", s.findings);
+        assert!(!rendered.contains("ghp_") && !rendered.contains("hunter2"));
+        // A stream reports the same positions as the whole text.
+        let mut m = StreamMasker::with_profile(profile.clone());
+        let mut streamed = Findings::default();
+        for chunk in text.as_bytes().chunks(7) {
+            m.push(core::str::from_utf8(chunk).unwrap());
+        }
+        m.finish();
+        streamed.0 = m.findings().0.clone();
+        assert_eq!(streamed, s.findings);
     }
 }

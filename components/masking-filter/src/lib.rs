@@ -79,14 +79,16 @@ mod bindings {
         generate_all,
     });
 
-    use exports::copilot_jit::gateway::masking::{Guest, GuestStreamMasker, Scan};
+    use exports::copilot_jit::gateway::masking::{Guest, GuestStreamMasker, MaskingContext, Scan};
     use exports::copilot_jit::gateway::types::Finding;
 
     fn findings(f: &engine::Findings) -> Vec<Finding> {
         f.iter()
-            .map(|(detector, count)| Finding {
+            .map(|(detector, found)| Finding {
                 detector: detector.to_string(),
-                count,
+                count: found.count,
+                positions: found.positions.clone(),
+                fingerprints: found.fingerprints.clone(),
             })
             .collect()
     }
@@ -99,9 +101,9 @@ mod bindings {
         }
     }
 
-    fn profile(groups: &[String]) -> Profile {
-        let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
-        Profile::for_groups(&groups)
+    fn profile(ctx: &MaskingContext) -> Profile {
+        let groups: Vec<&str> = ctx.groups.iter().map(String::as_str).collect();
+        Profile::for_groups(&groups).with_fingerprint_key(&ctx.fingerprint_key)
     }
 
     struct Component;
@@ -109,9 +111,9 @@ mod bindings {
     struct StreamMasker(RefCell<engine::StreamMasker>);
 
     impl GuestStreamMasker for StreamMasker {
-        fn new(groups: Vec<String>) -> Self {
+        fn new(ctx: MaskingContext) -> Self {
             StreamMasker(RefCell::new(engine::StreamMasker::with_profile(profile(
-                &groups,
+                &ctx,
             ))))
         }
         fn push(&self, text: String) -> String {
@@ -128,17 +130,13 @@ mod bindings {
     impl Guest for Component {
         type StreamMasker = StreamMasker;
 
-        fn inspect_prompt(text: String, groups: Vec<String>) -> Scan {
-            to_wit(engine::scan_with(
-                &text,
-                &profile(&groups),
-                Direction::Prompt,
-            ))
+        fn inspect_prompt(text: String, ctx: MaskingContext) -> Scan {
+            to_wit(engine::scan_with(&text, &profile(&ctx), Direction::Prompt))
         }
-        fn mask_response(text: String, groups: Vec<String>) -> Scan {
+        fn mask_response(text: String, ctx: MaskingContext) -> Scan {
             to_wit(engine::scan_with(
                 &text,
-                &profile(&groups),
+                &profile(&ctx),
                 Direction::Response,
             ))
         }

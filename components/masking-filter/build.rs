@@ -78,7 +78,7 @@ fn main() {
             }
             writeln!(
                 org,
-                "    Detector {{ name: {name:?}, check: Check::{check}({value:?}.as_bytes()) }},"
+                "    Detector {{ name: {name:?}, check: Check::{check}({value:?}.as_bytes()), starts: any_byte }},"
             )
             .ok();
             actions.push((

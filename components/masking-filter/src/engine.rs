@@ -65,9 +65,20 @@ enum Check {
 struct Detector {
     name: &'static str,
     check: Check,
+    /// Whether a match can begin with this byte (`true`: at a word start),
+    /// so that most positions skip the probe entirely.
+    starts: fn(u8, bool) -> bool,
 }
 
 impl Detector {
+    fn may_start(&self, b: u8, word_start: bool) -> bool {
+        match self.check {
+            Check::Builtin(_) => (self.starts)(b, word_start),
+            Check::Literal(l) => l.first().is_some_and(|f| f.eq_ignore_ascii_case(&b)),
+            Check::HostSuffix(_) => word_start && b.is_ascii_alphanumeric(),
+        }
+    }
+
     fn probe(&self, at: &At) -> Probe {
         match self.check {
             Check::Builtin(probe) => probe(at),
@@ -80,38 +91,66 @@ impl Detector {
 /// Longest text any detector needs to see to decide (a JWT, capped).
 pub const MAX_MATCH_LEN: usize = 4096;
 
-const fn builtin(name: &'static str, probe: fn(&At) -> Probe) -> Detector {
+const fn builtin(
+    name: &'static str,
+    starts: fn(u8, bool) -> bool,
+    probe: fn(&At) -> Probe,
+) -> Detector {
     Detector {
         name,
         check: Check::Builtin(probe),
+        starts,
     }
+}
+
+/// For generated (organisation) detectors `may_start` reads the check itself.
+fn any_byte(_: u8, _: bool) -> bool {
+    true
 }
 
 /// In priority order: at one position the first detector that matches
 /// wins; the organisation's come after these.
 const BUILTIN_DETECTORS: &[Detector] = &[
-    builtin("github-token", probe_github_token),
-    builtin("gitlab-token", |at| {
-        probe_fixed(at.text, b"glpat-", 20, is_token_char)
-    }),
-    builtin("slack-token", probe_slack),
-    builtin("stripe-key", probe_stripe),
-    builtin("google-api-key", |at| {
-        probe_fixed(at.text, b"AIza", 35, is_token_char)
-    }),
-    builtin("npm-token", |at| {
-        probe_fixed(at.text, b"npm_", 36, is_alnum)
-    }),
-    builtin("aws-access-key-id", probe_aws_access_key_id),
-    builtin("aws-secret-access-key", probe_aws_secret),
-    builtin("jwt", probe_jwt),
-    builtin("private-key", probe_private_key),
-    builtin("password-assignment", probe_assignment),
-    builtin("credit-card", probe_card),
-    builtin("iban", probe_iban),
-    builtin("us-ssn", probe_ssn),
-    builtin("email", probe_email),
-    builtin("phone", probe_phone),
+    builtin("github-token", |b, _| b == b'g', probe_github_token),
+    builtin(
+        "gitlab-token",
+        |b, _| b == b'g',
+        |at| probe_fixed(at.text, b"glpat-", 20, is_token_char),
+    ),
+    builtin("slack-token", |b, _| b == b'x', probe_slack),
+    builtin("stripe-key", |b, _| b == b's' || b == b'r', probe_stripe),
+    builtin(
+        "google-api-key",
+        |b, _| b == b'A',
+        |at| probe_fixed(at.text, b"AIza", 35, is_token_char),
+    ),
+    builtin(
+        "npm-token",
+        |b, _| b == b'n',
+        |at| probe_fixed(at.text, b"npm_", 36, is_alnum),
+    ),
+    builtin(
+        "aws-access-key-id",
+        |b, _| b == b'A',
+        probe_aws_access_key_id,
+    ),
+    builtin(
+        "aws-secret-access-key",
+        |b, w| w && matches!(b, b'a' | b'A' | b's' | b'S'),
+        probe_aws_secret,
+    ),
+    builtin("jwt", |b, w| w && b == b'e', probe_jwt),
+    builtin("private-key", |b, _| b == b'-', probe_private_key),
+    builtin(
+        "password-assignment",
+        |b, _| matches!(b.to_ascii_lowercase(), b'p' | b's' | b'a' | b'c'),
+        probe_assignment,
+    ),
+    builtin("credit-card", |b, _| b.is_ascii_digit(), probe_card),
+    builtin("iban", |b, w| w && b.is_ascii_uppercase(), probe_iban),
+    builtin("us-ssn", |b, _| b.is_ascii_digit(), probe_ssn),
+    builtin("email", |b, w| w && b.is_ascii_alphanumeric(), probe_email),
+    builtin("phone", |b, _| b == b'+', probe_phone),
 ];
 
 include!(concat!(env!("OUT_DIR"), "/detectors.rs"));
@@ -882,7 +921,14 @@ fn scan_into(
         };
         let mut hit = None;
         let mut undecided = false;
+        let first = bytes[i];
+        let word_start = !at
+            .prev
+            .is_some_and(|p| p.is_ascii_alphanumeric() || p == b'_');
         for (index, detector) in all_detectors().enumerate() {
+            if !detector.may_start(first, word_start) {
+                continue;
+            }
             match detector.probe(&at) {
                 Probe::Match { len, keep } => {
                     hit = Some((index, detector, len, keep));

@@ -1103,9 +1103,18 @@ fn masking_context(groups: &[String]) -> Result<masking::MaskingContext, ApiErro
         ApiError::new(503, "gateway_misconfigured", "masking is not configured")
             .detail("variable masking_fingerprint_key is not set")
     })?;
+    let max_hold_back = variable("masking_hold_back_bytes")
+        .map(|v| v.trim().parse::<u32>())
+        .transpose()
+        .map_err(|_| {
+            ApiError::new(503, "gateway_misconfigured", "masking is not configured")
+                .detail("variable masking_hold_back_bytes must be a whole number")
+        })?
+        .unwrap_or(4096);
     Ok(masking::MaskingContext {
         groups: groups.to_vec(),
         fingerprint_key: key.into_bytes(),
+        max_hold_back,
     })
 }
 
@@ -1429,12 +1438,15 @@ fn copilot_call(
             .ok_or_else(|| ApiError::new(500, "internal", "response already sent"))?;
         let stream_ctx = masking_ctx.clone();
         let new_masker = move || ComponentMasker(masking::StreamMasker::new(&stream_ctx));
+        // Frames that cannot be inspected end the stream (default) or, by
+        // policy, are dropped; they are never passed on unmasked.
+        let drop_unparseable = variable("masking_unparseable_frames").as_deref() == Some("drop");
         let mut masker: Box<dyn StreamFilter> = match call {
             // Event-typed streams: `event:` lines and per-block deltas.
             CopilotCall::Responses | CopilotCall::Messages => {
-                Box::new(TypedSseMasker::new(new_masker))
+                Box::new(TypedSseMasker::new(new_masker).dropping_unparseable(drop_unparseable))
             }
-            _ => Box::new(SseMasker::new(new_masker)),
+            _ => Box::new(SseMasker::new(new_masker).dropping_unparseable(drop_unparseable)),
         };
         stream_response(ctx, out, upstream, &content_type, &passed, masker.as_mut());
         return Ok(Reply::Sent);
@@ -1573,6 +1585,12 @@ fn stream_response(
     drop(client);
     let _ = OutgoingBody::finish(outgoing, None);
     ctx.trace.outcome = Some(outcome);
+    if masker.dropped_frames() > 0 && ctx.trace.reason.is_none() {
+        ctx.trace.reason = Some(format!(
+            "{} unparseable frames dropped",
+            masker.dropped_frames()
+        ));
+    }
     ctx.trace.response = Some(masker.transcript().to_string());
 }
 

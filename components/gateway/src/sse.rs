@@ -24,6 +24,8 @@ pub trait StreamFilter {
     fn finish(&mut self) -> Result<Vec<u8>, SseError>;
     /// Masked response text seen so far (bounded), for the audit record.
     fn transcript(&self) -> &str;
+    /// Frames dropped because they could not be inspected (by policy).
+    fn dropped_frames(&self) -> u32;
 }
 
 /// A filter that works line by line; `StreamFilter` follows from it.
@@ -33,6 +35,7 @@ pub trait LineFilter {
     /// Releases everything still held back (the upstream ended).
     fn release_all(&mut self, out: &mut Vec<u8>);
     fn transcript_text(&self) -> &str;
+    fn dropped(&self) -> u32;
 }
 
 impl<F: LineFilter> StreamFilter for F {
@@ -56,6 +59,10 @@ impl<F: LineFilter> StreamFilter for F {
 
     fn transcript(&self) -> &str {
         self.transcript_text()
+    }
+
+    fn dropped_frames(&self) -> u32 {
+        self.dropped()
     }
 }
 
@@ -123,6 +130,8 @@ pub struct SseMasker<M: TextMasker> {
     completions_shape: bool,
     transcript: String,
     done: bool,
+    drop_unparseable: bool,
+    dropped: u32,
 }
 
 impl<M: TextMasker> SseMasker<M> {
@@ -135,7 +144,16 @@ impl<M: TextMasker> SseMasker<M> {
             completions_shape: false,
             transcript: String::new(),
             done: false,
+            drop_unparseable: false,
+            dropped: 0,
         }
+    }
+
+    /// By policy, frames that cannot be inspected are dropped instead of
+    /// ending the stream. They never pass unmasked.
+    pub fn dropping_unparseable(mut self, drop: bool) -> Self {
+        self.drop_unparseable = drop;
+        self
     }
 
     fn record(&mut self, text: &str) {
@@ -161,8 +179,14 @@ impl<M: TextMasker> SseMasker<M> {
             out.extend_from_slice(b"data: [DONE]\n");
             return Ok(());
         }
-        let mut event: Value = serde_json::from_str(data)
-            .map_err(|e| SseError::Unparseable(format!("event is not JSON: {e}")))?;
+        let mut event: Value = match serde_json::from_str(data) {
+            Ok(v) => v,
+            Err(_) if self.drop_unparseable => {
+                self.dropped += 1;
+                return Ok(());
+            }
+            Err(e) => return Err(SseError::Unparseable(format!("event is not JSON: {e}"))),
+        };
         self.mask_event(&mut event);
         self.last_event = Some(event.clone());
         out.extend_from_slice(b"data: ");
@@ -326,6 +350,10 @@ impl<M: TextMasker> LineFilter for SseMasker<M> {
     fn transcript_text(&self) -> &str {
         &self.transcript
     }
+
+    fn dropped(&self) -> u32 {
+        self.dropped
+    }
 }
 
 /// A masker for tests: hides the word SECRET, holding back any tail that
@@ -450,6 +478,19 @@ mod tests {
         // Held-back text of both choices is released, whatever came around it.
         assert_eq!(out.matches("SEC").count(), 2, "{out}");
         assert_eq!(transcript.matches("SEC").count(), 2);
+    }
+
+    #[test]
+    fn unparseable_events_can_be_dropped_by_policy() {
+        let mut masker = SseMasker::new(WordMasker::default).dropping_unparseable(true);
+        let mut out = masker
+            .push(b"data: {not json\n\ndata: {\"choices\":[]}\n\n")
+            .unwrap();
+        out.extend(masker.finish().unwrap());
+        let out = String::from_utf8(out).unwrap();
+        assert!(!out.contains("not json"));
+        assert!(out.contains("{\"choices\":[]}"));
+        assert_eq!(masker.dropped_frames(), 1);
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub struct TypedSseMasker<M: TextMasker> {
     pending_event_line: Option<Vec<u8>>,
     uses_event_lines: bool,
     transcript: String,
+    drop_unparseable: bool,
+    dropped: u32,
 }
 
 impl<M: TextMasker> TypedSseMasker<M> {
@@ -66,7 +68,16 @@ impl<M: TextMasker> TypedSseMasker<M> {
             pending_event_line: None,
             uses_event_lines: false,
             transcript: String::new(),
+            drop_unparseable: false,
+            dropped: 0,
         }
+    }
+
+    /// By policy, frames that cannot be inspected are dropped (with their
+    /// `event:` line) instead of ending the stream.
+    pub fn dropping_unparseable(mut self, drop: bool) -> Self {
+        self.drop_unparseable = drop;
+        self
     }
 
     fn mask_whole(&mut self, text: &str) -> String {
@@ -174,8 +185,15 @@ impl<M: TextMasker> TypedSseMasker<M> {
             out.extend_from_slice(b"data: [DONE]\n");
             return Ok(());
         }
-        let mut event: Value = serde_json::from_str(data)
-            .map_err(|e| SseError::Unparseable(format!("event is not JSON: {e}")))?;
+        let mut event: Value = match serde_json::from_str(data) {
+            Ok(v) => v,
+            Err(_) if self.drop_unparseable => {
+                self.dropped += 1;
+                self.pending_event_line = None;
+                return Ok(());
+            }
+            Err(e) => return Err(SseError::Unparseable(format!("event is not JSON: {e}"))),
+        };
         if let Some((key, field)) = Self::delta_of(&event) {
             let new_masker = &mut self.new_masker;
             let entry = self.streamed.entry(key).or_insert_with(|| Streamed {
@@ -262,6 +280,10 @@ impl<M: TextMasker> LineFilter for TypedSseMasker<M> {
 
     fn transcript_text(&self) -> &str {
         &self.transcript
+    }
+
+    fn dropped(&self) -> u32 {
+        self.dropped
     }
 }
 

@@ -50,6 +50,8 @@ struct At<'a> {
     text: &'a [u8],
     prev: Option<u8>,
     complete: bool,
+    /// How far a detector may look: the configured hold-back.
+    limit: usize,
 }
 
 /// How a detector looks at the text.
@@ -88,8 +90,13 @@ impl Detector {
     }
 }
 
-/// Longest text any detector needs to see to decide (a JWT, capped).
+/// Longest text any detector needs to see to decide, and so the most a
+/// stream holds back: 4 KiB covers a JWT with a large claim set and a PEM
+/// key block; every other detector decides within 256 bytes, and text that
+/// cannot begin a match is never held at all.
 pub const MAX_MATCH_LEN: usize = 4096;
+/// The smallest configurable hold-back: every fixed-shape secret fits.
+pub const MIN_HOLD_BACK: usize = 256;
 
 const fn builtin(
     name: &'static str,
@@ -166,6 +173,8 @@ pub struct Profile {
     /// (prompt, response) per detector, in `all_detectors()` order.
     actions: Vec<(Action, Action)>,
     fingerprint_key: Vec<u8>,
+    /// Bytes a stream may hold back (MIN_HOLD_BACK..=MAX_MATCH_LEN).
+    hold_back: usize,
 }
 
 fn permissiveness(a: Action) -> u8 {
@@ -209,7 +218,15 @@ impl Profile {
         Profile {
             actions,
             fingerprint_key: Vec::new(),
+            hold_back: MAX_MATCH_LEN,
         }
+    }
+
+    /// A smaller hold-back trades whole-JWT and whole-PEM matching (longer
+    /// ones lose only what fits) for less delay on text that could begin one.
+    pub fn with_hold_back(mut self, bytes: usize) -> Profile {
+        self.hold_back = bytes.clamp(MIN_HOLD_BACK, MAX_MATCH_LEN);
+        self
     }
 
     /// Findings carry keyed fingerprints of the values under `key`.
@@ -519,7 +536,7 @@ fn probe_jwt(at: &At) -> Probe {
             .count();
         i += prefix.len() + run;
         if i >= t.len() {
-            return if t.len() >= MAX_MATCH_LEN {
+            return if t.len() >= at.limit {
                 Probe::NoMatch
             } else {
                 Probe::NeedMore
@@ -578,11 +595,11 @@ fn probe_private_key(at: &At) -> Probe {
             let end_start = header_end + p;
             match t[end_start..].windows(TAIL.len()).position(|w| w == TAIL) {
                 Some(q) => matched(end_start + q + TAIL.len()),
-                None if !at.complete && t.len() < MAX_MATCH_LEN => Probe::NeedMore,
+                None if !at.complete && t.len() < at.limit => Probe::NeedMore,
                 None => matched(to_end),
             }
         }
-        None if !at.complete && t.len() < MAX_MATCH_LEN => Probe::NeedMore,
+        None if !at.complete && t.len() < at.limit => Probe::NeedMore,
         None => matched(to_end),
     }
 }
@@ -912,12 +929,14 @@ fn scan_into(
     let mut i = 0;
     let mut copied_from = 0;
     while i < bytes.len() {
-        let window_end = scanned.len().min(i + MAX_MATCH_LEN + 1);
+        let limit = profile.hold_back;
+        let window_end = scanned.len().min(i + limit + 1);
         let window = &scanned[i..window_end];
         let at = At {
             text: window,
             prev: if i == 0 { prev } else { Some(bytes[i - 1]) },
             complete: at_end && window_end == scanned.len(),
+            limit,
         };
         let mut hit = None;
         let mut undecided = false;
@@ -934,7 +953,7 @@ fn scan_into(
                     hit = Some((index, detector, len, keep));
                     break;
                 }
-                Probe::NeedMore if !at_end && window.len() <= MAX_MATCH_LEN => undecided = true,
+                Probe::NeedMore if !at_end && window.len() <= limit => undecided = true,
                 _ => {}
             }
         }
@@ -1372,6 +1391,36 @@ mod tests {
         out.push_str(&m.push("ple.com now"));
         out.push_str(&m.finish());
         assert_eq!(out, "write to bob@example.com now");
+    }
+
+    #[test]
+    fn the_hold_back_is_configurable_and_streams_still_equal_whole_text() {
+        let jwt = format!(
+            "eyJhbGciOiJSUzI1NiJ9.eyJ{}.{}",
+            "a".repeat(600),
+            "s".repeat(64)
+        );
+        let text = format!("token {jwt} end");
+        let small = Profile::for_groups(&[]).with_hold_back(300);
+        // Longer than the window: not matched whole, and never held longer.
+        let whole = scan_with(&text, &small, Direction::Response).text;
+        let mut m = StreamMasker::with_profile(small);
+        let mut out = String::new();
+        for piece in text.as_bytes().chunks(5) {
+            out.push_str(&m.push(core::str::from_utf8(piece).unwrap()));
+            assert!(m.held_back() <= 300);
+        }
+        out.push_str(&m.finish());
+        assert_eq!(out, whole);
+        // The default window takes it whole.
+        assert_eq!(
+            scan(&text, Direction::Response).text,
+            "token [REDACTED:jwt] end"
+        );
+        assert_eq!(
+            Profile::for_groups(&[]).with_hold_back(1).hold_back,
+            MIN_HOLD_BACK
+        );
     }
 
     #[test]

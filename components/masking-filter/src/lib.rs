@@ -103,7 +103,9 @@ mod bindings {
 
     fn profile(ctx: &MaskingContext) -> Profile {
         let groups: Vec<&str> = ctx.groups.iter().map(String::as_str).collect();
-        Profile::for_groups(&groups).with_fingerprint_key(&ctx.fingerprint_key)
+        Profile::for_groups(&groups)
+            .with_fingerprint_key(&ctx.fingerprint_key)
+            .with_hold_back(ctx.max_hold_back as usize)
     }
 
     struct Component;

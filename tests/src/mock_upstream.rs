@@ -52,6 +52,8 @@ struct State {
     requests: Vec<Recorded>,
     failures: VecDeque<Failure>,
     cancelled_streams: usize,
+    /// A raw frame the next stream sends after its first event.
+    injected_frame: Option<String>,
     script: StreamScript,
     reply: String,
 }
@@ -156,6 +158,11 @@ impl MockUpstream {
 
     pub fn fail_next_with(&self, failure: Failure) {
         self.lock().failures.push_back(failure);
+    }
+
+    /// The next stream sends `frame` verbatim after its first event.
+    pub fn inject_frame(&self, frame: &str) {
+        self.lock().injected_frame = Some(frame.to_string());
     }
 
     /// Streams whose reader went away before the mock finished sending.
@@ -513,10 +520,18 @@ fn sse(
     events: Vec<String>,
     script: &StreamScript,
 ) -> hyper::Response<Body> {
-    let frames = events
+    let mut frames: Vec<String> = events
         .into_iter()
         .map(|e| format!("data: {e}\n\n"))
         .collect();
+    if let Some(raw) = state
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .injected_frame
+        .take()
+    {
+        frames.insert(1.min(frames.len()), raw);
+    }
     stream_frames(state, frames, Some("data: [DONE]\n\n"), script)
 }
 

@@ -580,3 +580,67 @@ async fn masking_follows_the_policy_file_and_the_callers_groups() {
         assert_eq!(status.as_u16(), expected);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_that_cannot_be_inspected_never_pass() {
+    let chat =
+        json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    for (policy, ends_early) in [("fail", true), ("drop", false)] {
+        let stack = copilot_jit_testkit::harness::Stack::start_with(
+            copilot_jit_testkit::harness::StackOptions {
+                variables: std::collections::HashMap::from([(
+                    "masking_unparseable_frames".to_string(),
+                    policy.to_string(),
+                )]),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("stack");
+        let (grant_id, token) = grant(&stack, &["chat"], &[]).await;
+        stack
+            .upstream
+            .inject_frame("data: {\"choices\":[{\"delta\":{\"content\":\"ghp_0123456789abcdefghijABCDEFGHIJ012345\"}}\n\n");
+        let body = reqwest::Client::new()
+            .post(format!("{}/chat/completions", stack.url))
+            .bearer_auth(&token)
+            .json(&chat)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            !body.contains("ghp_"),
+            "{policy}: uninspected text leaked: {body}"
+        );
+        if ends_early {
+            assert!(body.contains("gateway_stream_error"), "{policy}: {body}");
+            assert!(
+                !body.contains("[DONE]"),
+                "{policy}: the stream must end at the bad frame"
+            );
+        } else {
+            assert!(body.ends_with("data: [DONE]\n\n"), "{policy}: {body}");
+            assert!(
+                body.contains("Hello"),
+                "{policy}: the rest of the stream continues"
+            );
+        }
+        let records = stack
+            .audit_records(&format!("grant={grant_id}"))
+            .await
+            .expect("audit");
+        let reason = records
+            .iter()
+            .rev()
+            .find(|r| r["event"]["action"] == "copilot.chat")
+            .and_then(|r| r["event"]["reason"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        assert!(
+            reason.contains("could not be inspected") || reason.contains("dropped"),
+            "{policy}: {reason}"
+        );
+    }
+}

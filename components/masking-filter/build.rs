@@ -88,17 +88,25 @@ fn main() {
             ));
         }
     }
-    if let Some(builtin) = doc.get("builtin").and_then(|b| b.as_table()) {
-        for (name, v) in builtin {
-            if !BUILTIN.contains(&name.as_str()) {
-                fail(format!("[builtin] names unknown detector {name}"));
-            }
-            actions.push((
-                name.clone(),
-                action(v.get("prompt"), name),
-                action(v.get("response"), name),
-            ));
+    let builtin = doc
+        .get("builtin")
+        .and_then(|b| b.as_table())
+        .unwrap_or_else(|| fail("[builtin] must list the default detectors".into()));
+    for (name, v) in builtin {
+        if !BUILTIN.contains(&name.as_str()) {
+            fail(format!("[builtin] names unknown detector {name}"));
         }
+        actions.push((
+            name.clone(),
+            action(v.get("prompt"), name),
+            action(v.get("response"), name),
+        ));
+    }
+    // Every default detector is listed, so none disappears by omission.
+    if let Some(missing) = BUILTIN.iter().find(|b| !builtin.contains_key(**b)) {
+        fail(format!(
+            "[builtin] must list {missing} (set \"allow\" to turn it off)"
+        ));
     }
     let mut groups = String::new();
     if let Some(table) = doc.get("groups").and_then(|g| g.as_table()) {

@@ -107,6 +107,38 @@ pub fn record(transcript: &mut String, text: &str) {
     }
 }
 
+/// The payload of a `data:` line, trimmed; `None` for any other line.
+pub fn data_payload(line: &[u8]) -> Result<Option<&str>, SseError> {
+    let Some(data) = line.strip_prefix(b"data:") else {
+        return Ok(None);
+    };
+    std::str::from_utf8(data)
+        .map(|d| Some(d.trim()))
+        .map_err(|_| SseError::Unparseable("event is not UTF-8".into()))
+}
+
+/// The unparseable-frame policy: such a frame ends the stream (default) or
+/// is dropped and counted. It is never passed on.
+#[derive(Debug, Default)]
+pub struct FramePolicy {
+    pub drop_unparseable: bool,
+    pub dropped: u32,
+}
+
+impl FramePolicy {
+    /// The event in `data`, or `None` when policy drops a frame it cannot parse.
+    pub fn parse(&mut self, data: &str) -> Result<Option<Value>, SseError> {
+        match serde_json::from_str(data) {
+            Ok(v) => Ok(Some(v)),
+            Err(_) if self.drop_unparseable => {
+                self.dropped += 1;
+                Ok(None)
+            }
+            Err(e) => Err(SseError::Unparseable(format!("event is not JSON: {e}"))),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SseError {
     LineTooLong,
@@ -130,8 +162,7 @@ pub struct SseMasker<M: TextMasker> {
     completions_shape: bool,
     transcript: String,
     done: bool,
-    drop_unparseable: bool,
-    dropped: u32,
+    frames: FramePolicy,
 }
 
 impl<M: TextMasker> SseMasker<M> {
@@ -144,15 +175,14 @@ impl<M: TextMasker> SseMasker<M> {
             completions_shape: false,
             transcript: String::new(),
             done: false,
-            drop_unparseable: false,
-            dropped: 0,
+            frames: FramePolicy::default(),
         }
     }
 
     /// By policy, frames that cannot be inspected are dropped instead of
     /// ending the stream. They never pass unmasked.
     pub fn dropping_unparseable(mut self, drop: bool) -> Self {
-        self.drop_unparseable = drop;
+        self.frames.drop_unparseable = drop;
         self
     }
 
@@ -165,27 +195,19 @@ impl<M: TextMasker> SseMasker<M> {
             out.push(b'\n');
             return Ok(());
         }
-        let Some(data) = line.strip_prefix(b"data:") else {
+        let Some(data) = data_payload(line)? else {
             // Comments and other fields are not part of Copilot's framing and
             // would be misread by clients that treat every line as data.
             return Ok(());
         };
-        let data = std::str::from_utf8(data)
-            .map_err(|_| SseError::Unparseable("event is not UTF-8".into()))?
-            .trim();
         if data == "[DONE]" {
             self.flush_all(out);
             self.done = true;
             out.extend_from_slice(b"data: [DONE]\n");
             return Ok(());
         }
-        let mut event: Value = match serde_json::from_str(data) {
-            Ok(v) => v,
-            Err(_) if self.drop_unparseable => {
-                self.dropped += 1;
-                return Ok(());
-            }
-            Err(e) => return Err(SseError::Unparseable(format!("event is not JSON: {e}"))),
+        let Some(mut event) = self.frames.parse(data)? else {
+            return Ok(());
         };
         self.mask_event(&mut event);
         self.last_event = Some(event.clone());
@@ -352,7 +374,7 @@ impl<M: TextMasker> LineFilter for SseMasker<M> {
     }
 
     fn dropped(&self) -> u32 {
-        self.dropped
+        self.frames.dropped
     }
 }
 

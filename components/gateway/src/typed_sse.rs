@@ -9,7 +9,7 @@
 //! and `completed` events, tool inputs) is masked whole.
 
 use crate::content;
-use crate::sse::{record, LineFilter, Lines, SseError, TextMasker};
+use crate::sse::{data_payload, record, FramePolicy, LineFilter, Lines, SseError, TextMasker};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -55,8 +55,7 @@ pub struct TypedSseMasker<M: TextMasker> {
     pending_event_line: Option<Vec<u8>>,
     uses_event_lines: bool,
     transcript: String,
-    drop_unparseable: bool,
-    dropped: u32,
+    frames: FramePolicy,
 }
 
 impl<M: TextMasker> TypedSseMasker<M> {
@@ -68,15 +67,14 @@ impl<M: TextMasker> TypedSseMasker<M> {
             pending_event_line: None,
             uses_event_lines: false,
             transcript: String::new(),
-            drop_unparseable: false,
-            dropped: 0,
+            frames: FramePolicy::default(),
         }
     }
 
     /// By policy, frames that cannot be inspected are dropped (with their
     /// `event:` line) instead of ending the stream.
     pub fn dropping_unparseable(mut self, drop: bool) -> Self {
-        self.drop_unparseable = drop;
+        self.frames.drop_unparseable = drop;
         self
     }
 
@@ -185,14 +183,10 @@ impl<M: TextMasker> TypedSseMasker<M> {
             out.extend_from_slice(b"data: [DONE]\n");
             return Ok(());
         }
-        let mut event: Value = match serde_json::from_str(data) {
-            Ok(v) => v,
-            Err(_) if self.drop_unparseable => {
-                self.dropped += 1;
-                self.pending_event_line = None;
-                return Ok(());
-            }
-            Err(e) => return Err(SseError::Unparseable(format!("event is not JSON: {e}"))),
+        let Some(mut event) = self.frames.parse(data)? else {
+            // Dropped by policy, with its `event:` line.
+            self.pending_event_line = None;
+            return Ok(());
         };
         if let Some((key, field)) = Self::delta_of(&event) {
             let new_masker = &mut self.new_masker;
@@ -247,13 +241,10 @@ impl<M: TextMasker> TypedSseMasker<M> {
             self.pending_event_line = Some(line.to_vec());
             return Ok(());
         }
-        let Some(data) = line.strip_prefix(b"data:") else {
+        let Some(data) = data_payload(line)? else {
             // Comments and unknown fields carry no content; they are dropped.
             return Ok(());
         };
-        let data = std::str::from_utf8(data)
-            .map_err(|_| SseError::Unparseable("event is not UTF-8".into()))?
-            .trim();
         self.handle_data(data, out)
     }
 
@@ -283,7 +274,7 @@ impl<M: TextMasker> LineFilter for TypedSseMasker<M> {
     }
 
     fn dropped(&self) -> u32 {
-        self.dropped
+        self.frames.dropped
     }
 }
 

@@ -49,3 +49,15 @@ install_oidc_provider() {
     npm install --prefix "$OIDC_PROVIDER_DIR" --no-audit --no-fund --loglevel=error "oidc-provider@$OIDC_PROVIDER_VERSION"
   fi
 }
+
+# Garage, a real S3-compatible server, for the audit shipping tests (it checks
+# SigV4 like AWS). Built once per machine (about 13 minutes), then reused.
+GARAGE_VERSION=2.5.0
+install_garage() {
+  local bin="${CARGO_HOME:-$HOME/.cargo}/bin/garage"
+  if ! "$bin" --version 2>/dev/null | grep -q "cargo:$GARAGE_VERSION"; then
+    echo "==> installing garage $GARAGE_VERSION (once per machine, ~13 min)"
+    cargo install garage --version "$GARAGE_VERSION" --locked
+  fi
+  export GARAGE_BIN="$bin"
+}

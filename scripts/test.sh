@@ -12,6 +12,7 @@ cargo fmt --all -- --check
 build_artifact
 install_language_server
 install_oidc_provider
+install_garage
 
 echo "==> clippy (host, all targets)"
 cargo clippy --quiet --workspace --all-targets -- -D warnings

@@ -41,8 +41,10 @@ fn action(v: Option<&toml::Value>, what: &str) -> &'static str {
 }
 
 fn main() {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/detectors.toml");
+    // Read at run time, not `env!`: a build script compiled for a clone
+    // elsewhere may be reused from a shared target directory.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    let path = std::path::Path::new(&manifest_dir).join("../../policies/detectors.toml");
     println!("cargo:rerun-if-changed={}", path.display());
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| fail(format!("cannot read: {e}")));
     let doc: toml::Table = toml::from_str(&text).unwrap_or_else(|e| fail(e.to_string()));

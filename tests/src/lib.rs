@@ -3,6 +3,7 @@
 //! issuer. Used by the end-to-end tests and by `copilot-jit-dev`.
 
 pub mod dev_issuer;
+pub mod garage;
 pub mod harness;
 pub mod host;
 pub mod manifest;

@@ -376,13 +376,16 @@ async fn a_dropped_stream_cancels_upstream_and_a_retry_is_recognised() {
         .expect("audit");
     let calls: Vec<&Value> = records
         .iter()
-        .filter(|r| r["event"]["client_request_id"] == "retry-me")
+        .filter(|r| r["unmapped"]["client_request_id"] == "retry-me")
         .collect();
     assert_eq!(calls.len(), 2);
-    assert_eq!(calls[0]["event"]["outcome"], "cancelled");
-    assert!(calls[0]["event"]["retry_of"].is_null());
-    assert_eq!(calls[1]["event"]["outcome"], "allowed");
-    assert_eq!(calls[1]["event"]["retry_of"], calls[0]["id"]);
+    assert_eq!(calls[0]["unmapped"]["outcome"], "cancelled");
+    assert!(calls[0]["unmapped"]["retry_of"].is_null());
+    assert_eq!(calls[1]["unmapped"]["outcome"], "allowed");
+    assert_eq!(
+        calls[1]["unmapped"]["retry_of"],
+        calls[0]["metadata"]["uid"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -635,8 +638,8 @@ async fn frames_that_cannot_be_inspected_never_pass() {
         let reason = records
             .iter()
             .rev()
-            .find(|r| r["event"]["action"] == "copilot.chat")
-            .and_then(|r| r["event"]["reason"].as_str().map(str::to_string))
+            .find(|r| r["unmapped"]["action"] == "copilot.chat")
+            .and_then(|r| r["unmapped"]["reason"].as_str().map(str::to_string))
             .unwrap_or_default();
         assert!(
             reason.contains("could not be inspected") || reason.contains("dropped"),

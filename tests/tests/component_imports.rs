@@ -88,6 +88,7 @@ fn each_component_imports_only_its_capabilities() {
                 "wasi:config/store",
                 "wasi:keyvalue/store",
                 "wasi:keyvalue/atomics",
+                "wasi:http/outgoing-handler",
                 "copilot-jit:gateway/types",
             ]),
         ),

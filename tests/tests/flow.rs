@@ -3,6 +3,8 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use copilot_jit_audit_log::record::Keyring;
+use copilot_jit_audit_log::verify::{verify, Stored};
 use copilot_jit_testkit::harness::{Stack, APPROVERS, AUDITORS, UPSTREAM_GITHUB_TOKEN};
 use copilot_jit_testkit::mock_upstream::StreamScript;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
@@ -455,8 +457,8 @@ async fn jit_flow_end_to_end() {
         .iter()
         .map(|r| {
             (
-                r["event"]["action"].as_str().unwrap(),
-                r["event"]["outcome"].as_str().unwrap(),
+                r["unmapped"]["action"].as_str().unwrap(),
+                r["unmapped"]["outcome"].as_str().unwrap(),
             )
         })
         .collect();
@@ -477,9 +479,9 @@ async fn jit_flow_end_to_end() {
     }
     let chat_record = records
         .iter()
-        .find(|r| r["event"]["client_request_id"] == "client-req-1")
+        .find(|r| r["unmapped"]["client_request_id"] == "client-req-1")
         .expect("the client's request id is recorded");
-    let finding = &chat_record["event"]["findings"][0];
+    let finding = &chat_record["unmapped"]["findings"][0];
     assert_eq!(finding["detector"], "github-token");
     assert_eq!(finding["count"], 1);
     assert!(finding["positions"][0].is_u64(), "where it was: {finding}");
@@ -487,8 +489,8 @@ async fn jit_flow_end_to_end() {
         .as_str()
         .expect("a keyed fingerprint");
     assert!(fingerprint.len() == 16 && fingerprint.bytes().all(|b| b.is_ascii_hexdigit()));
-    assert_eq!(chat_record["event"]["principal"]["subject"], "alice");
-    assert_eq!(chat_record["event"]["upstream_status"], 200);
+    assert_eq!(chat_record["actor"]["user"]["uid"], "alice");
+    assert_eq!(chat_record["unmapped"]["upstream_status"], 200);
 
     // The whole trail is one unbroken, signed chain.
     let (_, all) = client
@@ -497,11 +499,35 @@ async fn jit_flow_end_to_end() {
     let all = all["records"].as_array().unwrap();
     let mut prev = "0".repeat(64);
     for (i, r) in all.iter().enumerate() {
-        assert_eq!(r["seq"].as_u64().unwrap(), i as u64 + 1);
-        assert_eq!(r["prev"].as_str().unwrap(), prev);
-        assert!(r["sig"].as_str().is_some_and(|s| !s.is_empty()) && r["kid"].is_string());
-        prev = r["hash"].as_str().unwrap().to_string();
+        let integrity = &r["integrity"];
+        assert_eq!(integrity["seq"].as_u64().unwrap(), i as u64 + 1);
+        assert_eq!(integrity["prev"].as_str().unwrap(), prev);
+        assert_eq!(r["class_uid"], 6003, "each record is an OCSF API Activity");
+        prev = integrity["hash"].as_str().unwrap().to_string();
     }
+    // ...and its signatures verify under the key the gateway publishes.
+    let (status, audit_status) = client
+        .call("GET", "/v1/audit/status", Some(&carol), None)
+        .await;
+    assert_eq!(status, 200, "{audit_status}");
+    // (Reading the trail is itself recorded, after the answer.)
+    assert!(audit_status["head"]["seq"].as_u64() >= Some(all.len() as u64));
+    assert_eq!(audit_status["storage"], "kv");
+    let mut keys = Keyring::default();
+    keys.add_encoded(audit_status["public_key"]["x"].as_str().unwrap())
+        .unwrap();
+    let stored: Vec<Stored> = all
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Stored {
+            location: format!("record {i}"),
+            slot: None,
+            line: r.to_string(),
+        })
+        .collect();
+    let report = verify(stored, &keys);
+    assert!(report.is_clean(), "{:?}", report.findings);
+    assert_eq!(report.records, all.len() as u64);
 
     // No record holds a credential or the planted secret.
     let upstream_copilot_token = upstream_auth.trim_start_matches("Bearer ").to_string();

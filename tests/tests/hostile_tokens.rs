@@ -428,16 +428,16 @@ async fn hostile_tokens_are_refused_with_their_reason() {
         let id = format!("hostile-{i}");
         let record = records
             .iter()
-            .find(|r| r["event"]["client_request_id"] == id.as_str())
+            .find(|r| r["unmapped"]["client_request_id"] == id.as_str())
             .unwrap_or_else(|| panic!("{}: no audit record", case.name));
-        let reason = record["event"]["reason"].as_str().unwrap_or("");
+        let reason = record["unmapped"]["reason"].as_str().unwrap_or("");
         assert!(
             reason.starts_with(case.reason),
             "{}: audited {reason:?}, expected {}",
             case.name,
             case.reason
         );
-        assert_eq!(record["event"]["outcome"], "denied", "{}", case.name);
+        assert_eq!(record["unmapped"]["outcome"], "denied", "{}", case.name);
         assert!(
             !reason.contains(&case.token),
             "{}: the token itself is never recorded",

@@ -221,8 +221,8 @@ async fn the_copilot_language_server_completes_through_the_gateway() {
         .expect("audit");
     let editor_calls: Vec<&str> = records
         .iter()
-        .filter(|r| r["event"]["client"] == "JetBrains-IC/2026.1")
-        .filter_map(|r| r["event"]["action"].as_str())
+        .filter(|r| r["actor"]["app_name"] == "JetBrains-IC/2026.1")
+        .filter_map(|r| r["unmapped"]["action"].as_str())
         .collect();
     assert!(editor_calls.contains(&"copilot.token"), "{editor_calls:?}");
     assert!(

@@ -242,3 +242,17 @@ async fn concurrent_approvals_never_lose_or_double_count_a_vote() {
     voters.dedup();
     assert_eq!(voters.len(), 3);
 }
+
+/// Spin shows a component only the variables its `[component.*.variables]`
+/// maps: an application variable left out there is silently invisible.
+#[test]
+fn every_application_variable_reaches_the_component() {
+    let manifest = copilot_jit_testkit::harness::manifest().unwrap();
+    for name in manifest.variables.keys() {
+        assert_eq!(
+            manifest.component_variables.get(name).map(String::as_str),
+            Some(format!("{{{{ {name} }}}}").as_str()),
+            "spin.toml: variable {name} is not mapped into the component"
+        );
+    }
+}

@@ -244,19 +244,19 @@ async fn github_actions_runs_exchange_tokens_under_policy() {
     let records = stack.audit_records("").await.expect("audit");
     let exchanges: Vec<&Value> = records
         .iter()
-        .filter(|r| r["event"]["action"] == "grant.exchange")
+        .filter(|r| r["unmapped"]["action"] == "grant.exchange")
         .collect();
     let allowed = exchanges
         .iter()
-        .find(|r| r["event"]["grant_id"] == grant_id.as_str())
+        .find(|r| r["unmapped"]["grant_id"] == grant_id.as_str())
         .expect("recorded");
-    assert_eq!(allowed["event"]["principal"]["kind"], "workload");
+    assert_eq!(allowed["actor"]["user"]["type"], "workload");
     for rule in denied_rules {
         let reason = format!("rule {rule}");
         assert!(
             exchanges
                 .iter()
-                .any(|r| r["event"]["reason"] == reason.as_str()),
+                .any(|r| r["unmapped"]["reason"] == reason.as_str()),
             "{reason} not audited"
         );
     }

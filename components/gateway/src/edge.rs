@@ -128,7 +128,13 @@ struct Trace {
     prompt: Option<String>,
     response: Option<String>,
     upstream_status: Option<u16>,
-    upstream_ms: Option<u64>,
+    /// When the upstream call began, to time it to its end.
+    upstream_started: Option<Instant>,
+    ttfb_ms: Option<u64>,
+    policy_ids: Vec<String>,
+    /// The audit sink refused to take another record (storage down, spool
+    /// full): the call is refused and leaves no record.
+    unrecordable: bool,
     bytes_in: u64,
     bytes_out: u64,
 }
@@ -884,14 +890,7 @@ fn token_exchange(ctx: &mut Ctx, request: &IncomingRequest) -> Result<Reply, Api
 }
 
 fn audit_records(ctx: &mut Ctx) -> Result<Reply, ApiError> {
-    let principal = authenticate(ctx)?;
-    if !policy()?.may_read_audit(&principal.groups) {
-        return Err(ApiError::new(
-            403,
-            "not_an_auditor",
-            "reading the audit trail needs an auditor group",
-        ));
-    }
+    require_auditor(ctx)?;
     let query = routes::query_params(&ctx.path);
     let param = |name: &str| query.get(name);
     let number = |name: &str| -> Result<Option<u64>, ApiError> {
@@ -908,17 +907,155 @@ fn audit_records(ctx: &mut Ctx) -> Result<Reply, ApiError> {
         subject: param("subject"),
         since: number("since")?,
         until: number("until")?,
-        limit: number("limit")?.unwrap_or(200).min(1000) as u32,
+        limit: number("limit")?.unwrap_or(200).min(10_000) as u32,
     })
-    .map_err(|e| {
-        ApiError::new(503, "audit_unavailable", "the audit trail cannot be read")
-            .detail(format!("{e:?}"))
-    })?;
+    .map_err(audit_failure)?;
     let records: Vec<Value> = records
         .iter()
         .filter_map(|r| serde_json::from_str(r).ok())
         .collect();
     Ok(Reply::Json(200, json!({"records": records})))
+}
+
+fn require_auditor(ctx: &mut Ctx) -> Result<Principal, ApiError> {
+    let principal = authenticate(ctx)?;
+    if !policy()?.may_read_audit(&principal.groups) {
+        return Err(ApiError::new(
+            403,
+            "not_an_auditor",
+            "the audit trail is for auditor groups",
+        ));
+    }
+    Ok(principal)
+}
+
+fn audit_failure(e: audit::AuditError) -> ApiError {
+    ApiError::new(503, "audit_unavailable", "the audit trail cannot be read")
+        .detail(format!("{e:?}"))
+}
+
+/// One grant's records in chain order, prompts and responses as recorded,
+/// each re-checked against today's masking policy: would it pass today?
+/// `as_groups=a,b` re-checks as if members of those groups had sent them.
+fn audit_replay(ctx: &mut Ctx, grant_id: &str) -> Result<Reply, ApiError> {
+    require_auditor(ctx)?;
+    let as_groups: Option<Vec<String>> =
+        routes::query_params(&ctx.path).get("as_groups").map(|g| {
+            g.split(',')
+                .map(str::trim)
+                .filter(|g| !g.is_empty())
+                .map(str::to_string)
+                .collect()
+        });
+    let records = audit::query(&audit::AuditQuery {
+        grant_id: Some(grant_id.to_string()),
+        subject: None,
+        since: None,
+        until: None,
+        limit: 10_000,
+    })
+    .map_err(audit_failure)?;
+    let mut exchanges = Vec::new();
+    for line in &records {
+        let Ok(record) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let unmapped = &record["unmapped"];
+        let groups: Vec<String> = match &as_groups {
+            Some(g) => g.clone(),
+            None => record["actor"]["user"]["groups"]
+                .as_array()
+                .map(|g| {
+                    g.iter()
+                        .filter_map(|g| g["name"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        let masking_ctx = masking_context(&groups)?;
+        let recheck = |text: Option<&str>, prompt: bool| -> Value {
+            let Some(text) = text else { return Value::Null };
+            let scan = if prompt {
+                masking::inspect_prompt(text, &masking_ctx)
+            } else {
+                masking::mask_response(text, &masking_ctx)
+            };
+            let detectors: Vec<&str> = scan.findings.iter().map(|f| f.detector.as_str()).collect();
+            json!({"blocked": scan.blocked, "detectors": detectors})
+        };
+        let prompt = unmapped["prompt"].as_str();
+        let response = unmapped["response"].as_str();
+        let today_prompt = recheck(prompt, true);
+        let would_block = today_prompt["blocked"].as_bool().unwrap_or(false);
+        exchanges.push(json!({
+            "seq": record["integrity"]["seq"],
+            "id": record["metadata"]["uid"],
+            "time": record["time"],
+            "action": unmapped["action"],
+            "path": record["http_request"]["url"]["path"],
+            "model": unmapped["model"],
+            "outcome": unmapped["outcome"],
+            "status": record["api"]["response"]["code"],
+            "prompt": prompt,
+            "response": response,
+            "findings": unmapped["findings"],
+            "today": {
+                "prompt": today_prompt,
+                "response": recheck(response, false),
+                "would_be_blocked": would_block,
+            },
+        }));
+    }
+    if exchanges.is_empty() {
+        return Err(ApiError::new(
+            404,
+            "no_records",
+            format!("the audit trail has no records for grant {grant_id}"),
+        ));
+    }
+    Ok(Reply::Json(
+        200,
+        json!({"grant_id": grant_id, "exchanges": exchanges}),
+    ))
+}
+
+/// Ships spooled records; for a scheduler when traffic is too thin to
+/// carry them along.
+fn audit_flush(ctx: &mut Ctx) -> Result<Reply, ApiError> {
+    require_auditor(ctx)?;
+    let query = routes::query_params(&ctx.path);
+    let max = match query.get("max") {
+        None => 1000,
+        Some(v) => v
+            .parse::<u32>()
+            .map_err(|_| ApiError::new(400, "bad_query", "max must be a whole number"))?,
+    };
+    let report = audit::flush(max).map_err(audit_failure)?;
+    let body = json!({"shipped": report.shipped, "remaining": report.remaining});
+    match report.error {
+        Some(e) if report.shipped == 0 => Err(ApiError::new(
+            503,
+            "audit_storage_unavailable",
+            "audit storage is still unreachable; spooled records are kept",
+        )
+        .with(body)
+        .detail(e)),
+        _ => Ok(Reply::Json(200, body)),
+    }
+}
+
+fn audit_status(ctx: &mut Ctx) -> Result<Reply, ApiError> {
+    require_auditor(ctx)?;
+    let s = audit::status().map_err(audit_failure)?;
+    Ok(Reply::Json(
+        200,
+        json!({
+            "storage": s.storage,
+            "spool": {"depth": s.spool_depth, "max": s.spool_max},
+            "head": {"chain": "main", "seq": s.head_seq, "hash": s.head_hash},
+            "public_key": {"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "kid": s.kid, "x": s.public_key},
+        }),
+    ))
 }
 
 // ---------------------------------------------------------------- upstream
@@ -1418,7 +1555,8 @@ fn copilot_call(
     let upstream = upstream
         .ok_or_else(|| ApiError::new(502, "upstream_unavailable", "Copilot refused the gateway"))?;
     ctx.trace.upstream_status = Some(upstream.status);
-    ctx.trace.upstream_ms = Some(started.elapsed().as_millis() as u64);
+    ctx.trace.upstream_started = Some(started);
+    ctx.trace.ttfb_ms = Some(started.elapsed().as_millis() as u64);
     let upstream_headers = upstream.response.headers();
     let content_type =
         header(&upstream_headers, "content-type").unwrap_or_else(|| "application/json".into());
@@ -1621,6 +1759,9 @@ fn dispatch(
         Route::Revoke(_) => "grant.revoke",
         Route::IssueToken(_) => "grant.token",
         Route::AuditRecords => "audit.read",
+        Route::AuditReplay(_) => "audit.replay",
+        Route::AuditFlush => "audit.flush",
+        Route::AuditStatus => "audit.status",
         Route::TokenExchange => "grant.exchange",
         Route::CopilotToken => "copilot.token",
         Route::CopilotUser | Route::GithubUser => "copilot.user",
@@ -1630,6 +1771,22 @@ fn dispatch(
         Route::Copilot(_) => "copilot",
     }
     .to_string();
+    // Fail closed: a call that could not be recorded is not served. Reading
+    // the spool's state and flushing it stay open, to recover from an outage.
+    if records_this(&ctx.trace.action) && !matches!(route, Route::AuditFlush | Route::AuditStatus) {
+        let admitted = audit::admit();
+        ctx.trace.unrecordable = admitted.is_err();
+        admitted.map_err(|e| match e {
+            audit::AuditError::SpoolFull(depth) => ApiError::new(
+                503,
+                "audit_unavailable",
+                "audit storage is unreachable and its spool is full; try again later",
+            )
+            .detail(format!("audit spool full at {depth} records")),
+            other => ApiError::new(503, "audit_unavailable", "the audit trail is unavailable")
+                .detail(format!("{other:?}")),
+        })?;
+    }
     match route {
         Route::Health => Ok(Reply::Json(200, json!({"status": "ok"}))),
         Route::Jwks => minter::jwks()
@@ -1650,6 +1807,9 @@ fn dispatch(
         Route::Revoke(id) => revoke(ctx, request, &id),
         Route::IssueToken(id) => issue_token(ctx, request, &id),
         Route::AuditRecords => audit_records(ctx),
+        Route::AuditReplay(grant) => audit_replay(ctx, &grant),
+        Route::AuditFlush => audit_flush(ctx),
+        Route::AuditStatus => audit_status(ctx),
         Route::TokenExchange => token_exchange(ctx, request),
         Route::CopilotToken => copilot_token_exchange(ctx),
         Route::CopilotUser => copilot_user(ctx, false),
@@ -1659,6 +1819,12 @@ fn dispatch(
         Route::Ping => Ok(Reply::Json(200, json!({"status": "ok"}))),
         Route::Copilot(call) => copilot_call(ctx, request, out, call),
     }
+}
+
+/// Probes and dropped telemetry leave no record: they carry no exchange.
+/// Unrouted requests (empty action) are recorded: they may be probing.
+fn records_this(action: &str) -> bool {
+    !matches!(action, "health" | "jwks" | "ping" | "telemetry")
 }
 
 fn record(ctx: &Ctx, status: u16, duration_ms: u64) {
@@ -1678,11 +1844,16 @@ fn record(ctx: &Ctx, status: u16, duration_ms: u64) {
         path: ctx.path.split('?').next().unwrap_or("").to_string(),
         action: t.action.clone(),
         model: t.model.clone(),
-        client: header(&ctx.headers, "editor-version")
-            .or_else(|| header(&ctx.headers, "user-agent")),
+        client: audit::ClientInfo {
+            editor_version: header(&ctx.headers, "editor-version"),
+            plugin_version: header(&ctx.headers, "editor-plugin-version"),
+            integration_id: header(&ctx.headers, "copilot-integration-id"),
+            user_agent: header(&ctx.headers, "user-agent"),
+        },
         outcome: outcome.to_string(),
         status,
         reason: t.reason.clone(),
+        policy_ids: t.policy_ids.clone(),
         findings: t.findings.clone(),
         prompt: t.prompt.clone(),
         response: t.response.clone(),
@@ -1690,7 +1861,8 @@ fn record(ctx: &Ctx, status: u16, duration_ms: u64) {
         bytes_in: t.bytes_in,
         bytes_out: t.bytes_out,
         duration_ms,
-        upstream_ms: t.upstream_ms,
+        upstream_ms: t.upstream_started.map(|at| at.elapsed().as_millis() as u64),
+        ttfb_ms: t.ttfb_ms,
     };
     if let Err(e) = audit::append(&event) {
         eprintln!("audit record {} not stored: {e:?}", ctx.request_id);
@@ -1739,11 +1911,7 @@ impl Guest for Component {
                 ctx.trace.outcome = Some("cancelled");
             }
         }
-        // Probes and dropped telemetry leave no record: they carry no exchange.
-        if !matches!(
-            ctx.trace.action.as_str(),
-            "health" | "jwks" | "ping" | "telemetry"
-        ) {
+        if records_this(&ctx.trace.action) && !ctx.trace.unrecordable {
             record(&ctx, status, started.elapsed().as_millis() as u64);
         }
     }

@@ -11,6 +11,12 @@ pub enum Route {
     Revoke(String),
     IssueToken(String),
     AuditRecords,
+    /// `GET /v1/audit/grants/{id}/replay`: one grant's exchanges in order.
+    AuditReplay(String),
+    /// `POST /v1/audit/flush`: ship spooled records (for a scheduler).
+    AuditFlush,
+    /// `GET /v1/audit/status`: storage, spool depth, chain head, public key.
+    AuditStatus,
     /// `POST /v1/token-exchange`: a GitHub Actions OIDC token for a gateway token (RFC 8693).
     TokenExchange,
     /// `GET /copilot_internal/v2/token`: the Copilot token exchange clients perform.
@@ -149,6 +155,11 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
             only("POST", Route::IssueToken(id.to_string()))
         }
         ["v1", "audit", "records"] => only("GET", Route::AuditRecords),
+        ["v1", "audit", "grants", id, "replay"] if id_ok(id) => {
+            only("GET", Route::AuditReplay(id.to_string()))
+        }
+        ["v1", "audit", "flush"] => only("POST", Route::AuditFlush),
+        ["v1", "audit", "status"] => only("GET", Route::AuditStatus),
         ["v1", "token-exchange"] => only("POST", Route::TokenExchange),
         ["chat", "completions"] => only("POST", Route::Copilot(CopilotCall::ChatCompletions)),
         ["v1", "engines", model, "completions"] if model_ok(model) => only(

@@ -1,0 +1,727 @@
+//! The component's edge: Spin variables, KV (chain head, spool, local
+//! records) and wasi:http requests to the bucket.
+
+use copilot_jit_audit_log::layout::{self, Bucket, SignedRequest};
+use copilot_jit_audit_log::record::{AuditKey, ChainHead, Record};
+use copilot_jit_audit_log::sigv4::Credentials;
+use copilot_jit_common::unix_now_ms as now_ms;
+use serde_json::{json, Map, Value};
+
+use crate::ocsf;
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "audit-sink",
+    generate_all,
+});
+
+use copilot_jit::gateway::types::{Finding, Principal, PrincipalKind};
+use exports::copilot_jit::gateway::audit::{
+    AuditError, AuditEvent, AuditQuery, AuditStatus, FlushReport, Guest,
+};
+use wasi::config::store as config;
+use wasi::http::outgoing_handler;
+use wasi::http::types::{
+    Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+};
+use wasi::io::streams::StreamError;
+use wasi::keyvalue::atomics::{self, Cas, CasError};
+use wasi::keyvalue::store::{self, Bucket as Store};
+
+const CHAIN: &str = "main";
+const HEAD_KEY: &str = "audit-head:main";
+/// Records kept in KV when no bucket is configured.
+const LOCAL_PREFIX: &str = "audit-record:";
+/// Records waiting for the bucket.
+const SPOOL_PREFIX: &str = "audit-spool:";
+const SPOOLED: &str = "audit-spool-in";
+const SHIPPED: &str = "audit-spool-out";
+/// A spool entry being shipped: `claimed:{ms}:{line}`. A claim older than
+/// this is taken over (its flusher died).
+const CLAIM_PREFIX: &[u8] = CLAIM_TEXT.as_bytes();
+const CLAIM_TEXT: &str = "claimed:";
+const CLAIM_TIMEOUT_MS: u64 = 120_000;
+const CAS_ATTEMPTS: usize = 64;
+/// Spooled records shipped along with a healthy append.
+const CATCH_UP_PER_APPEND: u32 = 8;
+const NANOS_PER_MS: u64 = 1_000_000;
+
+fn storage(e: store::Error) -> AuditError {
+    AuditError::Storage(match e {
+        store::Error::NoSuchStore => "no such store".into(),
+        store::Error::AccessDenied => "access denied".into(),
+        store::Error::Other(m) => m,
+    })
+}
+
+fn variable(name: &str) -> Option<String> {
+    config::get(name)
+        .ok()
+        .flatten()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+struct Settings {
+    key: AuditKey,
+    bucket: Option<Bucket>,
+    prefix: String,
+    spool_max: u64,
+    timeout_ms: u64,
+}
+
+fn settings() -> Result<Settings, AuditError> {
+    let seed = variable("audit_signing_key")
+        .ok_or_else(|| AuditError::Config("variable audit_signing_key is not set".into()))?;
+    let key = copilot_jit_common::decode_seed(&seed)
+        .map(AuditKey::new)
+        .map_err(|e| AuditError::Config(format!("audit_signing_key: {e}")))?;
+    let number = |name: &str, default: u64| -> Result<u64, AuditError> {
+        match variable(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| AuditError::Config(format!("{name} must be a whole number"))),
+        }
+    };
+    let bucket = match variable("audit_s3_bucket") {
+        None => None,
+        Some(name) => {
+            let need = |var: &str| {
+                variable(var).ok_or_else(|| {
+                    AuditError::Config(format!("audit_s3_bucket is set but {var} is not"))
+                })
+            };
+            let credentials = Credentials {
+                access_key_id: need("audit_s3_access_key_id")?,
+                secret_access_key: need("audit_s3_secret_access_key")?,
+                session_token: variable("audit_s3_session_token"),
+            };
+            let path_style = match variable("audit_s3_path_style").as_deref() {
+                None | Some("true") => true,
+                Some("false") => false,
+                Some(_) => {
+                    return Err(AuditError::Config(
+                        "audit_s3_path_style must be true or false".into(),
+                    ))
+                }
+            };
+            let region = variable("audit_s3_region").unwrap_or_else(|| "us-east-1".into());
+            Some(
+                Bucket::new(
+                    &need("audit_s3_endpoint")?,
+                    &name,
+                    path_style,
+                    &region,
+                    credentials,
+                )
+                .map_err(|e| AuditError::Config(format!("audit_s3_endpoint: {e}")))?,
+            )
+        }
+    };
+    let mut prefix = variable("audit_s3_prefix").unwrap_or_else(|| "copilot-jit/audit/".into());
+    if !prefix.is_empty() && !prefix.ends_with('/') {
+        prefix.push('/');
+    }
+    Ok(Settings {
+        key,
+        bucket,
+        prefix,
+        spool_max: number("audit_spool_max", 10_000)?.max(1),
+        timeout_ms: number("audit_s3_timeout_ms", 3_000)?.clamp(100, 60_000),
+    })
+}
+
+// ---- wasi:http to the bucket ----------------------------------------------
+
+fn send(request: &SignedRequest, body: &[u8], timeout_ms: u64) -> Result<(u16, Vec<u8>), String> {
+    let headers: Vec<(String, Vec<u8>)> = request
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+        .collect();
+    let fields = Fields::from_list(&headers).map_err(|e| format!("headers: {e:?}"))?;
+    let outgoing = OutgoingRequest::new(fields);
+    let method = match request.method {
+        "PUT" => Method::Put,
+        "DELETE" => Method::Delete,
+        _ => Method::Get,
+    };
+    let scheme = if request.https {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+    let ok = outgoing.set_method(&method).is_ok()
+        && outgoing.set_scheme(Some(&scheme)).is_ok()
+        && outgoing.set_authority(Some(&request.host)).is_ok()
+        && outgoing
+            .set_path_with_query(Some(&request.path_and_query))
+            .is_ok();
+    if !ok {
+        return Err(format!("invalid storage URL {}", request.url()));
+    }
+    // Slow storage counts as down: the record is spooled instead of holding
+    // the request.
+    let options = RequestOptions::new();
+    let nanos = timeout_ms * NANOS_PER_MS;
+    let _ = options.set_connect_timeout(Some(nanos));
+    let _ = options.set_first_byte_timeout(Some(nanos));
+    let _ = options.set_between_bytes_timeout(Some(nanos));
+    let outgoing_body = outgoing
+        .body()
+        .map_err(|_| "request body unavailable".to_string())?;
+    let pending =
+        outgoing_handler::handle(outgoing, Some(options)).map_err(|e| format!("{e:?}"))?;
+    if !body.is_empty() {
+        let stream = outgoing_body
+            .write()
+            .map_err(|_| "request body stream unavailable".to_string())?;
+        for chunk in body.chunks(4096) {
+            stream
+                .blocking_write_and_flush(chunk)
+                .map_err(|e| format!("writing to storage: {e:?}"))?;
+        }
+        drop(stream);
+    }
+    OutgoingBody::finish(outgoing_body, None).map_err(|e| format!("{e:?}"))?;
+    pending.subscribe().block();
+    let response = match pending.get() {
+        Some(Ok(Ok(response))) => response,
+        Some(Ok(Err(e))) => return Err(format!("storage unreachable: {e:?}")),
+        _ => return Err("storage gave no response".into()),
+    };
+    let status = response.status();
+    let body = response
+        .consume()
+        .map_err(|_| "storage response has no body".to_string())?;
+    let stream = body
+        .stream()
+        .map_err(|_| "storage response has no body".to_string())?;
+    let mut bytes = Vec::new();
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => bytes.extend_from_slice(&chunk),
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(_)) => {
+                return Err("storage response unreadable".into())
+            }
+        }
+        if bytes.len() > 64 * 1024 * 1024 {
+            return Err("storage response too large".into());
+        }
+    }
+    drop(stream);
+    IncomingBody::finish(body);
+    Ok((status, bytes))
+}
+
+fn storage_error(what: &str, status: u16, body: &[u8]) -> String {
+    let code = layout::error_code(&String::from_utf8_lossy(body)).unwrap_or_default();
+    format!("{what}: storage answered {status} {code}")
+}
+
+fn put_record(s: &Settings, bucket: &Bucket, record: &Record, line: &str) -> Result<(), String> {
+    let key = layout::object_key(&s.prefix, CHAIN, record.seq(), record.time_ms());
+    let mut body = line.as_bytes().to_vec();
+    body.push(b'\n');
+    let request = bucket.put_object(&key, &body, now_ms() / 1000);
+    match send(&request, &body, s.timeout_ms)? {
+        (200..=299, _) => Ok(()),
+        (status, answer) => Err(storage_error("storing a record", status, &answer)),
+    }
+}
+
+fn list_bucket(s: &Settings, bucket: &Bucket, prefix: &str) -> Result<Vec<String>, String> {
+    let mut keys = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let request = bucket.list_objects(prefix, next.as_deref(), now_ms() / 1000);
+        let (status, body) = send(&request, b"", s.timeout_ms)?;
+        let text = String::from_utf8_lossy(&body);
+        if !(200..=299).contains(&status) {
+            return Err(storage_error("listing records", status, &body));
+        }
+        let page = layout::parse_list_page(&text)?;
+        keys.extend(page.keys);
+        match page.next {
+            Some(token) => next = Some(token),
+            None => return Ok(keys),
+        }
+    }
+}
+
+fn get_object(s: &Settings, bucket: &Bucket, key: &str) -> Result<Vec<u8>, String> {
+    match send(&bucket.get_object(key, now_ms() / 1000), b"", s.timeout_ms)? {
+        (200..=299, body) => Ok(body),
+        (status, body) => Err(storage_error("reading a record", status, &body)),
+    }
+}
+
+// ---- the chain and the spool ----------------------------------------------
+
+fn counter(store: &Store, key: &str) -> Result<u64, AuditError> {
+    Ok(store
+        .get(key)
+        .map_err(storage)?
+        .and_then(|v| {
+            // Stores keep counters as decimal text or as 8 little-endian
+            // bytes; a small binary counter has NUL bytes, so text is tried
+            // first without ambiguity.
+            std::str::from_utf8(&v)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .or_else(|| {
+                    <[u8; 8]>::try_from(v.as_slice())
+                        .ok()
+                        .map(u64::from_le_bytes)
+                })
+        })
+        .unwrap_or(0))
+}
+
+fn spool_depth(store: &Store) -> Result<u64, AuditError> {
+    Ok(counter(store, SPOOLED)?.saturating_sub(counter(store, SHIPPED)?))
+}
+
+fn head(store: &Store) -> Result<ChainHead, AuditError> {
+    match store.get(HEAD_KEY).map_err(storage)? {
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| AuditError::Storage(format!("corrupt chain head: {e}"))),
+        None => Ok(ChainHead::default()),
+    }
+}
+
+fn new_id() -> Result<String, AuditError> {
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes).map_err(|e| AuditError::Storage(e.to_string()))?;
+    Ok(format!("aud_{}", hex::encode(bytes)))
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, AuditError> {
+    serde_json::to_vec(v).map_err(|e| AuditError::Storage(e.to_string()))
+}
+
+/// Takes the next place in the chain by compare-and-swap and seals the
+/// record for it. Two writers never get the same seq.
+fn chain(store: &Store, key: &AuditKey, event: Map<String, Value>) -> Result<Record, AuditError> {
+    let mut cas = Cas::new(store, HEAD_KEY).map_err(storage)?;
+    for _ in 0..CAS_ATTEMPTS {
+        let head: ChainHead = match cas.current().map_err(storage)? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| AuditError::Storage(format!("corrupt chain head: {e}")))?,
+            None => ChainHead::default(),
+        };
+        let record = key
+            .seal(event.clone(), CHAIN, &head)
+            .map_err(|e| AuditError::Storage(e.to_string()))?;
+        let next = ChainHead {
+            seq: record.seq(),
+            hash: record.integrity.hash.clone(),
+        };
+        match atomics::swap(cas, &encode(&next)?) {
+            Ok(()) => return Ok(record),
+            Err(CasError::CasFailed(fresh)) => cas = fresh,
+            Err(CasError::StoreError(e)) => return Err(storage(e)),
+        }
+    }
+    Err(AuditError::Storage(
+        "audit chain is contended; record not chained".into(),
+    ))
+}
+
+fn spool_key(seq: u64) -> String {
+    format!("{SPOOL_PREFIX}{seq:020}")
+}
+
+fn spool(store: &Store, record: &Record, line: &str) -> Result<(), AuditError> {
+    store
+        .set(&spool_key(record.seq()), line.as_bytes())
+        .map_err(storage)?;
+    atomics::increment(store, SPOOLED, 1).map_err(storage)?;
+    Ok(())
+}
+
+fn keys_with_prefix(store: &Store, prefix: &str) -> Result<Vec<String>, AuditError> {
+    let mut keys = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.list_keys(cursor.as_deref()).map_err(storage)?;
+        keys.extend(page.keys.into_iter().filter(|k| k.starts_with(prefix)));
+        match page.cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    keys.sort();
+    Ok(keys)
+}
+
+/// Claims one spool entry (so two flushers never both count it), ships it,
+/// and removes it. Ok(false) when another flusher holds it.
+fn ship_spooled(
+    s: &Settings,
+    bucket: &Bucket,
+    store: &Store,
+    spool_key: &str,
+) -> Result<bool, String> {
+    let kv = |e: store::Error| format!("{:?}", storage(e));
+    let cas = Cas::new(store, spool_key).map_err(kv)?;
+    let Some(current) = cas.current().map_err(kv)? else {
+        return Ok(false);
+    };
+    let line = match current.strip_prefix(CLAIM_PREFIX) {
+        None => current.clone(),
+        Some(rest) => {
+            let text = String::from_utf8_lossy(rest);
+            let (ms, line) = text.split_once(':').unwrap_or(("0", ""));
+            if now_ms().saturating_sub(ms.parse().unwrap_or(0)) < CLAIM_TIMEOUT_MS {
+                return Ok(false);
+            }
+            line.as_bytes().to_vec()
+        }
+    };
+    let mut claim = CLAIM_PREFIX.to_vec();
+    claim.extend_from_slice(format!("{}:", now_ms()).as_bytes());
+    claim.extend_from_slice(&line);
+    match atomics::swap(cas, &claim) {
+        Ok(()) => {}
+        Err(CasError::CasFailed(_)) => return Ok(false),
+        Err(CasError::StoreError(e)) => return Err(kv(e)),
+    }
+    let text = String::from_utf8_lossy(&line).into_owned();
+    let record: Record = match serde_json::from_str(&text) {
+        Ok(r) => r,
+        Err(e) => return Err(format!("spool entry {spool_key} is not a record: {e}")),
+    };
+    if let Err(e) = put_record(s, bucket, &record, &text) {
+        // Hand the entry back for the next flush.
+        store.set(spool_key, &line).map_err(kv)?;
+        return Err(e);
+    }
+    store.delete(spool_key).map_err(kv)?;
+    atomics::increment(store, SHIPPED, 1).map_err(kv)?;
+    Ok(true)
+}
+
+fn flush(s: &Settings, store: &Store, max: u32) -> Result<FlushReport, AuditError> {
+    let Some(bucket) = &s.bucket else {
+        return Ok(FlushReport {
+            shipped: 0,
+            remaining: 0,
+            error: None,
+        });
+    };
+    let mut shipped = 0;
+    let mut error = None;
+    for key in keys_with_prefix(store, SPOOL_PREFIX)? {
+        if shipped >= max {
+            break;
+        }
+        match ship_spooled(s, bucket, store, &key) {
+            Ok(true) => shipped += 1,
+            Ok(false) => {}
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    Ok(FlushReport {
+        shipped,
+        remaining: spool_depth(store)?,
+        error,
+    })
+}
+
+// ---- records --------------------------------------------------------------
+
+fn principal_kind(p: &Principal) -> &'static str {
+    match p.kind {
+        PrincipalKind::Human => "human",
+        PrincipalKind::Workload => "workload",
+        PrincipalKind::Agent => "agent",
+    }
+}
+
+fn findings_json(f: &[Finding]) -> Value {
+    f.iter()
+        .map(|f| {
+            json!({
+                "detector": f.detector,
+                "count": f.count,
+                "positions": f.positions,
+                "fingerprints": f.fingerprints,
+            })
+        })
+        .collect()
+}
+
+fn event(e: AuditEvent, id: String, retry_of: Option<String>) -> Map<String, Value> {
+    let principal = e.principal.as_ref();
+    let mut unmapped = Map::new();
+    let mut put = |k: &str, v: Value| {
+        if !v.is_null() {
+            unmapped.insert(k.to_string(), v);
+        }
+    };
+    put("request_id", json!(e.request_id));
+    put("client_request_id", json!(e.client_request_id));
+    put("retry_of", json!(retry_of));
+    put("action", json!(e.action));
+    put("outcome", json!(e.outcome));
+    put("reason", json!(e.reason));
+    put("grant_id", json!(e.grant_id));
+    put("token_id", json!(e.token_id));
+    put("model", json!(e.model));
+    put("principal_kind", json!(principal.map(principal_kind)));
+    put(
+        "client",
+        json!({
+            "editor_version": e.client.editor_version,
+            "plugin_version": e.client.plugin_version,
+            "integration_id": e.client.integration_id,
+        }),
+    );
+    put("policy_ids", json!(e.policy_ids));
+    put("findings", findings_json(&e.findings));
+    put("prompt", json!(e.prompt));
+    put("response", json!(e.response));
+    put("upstream_status", json!(e.upstream_status));
+    put("upstream_ms", json!(e.upstream_ms));
+    put("ttfb_ms", json!(e.ttfb_ms));
+    put("bytes_in", json!(e.bytes_in));
+    put("bytes_out", json!(e.bytes_out));
+    let actor_user = principal.map(|p| {
+        json!({
+            "uid": p.subject,
+            "email_addr": p.email,
+            "type": principal_kind(p),
+            "groups": p.groups.iter().map(|g| json!({"name": g})).collect::<Vec<_>>(),
+        })
+    });
+    ocsf::event(ocsf::Parts {
+        record_id: id,
+        request_id: e.request_id,
+        time_ms: now_ms(),
+        duration_ms: e.duration_ms,
+        action: e.action,
+        outcome: e.outcome,
+        status: e.status,
+        reason: e.reason,
+        method: e.method,
+        path: e.path,
+        model: e.model,
+        user_agent: e.client.user_agent,
+        app_name: e.client.editor_version,
+        actor_user,
+        issuer: principal.map(|p| p.issuer.clone()),
+        policy_ids: e.policy_ids,
+        client_request_id: e.client_request_id,
+        bytes_out: e.bytes_out,
+        unmapped,
+    })
+}
+
+fn matches(r: &Record, q: &AuditQuery) -> bool {
+    let unmapped = r.event.get("unmapped");
+    let field = |path: &[&str]| -> Option<String> {
+        let mut v = r.event.get(path[0])?;
+        for p in &path[1..] {
+            v = v.get(p)?;
+        }
+        v.as_str().map(str::to_string)
+    };
+    let time_s = r.time_ms() / 1000;
+    q.grant_id.as_ref().is_none_or(|g| {
+        unmapped
+            .and_then(|u| u.get("grant_id"))
+            .and_then(Value::as_str)
+            == Some(g.as_str())
+    }) && q
+        .subject
+        .as_ref()
+        .is_none_or(|s| field(&["actor", "user", "uid"]).as_deref() == Some(s.as_str()))
+        && q.since.is_none_or(|t| time_s >= t)
+        && q.until.is_none_or(|t| time_s <= t)
+}
+
+fn parse_lines(bytes: &[u8], out: &mut Vec<Record>) -> Result<(), AuditError> {
+    for line in String::from_utf8_lossy(bytes).lines() {
+        // A claimed spool entry is `claimed:{ms}:{line}`.
+        let line = line
+            .strip_prefix(CLAIM_TEXT)
+            .map_or(line, |rest| rest.split_once(':').map_or("", |(_, l)| l));
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record: Record = serde_json::from_str(line)
+            .map_err(|e| AuditError::Storage(format!("unreadable audit record: {e}")))?;
+        out.push(record);
+    }
+    Ok(())
+}
+
+/// Object keys to read for a query: the day partitions in its range, or the
+/// whole prefix when it has none.
+fn days_to_list(q: &AuditQuery) -> Option<Vec<String>> {
+    let since = q.since?;
+    let until = q.until.unwrap_or(now_ms() / 1000);
+    let (first, last) = (since / 86_400, until / 86_400);
+    if last < first || last - first > 400 {
+        return None;
+    }
+    Some(
+        (first..=last)
+            .map(|d| copilot_jit_audit_log::time::day_of_ms(d * 86_400_000))
+            .collect(),
+    )
+}
+
+fn query(s: &Settings, store: &Store, q: &AuditQuery) -> Result<Vec<Record>, AuditError> {
+    let mut records = Vec::new();
+    match &s.bucket {
+        None => {
+            for key in keys_with_prefix(store, LOCAL_PREFIX)? {
+                if let Some(bytes) = store.get(&key).map_err(storage)? {
+                    parse_lines(&bytes, &mut records)?;
+                }
+            }
+        }
+        Some(bucket) => {
+            let prefixes = match days_to_list(q) {
+                Some(days) => days
+                    .iter()
+                    .map(|d| layout::day_prefix(&s.prefix, d))
+                    .collect(),
+                None => vec![s.prefix.clone()],
+            };
+            for prefix in prefixes {
+                for key in list_bucket(s, bucket, &prefix).map_err(AuditError::Storage)? {
+                    if layout::parse_object_key(&key).is_some() {
+                        let bytes = get_object(s, bucket, &key).map_err(AuditError::Storage)?;
+                        parse_lines(&bytes, &mut records)?;
+                    }
+                }
+            }
+            // Records still waiting in the spool are part of the trail too.
+            for key in keys_with_prefix(store, SPOOL_PREFIX)? {
+                if let Some(bytes) = store.get(&key).map_err(storage)? {
+                    parse_lines(&bytes, &mut records)?;
+                }
+            }
+        }
+    }
+    records.retain(|r| matches(r, q));
+    records.sort_by_key(Record::seq);
+    records.dedup_by_key(|r| r.seq());
+    let limit = q.limit.clamp(1, 10_000) as usize;
+    let skip = records.len().saturating_sub(limit);
+    Ok(records.into_iter().skip(skip).collect())
+}
+
+struct Component;
+
+impl Guest for Component {
+    fn admit() -> Result<(), AuditError> {
+        let s = settings()?;
+        if s.bucket.is_none() {
+            return Ok(());
+        }
+        let store = store::open("default").map_err(storage)?;
+        let depth = spool_depth(&store)?;
+        if depth >= s.spool_max {
+            return Err(AuditError::SpoolFull(depth));
+        }
+        Ok(())
+    }
+
+    fn append(e: AuditEvent) -> Result<String, AuditError> {
+        let s = settings()?;
+        let store = store::open("default").map_err(storage)?;
+        // Clients retry once with the same X-Request-Id after a network
+        // error: the retry points at the first record of that id.
+        let retry_key = e
+            .client_request_id
+            .as_ref()
+            .map(|id| format!("audit-client-request:{id}"));
+        let first = match &retry_key {
+            Some(k) => store.get(k).map_err(storage)?,
+            None => None,
+        };
+        let retry_of = first
+            .as_ref()
+            .map(|f| String::from_utf8_lossy(f).into_owned());
+        let id = new_id()?;
+        let record = chain(&store, &s.key, event(e, id.clone(), retry_of))?;
+        let line = record
+            .to_line()
+            .map_err(|e| AuditError::Storage(e.to_string()))?;
+        match &s.bucket {
+            None => store
+                .set(
+                    &format!("{LOCAL_PREFIX}{:020}", record.seq()),
+                    line.as_bytes(),
+                )
+                .map_err(storage)?,
+            Some(bucket) => match put_record(&s, bucket, &record, &line) {
+                Ok(()) => {
+                    // Storage is back: ship some of what waited for it.
+                    if spool_depth(&store)? > 0 {
+                        if let Ok(report) = flush(&s, &store, CATCH_UP_PER_APPEND) {
+                            if let Some(e) = report.error {
+                                eprintln!("audit spool not shipped: {e}");
+                            }
+                        }
+                    }
+                }
+                Err(reason) => {
+                    eprintln!("audit record {id} spooled: {reason}");
+                    spool(&store, &record, &line)?;
+                }
+            },
+        }
+        if let (Some(k), None) = (retry_key, first) {
+            store.set(&k, id.as_bytes()).map_err(storage)?;
+        }
+        Ok(id)
+    }
+
+    fn query(q: AuditQuery) -> Result<Vec<String>, AuditError> {
+        let s = settings()?;
+        let store = store::open("default").map_err(storage)?;
+        query(&s, &store, &q)?
+            .iter()
+            .map(|r| r.to_line().map_err(|e| AuditError::Storage(e.to_string())))
+            .collect()
+    }
+
+    fn flush(max: u32) -> Result<FlushReport, AuditError> {
+        let s = settings()?;
+        let store = store::open("default").map_err(storage)?;
+        flush(&s, &store, max.clamp(1, 10_000))
+    }
+
+    fn status() -> Result<AuditStatus, AuditError> {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        let s = settings()?;
+        let store = store::open("default").map_err(storage)?;
+        let head = head(&store)?;
+        Ok(AuditStatus {
+            storage: if s.bucket.is_some() { "s3" } else { "kv" }.into(),
+            spool_depth: if s.bucket.is_some() {
+                spool_depth(&store)?
+            } else {
+                0
+            },
+            spool_max: s.spool_max,
+            head_seq: head.seq,
+            head_hash: head.hash,
+            public_key: URL_SAFE_NO_PAD.encode(s.key.verifying_key().as_bytes()),
+            kid: s.key.kid().to_string(),
+        })
+    }
+}
+
+export!(Component);

@@ -10,6 +10,14 @@ ensure_toolchain() {
     echo "==> installing the wasm32-wasip2 target"
     rustup target add wasm32-wasip2
   fi
+  # The Cedar policies are compiled into Cedar's protobuf form at build
+  # time; cedar-policy's build needs protoc for that.
+  if ! command -v protoc >/dev/null; then
+    echo "==> installing protoc (protobuf-compiler)"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq protobuf-compiler >/dev/null
+  fi
 }
 
 build_artifact() {

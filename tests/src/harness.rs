@@ -121,8 +121,6 @@ impl Stack {
             ("github_api_url", upstream.base_url()),
             ("copilot_api_url", upstream.base_url()),
             ("copilot_proxy_url", upstream.base_url()),
-            ("approver_groups", APPROVERS.to_string()),
-            ("auditor_groups", AUDITORS.to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

@@ -381,9 +381,39 @@ impl config::Host for HostState {
     }
 }
 
+/// The guests' wall clock: real time plus an offset tests can move forward
+/// (pending requests and grants expiring without waiting).
+#[derive(Clone, Default)]
+pub struct TestClock {
+    offset_secs: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl TestClock {
+    pub fn advance(&self, secs: u64) {
+        self.offset_secs
+            .fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl wasmtime_wasi::HostWallClock for TestClock {
+    fn resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(1)
+    }
+
+    fn now(&self) -> std::time::Duration {
+        let real = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        real + std::time::Duration::from_secs(
+            self.offset_secs.load(std::sync::atomic::Ordering::SeqCst),
+        )
+    }
+}
+
 /// The composed artifact, compiled once and pre-linked.
 pub struct Gateway {
     pre: ProxyPre<HostState>,
+    clock: TestClock,
     kv: Arc<KeyValue>,
     kv_labels: Arc<HashSet<String>>,
     config: Arc<HashMap<String, String>>,
@@ -451,6 +481,7 @@ impl Gateway {
             .collect::<Result<Vec<_>>>()?;
         Ok(Gateway {
             pre,
+            clock: TestClock::default(),
             kv,
             kv_labels: Arc::new(resolved.key_value_stores.into_iter().collect()),
             config: Arc::new(resolved.config),
@@ -462,11 +493,19 @@ impl Gateway {
         &self.kv
     }
 
+    /// The clock the guests see.
+    pub fn clock(&self) -> &TestClock {
+        &self.clock
+    }
+
     fn new_store(&self) -> Store<HostState> {
         Store::new(
             self.pre.engine(),
             HostState {
-                wasi: WasiCtx::builder().inherit_stderr().build(),
+                wasi: WasiCtx::builder()
+                    .inherit_stderr()
+                    .wall_clock(self.clock.clone())
+                    .build(),
                 http: WasiHttpCtx::new(),
                 table: ResourceTable::new(),
                 hooks: OutboundPolicy {

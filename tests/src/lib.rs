@@ -9,3 +9,4 @@ pub mod host;
 pub mod manifest;
 pub mod mock_upstream;
 pub mod serve;
+pub mod webhook;

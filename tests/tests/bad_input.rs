@@ -136,7 +136,7 @@ async fn bad_input_gets_clear_json_errors() {
         Some(br#"{"scopes":["root"],"reason":"x"}"#.to_vec()),
     )
     .await;
-    assert_eq!((s, body["error"]["rule"].as_str()), (403, Some("scopes")));
+    assert_eq!((s, body["error"]["field"].as_str()), (400, Some("scopes")));
     let huge = format!(
         r#"{{"scopes":["chat"],"reason":"{}"}}"#,
         "x".repeat(70 * 1024)

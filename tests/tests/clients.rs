@@ -535,7 +535,7 @@ async fn masking_follows_the_policy_file_and_the_callers_groups() {
     );
     // The security team may see e-mail addresses (policies/detectors.toml).
     let client = reqwest::Client::new();
-    let sam = stack.person("sam", &["security-team"]);
+    let sam = stack.person("sam", &["security-team", "developers"]);
     let bob = stack.person("bob", &[APPROVERS]);
     let created: Value = client
         .post(format!("{}/v1/access-requests", stack.url))

@@ -3,7 +3,7 @@
 
 use crate::content;
 use crate::copilot;
-use crate::policy::{AccessAsk, Policy};
+use crate::policy::{self as ask, AccessAsk, RenewAsk};
 use crate::routes::{self, CopilotCall, Route, RouteError, Verdict};
 use crate::sse::{SseError, SseMasker, StreamFilter, TextMasker};
 use crate::typed_sse::TypedSseMasker;
@@ -28,6 +28,11 @@ use wasi::http::types::{
 };
 use wasi::io::streams::{InputStream, StreamError};
 use wasi::keyvalue::store;
+
+#[path = "access.rs"]
+mod access;
+use access::{decide as ask_policy, denial, facts};
+use copilot_jit_access_policy::{Action, Resource};
 
 /// Largest body accepted on the access API.
 const MAX_API_BODY: usize = 64 * 1024;
@@ -65,10 +70,11 @@ struct ApiError {
     status: u16,
     code: &'static str,
     message: String,
-    extra: Option<Value>,
+    // Boxed: errors travel through every `?`, and JSON values are large.
+    extra: Option<Box<Value>>,
     detail: Option<String>,
     /// A body in another protocol's error shape, sent instead of ours.
-    envelope: Option<Value>,
+    envelope: Option<Box<Value>>,
 }
 
 impl ApiError {
@@ -84,7 +90,7 @@ impl ApiError {
     }
 
     fn with(mut self, extra: Value) -> Self {
-        self.extra = Some(extra);
+        self.extra = Some(Box::new(extra));
         self
     }
 
@@ -95,10 +101,12 @@ impl ApiError {
 
     fn body(&self) -> Value {
         if let Some(envelope) = &self.envelope {
-            return envelope.clone();
+            return (**envelope).clone();
         }
         let mut error = json!({"code": self.code, "message": self.message});
-        if let (Some(Value::Object(extra)), Some(obj)) = (&self.extra, error.as_object_mut()) {
+        if let (Some(Value::Object(extra)), Some(obj)) =
+            (self.extra.as_deref(), error.as_object_mut())
+        {
             for (k, v) in extra {
                 obj.insert(k.clone(), v.clone());
             }
@@ -132,6 +140,8 @@ struct Trace {
     upstream_started: Option<Instant>,
     ttfb_ms: Option<u64>,
     policy_ids: Vec<String>,
+    /// Webhook messages to send once the response is out.
+    notifications: Vec<Value>,
     /// The audit sink refused to take another record (storage down, spool
     /// full): the call is refused and leaves no record.
     unrecordable: bool,
@@ -167,17 +177,6 @@ fn public_url() -> String {
         .unwrap_or_else(|| "http://127.0.0.1:3000".into())
         .trim_end_matches('/')
         .to_string()
-}
-
-fn policy() -> Result<Policy, ApiError> {
-    Policy::from_variables(variable).map_err(|e| {
-        ApiError::new(
-            503,
-            "gateway_misconfigured",
-            "the access policy is not configured",
-        )
-        .detail(e)
-    })
 }
 
 fn method_name(m: &Method) -> String {
@@ -452,6 +451,8 @@ fn request_json(r: &grants::AccessRequest) -> Value {
         "granted_at": r.granted_at,
         "expires_at": r.expires_at,
         "renewable": r.renewable,
+        "policy_ids": r.policy_ids,
+        "renew_of": r.renew_of,
     })
 }
 
@@ -476,47 +477,206 @@ fn load_request(ctx: &mut Ctx, id: &str) -> Result<grants::AccessRequest, ApiErr
     grants::get(id).map_err(store_error)
 }
 
-// ---------------------------------------------------------------- access API
+fn client_name(ctx: &Ctx) -> String {
+    header(&ctx.headers, "editor-version")
+        .or_else(|| header(&ctx.headers, "user-agent"))
+        .unwrap_or_default()
+}
 
-fn create_request(ctx: &mut Ctx, request: &IncomingRequest) -> Result<Reply, ApiError> {
-    let principal = authenticate(ctx)?;
-    let body = read_request_body(request, MAX_API_BODY)?;
-    ctx.trace.bytes_in = body.len() as u64;
-    let ask: AccessAsk = parse_json(&body)?;
-    let plan = policy()?.plan(&principal.groups, &ask).map_err(|d| {
-        ApiError::new(403, "policy_denied", d.message.clone())
-            .with(json!({"rule": d.rule}))
-            .detail(format!("rule {}", d.rule))
-    })?;
+fn policy_context_clock() -> (i64, i64) {
+    access::clock()
+}
+
+/// The policy's view of one access request for `action`, recorded in the
+/// trace (the audit names the deciding policies).
+fn ask_about_request(
+    ctx: &mut Ctx,
+    principal: &Principal,
+    action: Action,
+    request: &grants::AccessRequest,
+    context: Value,
+) -> Result<copilot_jit_access_policy::Decision, ApiError> {
+    let d = ask_policy(
+        principal,
+        action,
+        &Resource::AccessRequest(facts(request)),
+        context,
+    )?;
+    ctx.trace.policy_ids = d.policy_ids.clone();
+    Ok(d)
+}
+
+fn clock_context(extra: Value) -> Value {
+    let (hour, weekday) = policy_context_clock();
+    let mut c = json!({"hour": hour, "weekday": weekday});
+    if let (Some(c), Value::Object(extra)) = (c.as_object_mut(), extra) {
+        c.extend(extra);
+    }
+    c
+}
+
+/// Whether `principal` may approve (and so decide) `request` now.
+fn may_decide(principal: &Principal, request: &grants::AccessRequest) -> Result<bool, ApiError> {
+    Ok(ask_policy(
+        principal,
+        Action::Approve,
+        &Resource::AccessRequest(facts(request)),
+        clock_context(json!({"comment": ""})),
+    )?
+    .allowed)
+}
+
+fn requirements_json(r: &copilot_jit_access_policy::Requirements) -> Value {
+    json!({
+        "auto_approve": r.auto_approve,
+        "approver_groups": r.approver_groups,
+        "min_approvals": r.min_approvals,
+        "max_duration_secs": r.max_duration_secs,
+        "pending_ttl_secs": r.pending_ttl_secs,
+    })
+}
+
+/// Creates a request (or a renewal) under the requirements of the policies
+/// that permitted it.
+fn create_under_policy(
+    ctx: &mut Ctx,
+    principal: Principal,
+    ask: &AccessAsk,
+    asked_secs: Option<u64>,
+    decisions: Vec<copilot_jit_access_policy::Decision>,
+    renew_of: Option<String>,
+) -> Result<grants::AccessRequest, ApiError> {
+    let mut ids: Vec<String> = decisions
+        .iter()
+        .flat_map(|d| d.policy_ids.iter().cloned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let req = copilot_jit_access_policy::requirements(&ids);
+    ctx.trace.policy_ids = ids.clone();
+    let max = req.max_duration_secs.unwrap_or(u64::MAX);
+    let duration_secs = asked_secs.unwrap_or(ask::DEFAULT_DURATION_SECS.min(max));
+    if duration_secs > max {
+        let d = copilot_jit_access_policy::Decision {
+            allowed: false,
+            policy_ids: ids,
+            errors: Vec::new(),
+            requirements: req.clone(),
+        };
+        return Err(denial(
+            &d,
+            "duration_exceeds_policy",
+            format!("the policy allows at most {max} seconds"),
+        ));
+    }
+    if !req.auto_approve && req.approver_groups.is_empty() {
+        return Err(ApiError::new(
+            503,
+            "policy_incomplete",
+            "the permitting policy names no approvers",
+        )
+        .detail(format!("policies {ids:?} name no @approver_groups")));
+    }
     let created = grants::create(&grants::NewRequest {
         requester: principal,
-        scopes: ask.scopes,
-        models: ask.models,
-        repository: ask.repository,
-        reason: ask.reason,
-        duration_secs: plan.duration_secs,
-        required_approvals: plan.required_approvals,
-        approver_groups: plan.approver_groups,
-        pending_ttl_secs: plan.pending_ttl_secs,
-        auto_approve: plan.auto_approve,
+        scopes: ask.scopes.clone(),
+        models: ask.models.clone(),
+        repository: ask.repository.clone(),
+        reason: ask.reason.clone(),
+        duration_secs,
+        required_approvals: req.min_approvals,
+        approver_groups: req.approver_groups.clone(),
+        pending_ttl_secs: req
+            .pending_ttl_secs
+            .unwrap_or(ask::DEFAULT_PENDING_TTL_SECS),
+        auto_approve: req.auto_approve,
         renewable: true,
+        policy_ids: ids,
+        renew_of,
     })
     .map_err(store_error)?;
     ctx.trace.grant_id = Some(created.id.clone());
     ctx.trace.reason = Some(
-        if plan.auto_approve {
+        if req.auto_approve {
             "auto-approved"
         } else {
             "pending approval"
         }
         .into(),
     );
+    notify_created(ctx, &created);
+    Ok(created)
+}
+
+// ---------------------------------------------------------------- access API
+
+fn create_request(ctx: &mut Ctx, request: &IncomingRequest) -> Result<Reply, ApiError> {
+    let principal = authenticate(ctx)?;
+    let body = read_request_body(request, MAX_API_BODY)?;
+    ctx.trace.bytes_in = body.len() as u64;
+    let asked: AccessAsk = parse_json(&body)?;
+    let asked_secs = ask::check_ask(&asked).map_err(|b| {
+        ApiError::new(400, "bad_request", b.message.clone()).with(json!({"field": b.field}))
+    })?;
+    let (hour, weekday) = policy_context_clock();
+    let mut decisions = Vec::new();
+    for scope in &asked.scopes {
+        let mut context = json!({
+            "duration_secs": asked_secs.unwrap_or(ask::DEFAULT_DURATION_SECS),
+            "reason": asked.reason,
+            "hour": hour,
+            "weekday": weekday,
+            "client": client_name(ctx),
+            "models": asked.models,
+        });
+        if let Some(repo) = &asked.repository {
+            context["repository"] = json!(repo);
+        }
+        let d = ask_policy(
+            &principal,
+            Action::Request,
+            &Resource::Scope(scope),
+            context,
+        )?;
+        if !d.allowed {
+            ctx.trace.policy_ids = d.policy_ids.clone();
+            return Err(denial(
+                &d,
+                "policy_denied",
+                format!(
+                    "the access policy does not let you request {scope}: {}",
+                    d.explain()
+                ),
+            ));
+        }
+        decisions.push(d);
+    }
+    let created = create_under_policy(ctx, principal, &asked, asked_secs, decisions, None)?;
     Ok(Reply::Json(201, json!({"request": request_json(&created)})))
+}
+
+/// `?older_than=` / `?newer_than=`: seconds or text like "1h".
+fn age_param(query: &routes::Query, name: &str) -> Result<Option<u64>, ApiError> {
+    query
+        .get(name)
+        .map(|v| {
+            let d = v
+                .parse::<u64>()
+                .map(ask::Duration::Seconds)
+                .unwrap_or(ask::Duration::Text(v.clone()));
+            d.seconds().ok_or_else(|| {
+                ApiError::new(
+                    400,
+                    "bad_query",
+                    format!("{name} must be seconds or text like \"1h\""),
+                )
+            })
+        })
+        .transpose()
 }
 
 fn list_requests(ctx: &mut Ctx) -> Result<Reply, ApiError> {
     let principal = authenticate(ctx)?;
-    let policy = policy()?;
     let query = routes::query_params(&ctx.path);
     let param = |name: &str| query.get(name);
     let status = match param("status").as_deref() {
@@ -534,55 +694,85 @@ fn list_requests(ctx: &mut Ctx) -> Result<Reply, ApiError> {
             ));
         }
     };
-    let approver = policy.may_decide(&principal.groups, &policy.approver_groups);
-    // Approvers see every request; anyone else sees only their own.
-    let requester_subject = if approver {
-        param("requester")
-    } else {
-        Some(principal.subject.clone())
-    };
     let limit = match param("limit") {
         None => 100,
         Some(v) => v
             .parse::<u32>()
             .map_err(|_| ApiError::new(400, "bad_query", "limit must be a whole number"))?,
     };
+    let older_than = age_param(&query, "older_than")?;
+    let newer_than = age_param(&query, "newer_than")?;
     let found = grants::list_requests(&grants::ListFilter {
         status,
-        requester_subject,
-        limit,
+        requester_subject: param("requester"),
+        limit: 500,
     })
     .map_err(store_error)?;
-    let visible: Vec<Value> = found
-        .iter()
-        .filter(|r| approver || same_person(&principal, r))
-        .map(|r| {
-            let mut v = request_json(r);
-            v["you_may_decide"] =
-                json!(
-                    r.status == grants::RequestStatus::Pending
-                        && !same_person(&principal, r)
-                        && policy.may_decide(&principal.groups, &r.approver_groups)
-                        && !r.decisions.iter().any(|d| d.by_subject == principal.subject
-                            && d.by_issuer == principal.issuer)
-                );
-            v
-        })
-        .collect();
+    let now = now();
+    let mut visible = Vec::new();
+    for r in &found {
+        let age = now.saturating_sub(r.created_at);
+        if older_than.is_some_and(|t| age < t) || newer_than.is_some_and(|t| age > t) {
+            continue;
+        }
+        let own = same_person(&principal, r);
+        // Approvers see what the policy lets them decide; everyone sees
+        // their own requests.
+        let decider = !own && may_decide(&principal, r)?;
+        if !own && !decider {
+            continue;
+        }
+        let mut v = request_json(r);
+        v["you_may_decide"] = json!(
+            decider
+                && r.status == grants::RequestStatus::Pending
+                && !r
+                    .decisions
+                    .iter()
+                    .any(|d| d.by_subject == principal.subject && d.by_issuer == principal.issuer)
+        );
+        visible.push(v);
+        if visible.len() >= limit.clamp(1, 500) as usize {
+            break;
+        }
+    }
     Ok(Reply::Json(200, json!({"requests": visible})))
 }
 
 fn get_request(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
     let principal = authenticate(ctx)?;
-    let policy = policy()?;
     let request = load_request(ctx, id)?;
-    if !same_person(&principal, &request)
-        && !policy.may_decide(&principal.groups, &request.approver_groups)
-    {
+    let own = same_person(&principal, &request);
+    let approve = ask_about_request(
+        ctx,
+        &principal,
+        Action::Approve,
+        &request,
+        clock_context(json!({"comment": ""})),
+    )?;
+    if !own && !approve.allowed {
         // Not found rather than forbidden: ids of others' requests are not revealed.
         return Err(ApiError::new(404, "not_found", "no such access request"));
     }
-    Ok(Reply::Json(200, json!({"request": request_json(&request)})))
+    let requirements = copilot_jit_access_policy::requirements(&request.policy_ids);
+    let mut body = request_json(&request);
+    body["policy"] = json!({
+        "permitted_by": request.policy_ids,
+        "requirements": requirements_json(&requirements),
+        "explanation": if requirements.auto_approve {
+            format!("approved at once under {}", request.policy_ids.join(", "))
+        } else {
+            format!(
+                "needs {} approval(s) from {} under {}",
+                request.required_approvals,
+                request.approver_groups.join(", "),
+                request.policy_ids.join(", ")
+            )
+        },
+        "you_may_decide": approve.allowed && request.status == grants::RequestStatus::Pending,
+        "your_decision_explained": approve.explain(),
+    });
+    Ok(Reply::Json(200, json!({"request": body})))
 }
 
 fn comment_from(request: &IncomingRequest) -> Result<String, ApiError> {
@@ -614,44 +804,133 @@ fn decide(
     verdict: Verdict,
 ) -> Result<Reply, ApiError> {
     let principal = authenticate(ctx)?;
-    let policy = policy()?;
     let comment = comment_from(request)?;
     let current = load_request(ctx, id)?;
-    if !policy.may_decide(&principal.groups, &current.approver_groups) {
-        return Err(ApiError::new(
-            403,
-            "not_an_approver",
+    let (action, kind) = match verdict {
+        Verdict::Approve => (Action::Approve, grants::DecisionKind::Approve),
+        Verdict::Deny => (Action::Deny, grants::DecisionKind::Deny),
+    };
+    let d = ask_about_request(
+        ctx,
+        &principal,
+        action,
+        &current,
+        clock_context(json!({"comment": comment})),
+    )?;
+    if !d.allowed {
+        let message = if same_person(&principal, &current) {
+            "requesters cannot decide their own request".to_string()
+        } else {
             format!(
                 "only members of {} may decide this request",
                 current.approver_groups.join(", ")
-            ),
-        ));
+            )
+        };
+        return Err(denial(&d, "not_an_approver", message));
     }
-    let kind = match verdict {
-        Verdict::Approve => grants::DecisionKind::Approve,
-        Verdict::Deny => grants::DecisionKind::Deny,
-    };
     let updated = grants::decide(id, kind, &principal, &comment).map_err(store_error)?;
+    if updated.status != grants::RequestStatus::Pending {
+        notify_decided(ctx, &updated, &principal, &comment);
+    }
     Ok(Reply::Json(200, json!({"request": request_json(&updated)})))
 }
 
 fn revoke(ctx: &mut Ctx, request: &IncomingRequest, id: &str) -> Result<Reply, ApiError> {
     let principal = authenticate(ctx)?;
-    let policy = policy()?;
     let comment = comment_from(request)?;
     let current = load_request(ctx, id)?;
-    if !same_person(&principal, &current)
-        && !policy.may_decide(&principal.groups, &current.approver_groups)
-    {
-        return Err(ApiError::new(
-            403,
+    let d = ask_about_request(
+        ctx,
+        &principal,
+        Action::Revoke,
+        &current,
+        clock_context(json!({})),
+    )?;
+    if !d.allowed {
+        return Err(denial(
+            &d,
             "forbidden",
-            "only the requester or an approver may revoke this grant",
+            "only the requester, an approver of the grant or security may revoke it",
         ));
     }
     let updated = grants::decide(id, grants::DecisionKind::Revoke, &principal, &comment)
         .map_err(store_error)?;
+    notify_decided(ctx, &updated, &principal, &comment);
     Ok(Reply::Json(200, json!({"request": request_json(&updated)})))
+}
+
+/// `POST /v1/grants/{id}/renew`: a new grant with the same scopes. The renew
+/// policy decides whether it is approved at once or goes to approvers.
+fn renew(ctx: &mut Ctx, request: &IncomingRequest, id: &str) -> Result<Reply, ApiError> {
+    let principal = authenticate(ctx)?;
+    let body = read_request_body(request, MAX_API_BODY)?;
+    let asked: RenewAsk = if body.iter().all(u8::is_ascii_whitespace) {
+        RenewAsk::default()
+    } else {
+        parse_json(&body)?
+    };
+    let current = load_request(ctx, id)?;
+    if !matches!(
+        current.status,
+        grants::RequestStatus::Approved | grants::RequestStatus::Expired
+    ) || current.granted_at.is_none()
+        || !current.renewable
+    {
+        return Err(ApiError::new(
+            409,
+            "not_renewable",
+            format!(
+                "only a granted, renewable request can be renewed; this one is {}",
+                status_name(current.status)
+            ),
+        ));
+    }
+    let asked_secs = ask::duration_secs(&asked.duration).map_err(|b| {
+        ApiError::new(400, "bad_request", b.message).with(json!({"field": b.field}))
+    })?;
+    let duration = asked_secs.unwrap_or(current.duration_secs);
+    let d = ask_about_request(
+        ctx,
+        &principal,
+        Action::Renew,
+        &current,
+        clock_context(json!({"duration_secs": duration})),
+    )?;
+    if !d.allowed {
+        return Err(denial(
+            &d,
+            "policy_denied",
+            format!(
+                "the access policy does not let you renew this grant: {}",
+                d.explain()
+            ),
+        ));
+    }
+    let reason = match &asked.reason {
+        Some(r) => {
+            ask::check_reason(r).map_err(|b| {
+                ApiError::new(400, "bad_request", b.message).with(json!({"field": b.field}))
+            })?;
+            r.clone()
+        }
+        None => format!("renewal of {}: {}", current.id, current.reason),
+    };
+    let renewal = AccessAsk {
+        scopes: current.scopes.clone(),
+        models: current.models.clone(),
+        duration: None,
+        reason,
+        repository: current.repository.clone(),
+    };
+    let created = create_under_policy(
+        ctx,
+        principal,
+        &renewal,
+        Some(duration),
+        vec![d],
+        Some(current.id.clone()),
+    )?;
+    Ok(Reply::Json(201, json!({"request": request_json(&created)})))
 }
 
 /// The lifetime a requester asks for: `{"ttl": 600}`, `{"ttl": "10m"}`, or
@@ -661,7 +940,7 @@ fn revoke(ctx: &mut Ctx, request: &IncomingRequest, id: &str) -> Result<Reply, A
 #[serde(deny_unknown_fields)]
 struct TokenAsk {
     #[serde(default)]
-    ttl: Option<crate::policy::Duration>,
+    ttl: Option<ask::Duration>,
 }
 
 fn issue_token(ctx: &mut Ctx, request: &IncomingRequest, id: &str) -> Result<Reply, ApiError> {
@@ -700,7 +979,7 @@ fn issue_token(ctx: &mut Ctx, request: &IncomingRequest, id: &str) -> Result<Rep
         None => variable("token_ttl_secs")
             .and_then(|v| v.parse().ok())
             .unwrap_or(900),
-        Some(crate::policy::Duration::Text(t)) if t == "grant" => expires_at.saturating_sub(now()),
+        Some(ask::Duration::Text(t)) if t == "grant" => expires_at.saturating_sub(now()),
         Some(d) => d.seconds().filter(|s| *s > 0).ok_or_else(|| {
             ApiError::new(
                 400,
@@ -742,12 +1021,16 @@ fn issue_token(ctx: &mut Ctx, request: &IncomingRequest, id: &str) -> Result<Rep
 fn oauth_error(status: u16, error: &'static str, description: impl Into<String>) -> ApiError {
     let description = description.into();
     ApiError {
-        envelope: Some(json!({"error": error, "error_description": description})),
+        envelope: Some(Box::new(
+            json!({"error": error, "error_description": description}),
+        )),
         ..ApiError::new(status, error, description)
     }
 }
 
 const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// A pipeline token's lifetime unless the permitting policy says less.
+const EXCHANGE_DEFAULT_SECS: u64 = 900;
 
 /// `POST /v1/token-exchange` (RFC 8693): a GitHub Actions run trades its
 /// OIDC token for a minutes-long gateway token, under the Actions policy.
@@ -793,14 +1076,6 @@ fn token_exchange(ctx: &mut Ctx, request: &IncomingRequest) -> Result<Reply, Api
             ))
         }
     }
-    let actions = crate::policy::ActionsPolicy::from_variables(variable).map_err(|e| {
-        oauth_error(
-            503,
-            "temporarily_unavailable",
-            "token exchange is not configured",
-        )
-        .detail(e)
-    })?;
     let principal = auth::authenticate(&subject_token).map_err(|e| {
         oauth_error(400, "invalid_grant", "the subject token was not accepted").detail(format!(
             "{}: {}",
@@ -818,23 +1093,57 @@ fn token_exchange(ctx: &mut Ctx, request: &IncomingRequest) -> Result<Reply, Api
         ));
     }
     let claims: Value = serde_json::from_str(&principal.claims_json).unwrap_or_default();
-    actions.check(&claims).map_err(|d| {
-        oauth_error(403, "access_denied", d.message.clone()).detail(format!("rule {}", d.rule))
-    })?;
-    let scopes: Vec<String> = match form.get("scope") {
-        None => actions.scopes.clone(),
-        Some(asked) => {
-            let asked: Vec<String> = asked.split_whitespace().map(str::to_string).collect();
-            if let Some(bad) = asked.iter().find(|s| !actions.scopes.contains(s)) {
-                return Err(oauth_error(
-                    400,
-                    "invalid_scope",
-                    format!("scope {bad} is not available to pipelines"),
-                ));
-            }
-            asked
+    // Pipelines get completions unless they ask for more; each scope is the
+    // policy's to allow (action `exchange`).
+    let asked: Option<Vec<String>> = form
+        .get("scope")
+        .map(|s| s.split_whitespace().map(str::to_string).collect());
+    let scopes = asked
+        .clone()
+        .unwrap_or_else(|| vec!["completions".to_string()]);
+    if let Some(bad) = scopes
+        .iter()
+        .find(|s| !ask::KNOWN_SCOPES.contains(&s.as_str()))
+    {
+        return Err(oauth_error(
+            400,
+            "invalid_scope",
+            format!("unknown scope {bad}"),
+        ));
+    }
+    let mut permits = Vec::new();
+    for scope in &scopes {
+        let d = ask_policy(
+            &principal,
+            Action::Exchange,
+            &Resource::Scope(scope),
+            json!({"duration_secs": EXCHANGE_DEFAULT_SECS}),
+        )?;
+        ctx.trace.policy_ids = d.policy_ids.clone();
+        if !d.allowed {
+            let (status, error) = if asked.is_some() {
+                (400, "invalid_scope")
+            } else {
+                (403, "access_denied")
+            };
+            return Err(oauth_error(
+                status,
+                error,
+                format!("this run may not use {scope}: {}", d.explain()),
+            )
+            .with(json!({"policy_ids": d.policy_ids}))
+            .detail(format!("policy: {}", d.explain())));
         }
-    };
+        permits.extend(d.policy_ids);
+    }
+    permits.sort();
+    permits.dedup();
+    let requirements = copilot_jit_access_policy::requirements(&permits);
+    let token_secs = requirements
+        .max_duration_secs
+        .unwrap_or(EXCHANGE_DEFAULT_SECS)
+        .min(EXCHANGE_DEFAULT_SECS);
+    ctx.trace.policy_ids = permits.clone();
     let claim = |k: &str| {
         claims
             .get(k)
@@ -853,12 +1162,14 @@ fn token_exchange(ctx: &mut Ctx, request: &IncomingRequest) -> Result<Reply, Api
             claim("event_name"),
             claim("ref")
         ),
-        duration_secs: actions.token_secs,
+        duration_secs: token_secs,
         required_approvals: 1,
         approver_groups: Vec::new(),
         pending_ttl_secs: 1,
         auto_approve: true,
         renewable: false,
+        policy_ids: permits,
+        renew_of: None,
     })
     .map_err(store_error)?;
     ctx.trace.grant_id = Some(grant.id.clone());
@@ -868,7 +1179,7 @@ fn token_exchange(ctx: &mut Ctx, request: &IncomingRequest) -> Result<Reply, Api
         issuer_of_subject: principal.issuer.clone(),
         scopes: scopes.clone(),
         models: Vec::new(),
-        ttl_secs: actions.token_secs,
+        ttl_secs: token_secs,
         not_after: grant.expires_at.unwrap_or_else(now),
     })
     .map_err(|e| {
@@ -919,11 +1230,18 @@ fn audit_records(ctx: &mut Ctx) -> Result<Reply, ApiError> {
 
 fn require_auditor(ctx: &mut Ctx) -> Result<Principal, ApiError> {
     let principal = authenticate(ctx)?;
-    if !policy()?.may_read_audit(&principal.groups) {
-        return Err(ApiError::new(
-            403,
+    let d = ask_policy(
+        &principal,
+        Action::ReadAudit,
+        &Resource::AuditTrail,
+        json!({}),
+    )?;
+    ctx.trace.policy_ids = d.policy_ids.clone();
+    if !d.allowed {
+        return Err(denial(
+            &d,
             "not_an_auditor",
-            "the audit trail is for auditor groups",
+            "the audit trail is for auditors",
         ));
     }
     Ok(principal)
@@ -1058,6 +1376,154 @@ fn audit_status(ctx: &mut Ctx) -> Result<Reply, ApiError> {
     ))
 }
 
+// ---------------------------------------------------------------- webhooks
+
+/// The approvers' webhook (Slack-compatible), if configured: the origin is
+/// public, the path is the secret.
+fn webhook_url() -> Option<String> {
+    let path = variable("notify_webhook_path")?;
+    let origin = variable("notify_webhook_origin")?;
+    Some(format!(
+        "{}/{}",
+        origin.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    ))
+}
+
+fn who(p: &Principal) -> String {
+    p.email.clone().unwrap_or_else(|| p.subject.clone())
+}
+
+fn notify_created(ctx: &mut Ctx, r: &grants::AccessRequest) {
+    if webhook_url().is_none() {
+        return;
+    }
+    let link = format!("{}/v1/access-requests/{}", public_url(), r.id);
+    let (event, text) = if r.status == grants::RequestStatus::Approved {
+        (
+            "access.auto_approved",
+            format!(
+                "{} was granted {} for {}s at once (policy {}). {link}",
+                who(&r.requester),
+                r.scopes.join(", "),
+                r.duration_secs,
+                r.policy_ids.join(", ")
+            ),
+        )
+    } else {
+        (
+            "access.requested",
+            format!(
+                "{} asks for {} for {}s: \"{}\". Needs {} approval(s) from {}. {link}",
+                who(&r.requester),
+                r.scopes.join(", "),
+                r.duration_secs,
+                r.reason,
+                r.required_approvals,
+                r.approver_groups.join(", ")
+            ),
+        )
+    };
+    ctx.trace.notifications.push(json!({
+        "text": text,
+        "copilot_jit": {"event": event, "request": request_json(r)},
+    }));
+}
+
+fn notify_decided(ctx: &mut Ctx, r: &grants::AccessRequest, by: &Principal, comment: &str) {
+    if webhook_url().is_none() {
+        return;
+    }
+    let (event, verb) = match r.status {
+        grants::RequestStatus::Approved => ("access.approved", "approved"),
+        grants::RequestStatus::Denied => ("access.denied", "denied"),
+        grants::RequestStatus::Revoked => ("grant.revoked", "revoked"),
+        _ => return,
+    };
+    let comment = if comment.is_empty() {
+        String::new()
+    } else {
+        format!(": \"{comment}\"")
+    };
+    ctx.trace.notifications.push(json!({
+        "text": format!(
+            "{}: your request {} for {} was {verb} by {}{comment}",
+            who(&r.requester),
+            r.id,
+            r.scopes.join(", "),
+            who(by)
+        ),
+        "copilot_jit": {
+            "event": event,
+            "request": request_json(r),
+            "by": who(by),
+            "requester": who(&r.requester),
+        },
+    }));
+}
+
+/// Sends the queued messages. A failure never undoes the decision; each
+/// delivery, or its failure, gets its own audit record.
+fn deliver_notifications(ctx: &Ctx) {
+    let Some(url) = webhook_url() else { return };
+    for message in &ctx.trace.notifications {
+        let started = Instant::now();
+        let body = message.to_string().into_bytes();
+        let headers = vec![("content-type".to_string(), b"application/json".to_vec())];
+        let result = send_with_timeout(Method::Post, &url, &headers, Some(&body), Some(3000))
+            .and_then(|r| match r.status {
+                200..=299 => Ok(r.status),
+                s => Err(format!("webhook answered {s}")),
+            });
+        let (outcome, reason, status) = match &result {
+            Ok(s) => ("allowed", None, *s),
+            Err(e) => ("failed", Some(format!("webhook not delivered: {e}")), 502),
+        };
+        if let Err(e) = &result {
+            eprintln!("notification for {} not delivered: {e}", ctx.request_id);
+        }
+        let event = audit::AuditEvent {
+            request_id: ctx.request_id.clone(),
+            client_request_id: None,
+            principal: ctx.trace.principal.clone(),
+            grant_id: ctx.trace.grant_id.clone(),
+            token_id: None,
+            method: "POST".into(),
+            // The webhook path is a secret: never recorded.
+            path: "/notify/webhook".into(),
+            action: format!(
+                "notify.{}",
+                message["copilot_jit"]["event"]
+                    .as_str()
+                    .unwrap_or("message")
+            ),
+            model: None,
+            client: audit::ClientInfo {
+                editor_version: None,
+                plugin_version: None,
+                integration_id: None,
+                user_agent: None,
+            },
+            outcome: outcome.into(),
+            status,
+            reason,
+            policy_ids: Vec::new(),
+            findings: Vec::new(),
+            prompt: None,
+            response: None,
+            upstream_status: result.as_ref().ok().copied(),
+            bytes_in: 0,
+            bytes_out: body.len() as u64,
+            duration_ms: started.elapsed().as_millis() as u64,
+            upstream_ms: None,
+            ttfb_ms: None,
+        };
+        if let Err(e) = audit::append(&event) {
+            eprintln!("audit record for a notification not stored: {e:?}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------- upstream
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -1086,6 +1552,17 @@ fn send(
     headers: &[(String, Vec<u8>)],
     body: Option<&[u8]>,
 ) -> Result<Upstream, String> {
+    send_with_timeout(method, url, headers, body, None)
+}
+
+/// `send`, giving up after `timeout_ms` to connect or to the first byte.
+fn send_with_timeout(
+    method: Method,
+    url: &str,
+    headers: &[(String, Vec<u8>)],
+    body: Option<&[u8]>,
+    timeout_ms: Option<u64>,
+) -> Result<Upstream, String> {
     let url_parts = copilot_jit_common::split_url(url)?;
     let scheme = if url_parts.https {
         Scheme::Https
@@ -1105,7 +1582,13 @@ fn send(
     let outgoing_body = request
         .body()
         .map_err(|_| "request body unavailable".to_string())?;
-    let pending = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
+    let options = timeout_ms.map(|ms| {
+        let options = wasi::http::types::RequestOptions::new();
+        let _ = options.set_connect_timeout(Some(ms * 1_000_000));
+        let _ = options.set_first_byte_timeout(Some(ms * 1_000_000));
+        options
+    });
+    let pending = outgoing_handler::handle(request, options).map_err(|e| format!("{e:?}"))?;
     if let Some(bytes) = body {
         let stream = outgoing_body
             .write()
@@ -1326,7 +1809,7 @@ fn copilot_token_exchange(ctx: &mut Ctx) -> Result<Reply, ApiError> {
         // Clients show `error_details.message` on 403 and sign out on 401.
         let message = e.message.clone();
         ApiError {
-            envelope: Some(copilot::error_envelope(&message, &how_to)),
+            envelope: Some(Box::new(copilot::error_envelope(&message, &how_to))),
             ..e
         }
     })?;
@@ -1418,6 +1901,44 @@ fn telemetry(ctx: &mut Ctx, request: &IncomingRequest) -> Result<Reply, ApiError
     ))
 }
 
+/// The policy's word on one Copilot call (action `use`): the grant covers
+/// it, and policy may still forbid a model or endpoint for some callers.
+fn may_use(
+    ctx: &mut Ctx,
+    grant: &grants::AccessRequest,
+    scope: &str,
+    model: Option<&str>,
+) -> Result<(), ApiError> {
+    let mut context = json!({
+        "endpoint": ctx.path.split('?').next().unwrap_or(""),
+        "client": client_name(ctx),
+    });
+    if let Some(m) = model {
+        context["model"] = json!(m);
+    }
+    if let Some(repo) = &grant.repository {
+        context["repository"] = json!(repo);
+    }
+    let d = ask_policy(
+        &grant.requester,
+        Action::Use,
+        &Resource::Scope(scope),
+        context,
+    )?;
+    ctx.trace.policy_ids = d.policy_ids.clone();
+    if !d.allowed {
+        return Err(denial(
+            &d,
+            "policy_denied",
+            format!(
+                "the access policy does not allow this call: {}",
+                d.explain()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn copilot_call(
     ctx: &mut Ctx,
     request: &IncomingRequest,
@@ -1448,6 +1969,9 @@ fn copilot_call(
             return Err(ApiError::new(404, "not_found", "no such model"));
         }
     }
+    if call.is_listing() {
+        may_use(ctx, &grant, call.scope(), None)?;
+    }
     // 3. The prompt: inspected, redacted or blocked before anything leaves.
     let mut upstream_body = None;
     let mut wants_stream = false;
@@ -1470,6 +1994,7 @@ fn copilot_call(
                 format!("your grant does not include model {m}"),
             ));
         }
+        may_use(ctx, &grant, call.scope(), model.as_deref())?;
         wants_stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
         let mut blocked = false;
         let mut findings = Vec::new();
@@ -1757,6 +2282,7 @@ fn dispatch(
         Route::Decide(_, Verdict::Approve) => "access.approve",
         Route::Decide(_, Verdict::Deny) => "access.deny",
         Route::Revoke(_) => "grant.revoke",
+        Route::Renew(_) => "grant.renew",
         Route::IssueToken(_) => "grant.token",
         Route::AuditRecords => "audit.read",
         Route::AuditReplay(_) => "audit.replay",
@@ -1805,6 +2331,7 @@ fn dispatch(
         Route::GetRequest(id) => get_request(ctx, &id),
         Route::Decide(id, verdict) => decide(ctx, request, &id, verdict),
         Route::Revoke(id) => revoke(ctx, request, &id),
+        Route::Renew(id) => renew(ctx, request, &id),
         Route::IssueToken(id) => issue_token(ctx, request, &id),
         Route::AuditRecords => audit_records(ctx),
         Route::AuditReplay(grant) => audit_replay(ctx, &grant),
@@ -1914,6 +2441,7 @@ impl Guest for Component {
         if records_this(&ctx.trace.action) && !ctx.trace.unrecordable {
             record(&ctx, status, started.elapsed().as_millis() as u64);
         }
+        deliver_notifications(&ctx);
     }
 }
 

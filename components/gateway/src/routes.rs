@@ -9,6 +9,8 @@ pub enum Route {
     GetRequest(String),
     Decide(String, Verdict),
     Revoke(String),
+    /// `POST /v1/grants/{id}/renew`: a new grant with the same scopes, under the renew policy.
+    Renew(String),
     IssueToken(String),
     AuditRecords,
     /// `GET /v1/audit/grants/{id}/replay`: one grant's exchanges in order.
@@ -151,6 +153,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
             only("POST", Route::Decide(id.to_string(), Verdict::Deny))
         }
         ["v1", "grants", id, "revoke"] if id_ok(id) => only("POST", Route::Revoke(id.to_string())),
+        ["v1", "grants", id, "renew"] if id_ok(id) => only("POST", Route::Renew(id.to_string())),
         ["v1", "grants", id, "token"] if id_ok(id) => {
             only("POST", Route::IssueToken(id.to_string()))
         }

@@ -157,6 +157,8 @@ mod bindings {
             granted_at: r.granted_at,
             expires_at: r.expires_at,
             renewable: r.renewable,
+            policy_ids: r.policy_ids,
+            renew_of: r.renew_of,
             version: r.version,
         }
     }
@@ -198,6 +200,8 @@ mod bindings {
                     pending_ttl_secs: req.pending_ttl_secs,
                     auto_approve: req.auto_approve,
                     renewable: req.renewable,
+                    policy_ids: req.policy_ids,
+                    renew_of: req.renew_of,
                 },
                 now(),
             );

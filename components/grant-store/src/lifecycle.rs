@@ -57,6 +57,10 @@ pub struct Request {
     /// Records written before this field existed were renewable.
     #[serde(default = "renewable_by_default")]
     pub renewable: bool,
+    #[serde(default)]
+    pub policy_ids: Vec<String>,
+    #[serde(default)]
+    pub renew_of: Option<String>,
     pub version: u64,
 }
 
@@ -192,6 +196,8 @@ pub struct NewRequest {
     pub pending_ttl_secs: u64,
     pub auto_approve: bool,
     pub renewable: bool,
+    pub policy_ids: Vec<String>,
+    pub renew_of: Option<String>,
 }
 
 pub fn create(new: NewRequest, now: u64) -> Request {
@@ -213,6 +219,8 @@ pub fn create(new: NewRequest, now: u64) -> Request {
         granted_at: None,
         expires_at: None,
         renewable: new.renewable,
+        policy_ids: new.policy_ids,
+        renew_of: new.renew_of,
         version: 1,
     };
     if new.auto_approve {
@@ -248,6 +256,8 @@ mod tests {
                 pending_ttl_secs: 3600,
                 auto_approve: auto,
                 renewable: true,
+                policy_ids: vec!["p".into()],
+                renew_of: None,
             },
             1000,
         )

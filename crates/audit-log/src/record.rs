@@ -101,16 +101,47 @@ impl std::fmt::Display for VerifyError {
     }
 }
 
-#[derive(Serialize)]
-struct Signed<'a> {
-    event: &'a Map<String, Value>,
-    seal: &'a Seal,
+/// Writes `value` as JSON with every object's keys sorted, whatever map
+/// type serde_json was built with (`preserve_order` keeps insertion order,
+/// and feature unification can switch it on in one build and not another).
+fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push(b'{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, k)?;
+                out.push(b':');
+                write_canonical(&map[k], out)?;
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out)?;
+            }
+            out.push(b']');
+        }
+        scalar => serde_json::to_writer(&mut *out, scalar)?,
+    }
+    Ok(())
 }
 
 fn record_hash(event: &Map<String, Value>, seal: &Seal) -> Result<[u8; 32], serde_json::Error> {
-    // Maps serialise in one order on both sides (sorted, or as parsed), so a
-    // record read back hashes to what was signed.
-    Ok(Sha256::digest(serde_json::to_vec(&Signed { event, seal })?).into())
+    let mut signed = Map::new();
+    signed.insert("event".into(), Value::Object(event.clone()));
+    signed.insert("seal".into(), serde_json::to_value(seal)?);
+    let mut bytes = Vec::with_capacity(1024);
+    write_canonical(&Value::Object(signed), &mut bytes)?;
+    Ok(Sha256::digest(&bytes).into())
 }
 
 pub struct AuditKey {
@@ -259,6 +290,34 @@ pub(crate) mod tests {
         let plain: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(plain["class_uid"], 6003);
         assert_eq!(plain["integrity"]["seq"], 2);
+    }
+
+    #[test]
+    fn the_hash_does_not_depend_on_key_order() {
+        let key = AuditKey::new([3; 32]);
+        let record = chain(&key, 1).remove(0);
+        // The same event with its keys in reverse order verifies.
+        let mut reversed = Map::new();
+        for (k, v) in record.event.iter().rev() {
+            reversed.insert(k.clone(), v.clone());
+        }
+        let shuffled = Record {
+            event: reversed,
+            integrity: record.integrity.clone(),
+        };
+        let mut ring = Keyring::default();
+        ring.add(key.verifying_key());
+        assert_eq!(verify_record(&shuffled, &ring), Ok(()));
+        let mut out = Vec::new();
+        write_canonical(
+            &serde_json::json!({"b": [1, {"d": 1, "c": "é"}], "a": null}),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"a":null,"b":[1,{"c":"é","d":1}]}"#
+        );
     }
 
     #[test]

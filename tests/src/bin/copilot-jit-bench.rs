@@ -318,6 +318,72 @@ async fn masking_figures(engine: &wasmtime::Engine, root: &std::path::Path) -> R
     Ok(out)
 }
 
+/// What the access policy costs a request: parsing the text (what is not
+/// done), decoding the compiled set (once per instance that needs it), and
+/// one decision. Native, means of 2,000.
+fn policy_figures(root: &std::path::Path) -> Result<String> {
+    use copilot_jit_access_policy::{Action, Engine, Kind, Principal, Resource};
+    use std::str::FromStr;
+    let mut text = String::new();
+    for entry in std::fs::read_dir(root.join("policies"))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "cedar") {
+            text.push_str(&std::fs::read_to_string(path)?);
+        }
+    }
+    const N: u32 = 2000;
+    let started = Instant::now();
+    for _ in 0..N {
+        cedar_policy::PolicySet::from_str(&text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let parse = started.elapsed().as_secs_f64() * 1e6 / f64::from(N);
+    let started = Instant::now();
+    for _ in 0..N {
+        Engine::load().map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let decode = started.elapsed().as_secs_f64() * 1e6 / f64::from(N);
+    let engine = Engine::load().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let groups = vec!["developers".to_string()];
+    let who = Principal {
+        kind: Kind::Human,
+        subject: "alice",
+        issuer: "https://idp",
+        email: "alice@example.com",
+        groups: &groups,
+        claims: None,
+    };
+    let started = Instant::now();
+    for _ in 0..N {
+        let d = engine
+            .decide(
+                &who,
+                Action::Use,
+                &Resource::Scope("chat"),
+                serde_json::json!({"endpoint": "/chat/completions", "client": "bench", "model": "gpt-4o"}),
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        anyhow::ensure!(d.allowed, "the bench decision should allow");
+    }
+    let decide = started.elapsed().as_secs_f64() * 1e6 / f64::from(N);
+    let mut out = String::new();
+    writeln!(out, "| step ({} policies) | µs, native |", engine.len())?;
+    writeln!(out, "|---|---:|")?;
+    writeln!(
+        out,
+        "| parse the policy text (never done per request) | {parse:.1} |"
+    )?;
+    writeln!(
+        out,
+        "| decode the compiled set (once per instance, when needed) | {decode:.1} |"
+    )?;
+    writeln!(
+        out,
+        "| one `use` decision (entities, context, authorize) | {decide:.1} |"
+    )?;
+    writeln!(out, "| parse ÷ decode | {:.1}× |", parse / decode)?;
+    Ok(out)
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -543,6 +609,8 @@ async fn main() -> Result<()> {
 
     eprintln!("masking throughput");
     let masking = masking_figures(&engine, &root).await?;
+    eprintln!("access policy");
+    let policy = policy_figures(&root)?;
 
     let mut sizes = String::new();
     writeln!(sizes, "| artifact | KiB |")?;
@@ -580,7 +648,7 @@ async fn main() -> Result<()> {
         "Machine: {}. Run: {date}. Command: `scripts/bench.sh --seconds {} --concurrency {}`.\n\
          The load generator, the mock upstream and the host share the machine, so read the ratios, not the absolute figures.\n\n\
          ## Summary\n\n{summary}\n{report}\n## Unloaded latency (one client, {} s per cell)\n\n{unloaded}\n## Per-request start cost\n\n{start}\n\
-         ## Streams (20 events, 10 ms apart, means of 10 streams)\n\n{streams}\n## Masking (full default detector set)\n\n{masking}\n## Artifacts\n\n{sizes}",
+         ## Streams (20 events, 10 ms apart, means of 10 streams)\n\n{streams}\n## Masking (full default detector set)\n\n{masking}\n## Access policy (Cedar)\n\n{policy}\n## Artifacts\n\n{sizes}",
         machine(),
         o.seconds,
         o.concurrency,

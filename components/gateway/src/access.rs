@@ -1,0 +1,94 @@
+//! The gateway's questions to the Cedar policy (crate
+//! `copilot-jit-access-policy`): who may request, decide, revoke, renew,
+//! use, exchange and read the audit. The compiled policy set is decoded once
+//! per instance, and only when a request needs a decision.
+
+use std::sync::OnceLock;
+
+use super::copilot_jit::gateway::grants::AccessRequest;
+use super::copilot_jit::gateway::types::{Principal, PrincipalKind};
+use copilot_jit_access_policy::{
+    Action, Decision, Engine, Kind, Principal as PolicyPrincipal, RequestFacts, Resource,
+};
+use serde_json::{json, Value};
+
+use super::ApiError;
+
+fn engine() -> Result<&'static Engine, ApiError> {
+    static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| Engine::load().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| {
+            ApiError::new(
+                503,
+                "policy_unavailable",
+                "the access policy could not be loaded",
+            )
+            .detail(e.clone())
+        })
+}
+
+pub fn facts(r: &AccessRequest) -> RequestFacts<'_> {
+    RequestFacts {
+        id: &r.id,
+        requester: &r.requester.subject,
+        requester_issuer: &r.requester.issuer,
+        scopes: &r.scopes,
+        approver_groups: &r.approver_groups,
+        duration_secs: r.duration_secs,
+        status: super::status_name(r.status),
+    }
+}
+
+/// UTC hour and weekday for contexts.
+pub fn clock() -> (i64, i64) {
+    copilot_jit_access_policy::clock(copilot_jit_common::unix_now())
+}
+
+/// Asks the policy. Evaluation errors inside a policy make it not apply
+/// (Cedar's semantics); a question that cannot be asked fails closed.
+pub fn decide(
+    principal: &Principal,
+    action: Action,
+    resource: &Resource<'_>,
+    context: Value,
+) -> Result<Decision, ApiError> {
+    let claims: Value = serde_json::from_str(&principal.claims_json).unwrap_or(Value::Null);
+    let who = PolicyPrincipal {
+        kind: match principal.kind {
+            PrincipalKind::Human => Kind::Human,
+            PrincipalKind::Workload => Kind::Workload,
+            PrincipalKind::Agent => Kind::Agent,
+        },
+        subject: &principal.subject,
+        issuer: &principal.issuer,
+        email: principal.email.as_deref().unwrap_or(""),
+        groups: &principal.groups,
+        claims: Some(&claims),
+    };
+    let decision = engine()?
+        .decide(&who, action, resource, context)
+        .map_err(|e| {
+            ApiError::new(
+                503,
+                "policy_unavailable",
+                "the access policy could not be asked",
+            )
+            .detail(e.to_string())
+        })?;
+    for e in &decision.errors {
+        eprintln!("policy evaluation error ({}): {e}", action.name());
+    }
+    Ok(decision)
+}
+
+/// A 403 that names the deciding policies.
+pub fn denial(decision: &Decision, code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(403, code, message)
+        .with(json!({
+            "policy_ids": decision.policy_ids,
+            "explanation": decision.explain(),
+        }))
+        .detail(format!("policy: {}", decision.explain()))
+}

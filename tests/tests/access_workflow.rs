@@ -604,3 +604,56 @@ async fn approvers_are_notified_and_a_failing_webhook_never_blocks() {
     let all = stack.audit_records("").await.unwrap();
     assert!(!serde_json::to_string(&all).unwrap().contains("secretpart"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_asks_todays_policy_would_this_call_pass() {
+    let stack = Stack::start().await.unwrap();
+    let (grant, token) = stack.approved_grant(&["chat"], &[], None).await.unwrap();
+    assert_eq!(chat(&stack, &token, "gpt-5-preview").await.0, 200);
+    let carol = stack.person("carol", &[copilot_jit_testkit::harness::AUDITORS]);
+    let path = format!("/v1/audit/grants/{grant}/replay");
+    let find_chat = |body: &Value| {
+        body["exchanges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action"] == "copilot.chat")
+            .cloned()
+    };
+    let mut exchange = None;
+    for _ in 0..50 {
+        let (status, body) = api(&stack, "GET", &path, &carol, Value::Null).await;
+        assert_eq!(status, 200, "{body}");
+        exchange = find_chat(&body);
+        if exchange.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let exchange = exchange.expect("the chat is recorded");
+    // As recorded (a developer): allowed today too.
+    assert_eq!(exchange["today"]["policy"]["allowed"], true, "{exchange}");
+    assert_eq!(exchange["today"]["would_be_blocked"], false);
+    // Had a contractor sent it, today's policy would refuse it.
+    let (_, body) = api(
+        &stack,
+        "GET",
+        &format!("{path}?as_groups=contractors"),
+        &carol,
+        Value::Null,
+    )
+    .await;
+    let exchange = find_chat(&body).unwrap();
+    assert_eq!(exchange["today"]["would_be_blocked"], true, "{exchange}");
+    assert_eq!(
+        exchange["today"]["policy"]["policy_ids"],
+        json!(["contractors-no-preview-models"])
+    );
+    // Approvers are not auditors.
+    let bob = stack.person("bob", &[APPROVERS]);
+    let (status, body) = api(&stack, "GET", &path, &bob, Value::Null).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("not_an_auditor"))
+    );
+}

@@ -1304,7 +1304,9 @@ fn audit_replay(ctx: &mut Ctx, grant_id: &str) -> Result<Reply, ApiError> {
         let prompt = unmapped["prompt"].as_str();
         let response = unmapped["response"].as_str();
         let today_prompt = recheck(prompt, true);
-        let would_block = today_prompt["blocked"].as_bool().unwrap_or(false);
+        let today_policy = replay_policy(&record, as_groups.as_deref())?;
+        let would_block =
+            today_prompt["blocked"].as_bool().unwrap_or(false) || today_policy["allowed"] == false;
         exchanges.push(json!({
             "seq": record["integrity"]["seq"],
             "id": record["metadata"]["uid"],
@@ -1320,6 +1322,7 @@ fn audit_replay(ctx: &mut Ctx, grant_id: &str) -> Result<Reply, ApiError> {
             "today": {
                 "prompt": today_prompt,
                 "response": recheck(response, false),
+                "policy": today_policy,
                 "would_be_blocked": would_block,
             },
         }));
@@ -1335,6 +1338,58 @@ fn audit_replay(ctx: &mut Ctx, grant_id: &str) -> Result<Reply, ApiError> {
         200,
         json!({"grant_id": grant_id, "exchanges": exchanges}),
     ))
+}
+
+/// Today's `use` decision for a recorded Copilot call, asked as the recorded
+/// caller (or as members of `as_groups`). Null for records of other actions.
+fn replay_policy(record: &Value, as_groups: Option<&[String]>) -> Result<Value, ApiError> {
+    let unmapped = &record["unmapped"];
+    let Some(scope) = unmapped["action"]
+        .as_str()
+        .and_then(|a| a.strip_prefix("copilot."))
+        .filter(|s| ask::KNOWN_SCOPES.contains(s))
+    else {
+        return Ok(Value::Null);
+    };
+    let user = &record["actor"]["user"];
+    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+    let groups: Vec<String> = match as_groups {
+        Some(g) => g.to_vec(),
+        None => user["groups"]
+            .as_array()
+            .map(|g| {
+                g.iter()
+                    .filter_map(|g| g["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    let principal = Principal {
+        kind: match user["type"].as_str() {
+            Some("workload") => PrincipalKind::Workload,
+            Some("agent") => PrincipalKind::Agent,
+            _ => PrincipalKind::Human,
+        },
+        issuer: text(&record["actor"]["idp"]["name"]),
+        subject: text(&user["uid"]),
+        email: user["email_addr"].as_str().map(str::to_string),
+        name: None,
+        groups,
+        claims_json: "{}".into(),
+    };
+    let mut context = json!({
+        "endpoint": text(&record["http_request"]["url"]["path"]),
+        "client": text(&record["actor"]["app_name"]),
+    });
+    if let Some(model) = unmapped["model"].as_str() {
+        context["model"] = json!(model);
+    }
+    let d = ask_policy(&principal, Action::Use, &Resource::Scope(scope), context)?;
+    Ok(json!({
+        "allowed": d.allowed,
+        "policy_ids": d.policy_ids,
+        "explanation": d.explain(),
+    }))
 }
 
 /// Ships spooled records; for a scheduler when traffic is too thin to

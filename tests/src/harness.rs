@@ -121,6 +121,7 @@ impl Stack {
             ("github_api_url", upstream.base_url()),
             ("copilot_api_url", upstream.base_url()),
             ("copilot_proxy_url", upstream.base_url()),
+            ("copilot_telemetry_url", upstream.base_url()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

@@ -2,7 +2,7 @@
 //! language server and VS Code make (see the protocol reference), answered as
 //! they expect, with the gateway's checks in between.
 
-use copilot_jit_testkit::harness::{Stack, APPROVERS, UPSTREAM_GITHUB_TOKEN};
+use copilot_jit_testkit::harness::{Stack, StackOptions, APPROVERS, UPSTREAM_GITHUB_TOKEN};
 use copilot_jit_testkit::mock_upstream::{Failure, StreamScript};
 use futures::StreamExt;
 use reqwest::header::HeaderMap;
@@ -646,4 +646,54 @@ async fn frames_that_cannot_be_inspected_never_pass() {
             "{policy}: {reason}"
         );
     }
+}
+
+/// Telemetry is dropped by default (the flow test checks nothing reaches
+/// upstream); with `telemetry_forward` it goes on masked and without any
+/// credential.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telemetry_forwarding_is_masked_and_carries_no_credential() {
+    let stack = Stack::start_with(StackOptions {
+        variables: [("telemetry_forward".to_string(), "true".to_string())].into(),
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap();
+    let (_, gateway_token) = stack
+        .approved_grant(&["completions"], &[], None)
+        .await
+        .unwrap();
+    let secret = "ghp_0123456789abcdefghijABCDEFGHIJ012345";
+    let posted = reqwest::Client::new()
+        .post(format!("{}/telemetry", stack.url))
+        .bearer_auth(&gateway_token)
+        .header("content-type", "application/x-json-stream")
+        .body(format!(
+            r#"{{"name":"copilot/ghostText.shown","data":{{"snippet":"token = {secret}"}}}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    let sent = stack.upstream.requests();
+    let forwarded = sent
+        .iter()
+        .find(|r| r.path == "/telemetry")
+        .expect("telemetry forwarded");
+    assert!(
+        forwarded.authorization.is_none(),
+        "no credential travels with telemetry"
+    );
+    let body = String::from_utf8_lossy(&forwarded.body);
+    assert!(!body.contains(secret), "{body}");
+    assert!(body.contains("[REDACTED:github-token]"), "{body}");
+    assert_eq!(
+        forwarded
+            .headers
+            .iter()
+            .find(|(k, _)| k == "content-type")
+            .map(|(_, v)| v.as_str()),
+        Some("application/x-json-stream")
+    );
+    assert_eq!(stack.upstream.leaks(), 0);
 }

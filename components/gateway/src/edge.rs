@@ -1944,7 +1944,10 @@ fn copilot_user(ctx: &mut Ctx, github_shape: bool) -> Result<Reply, ApiError> {
 /// no credential of the gateway.
 fn telemetry(ctx: &mut Ctx, request: &IncomingRequest) -> Result<Reply, ApiError> {
     if ctx.method == "POST" {
-        read_request_body(request, MAX_PROMPT_BODY)?;
+        let body = read_request_body(request, MAX_PROMPT_BODY)?;
+        if variable("telemetry_forward").as_deref() == Some("true") {
+            forward_telemetry(ctx, &body);
+        }
         return Ok(Reply::Json(200, json!({})));
     }
     // `GET` is the experiment-assignment lookup: no experiments, in the shape
@@ -1954,6 +1957,47 @@ fn telemetry(ctx: &mut Ctx, request: &IncomingRequest) -> Result<Reply, ApiError
         json!({"Features": [], "Flights": {}, "Configs": [], "ParameterGroups": [],
                "FlightingVersion": 0, "ImpressionId": "", "AssignmentContext": ""}),
     ))
+}
+
+/// Sends a client's telemetry on to Copilot's telemetry service, masked
+/// like a response (telemetry can carry code) and with no credential: the
+/// client's gateway token is not forwarded and the gateway's own is never
+/// attached. Best effort: the client's answer does not depend on it.
+fn forward_telemetry(ctx: &Ctx, body: &[u8]) {
+    let Ok(text) = std::str::from_utf8(body) else {
+        eprintln!("telemetry {} not forwarded: not UTF-8", ctx.request_id);
+        return;
+    };
+    let Ok(masking_ctx) = masking_context(&[]) else {
+        eprintln!(
+            "telemetry {} not forwarded: masking unavailable",
+            ctx.request_id
+        );
+        return;
+    };
+    let masked = masking::mask_response(text, &masking_ctx);
+    let base = upstream_base(
+        "copilot_telemetry_url",
+        "https://copilot-telemetry.githubusercontent.com",
+    );
+    let content_type =
+        header(&ctx.headers, "content-type").unwrap_or_else(|| "application/json".into());
+    let headers = vec![("content-type".to_string(), content_type.into_bytes())];
+    let url = format!("{base}/telemetry");
+    match send_with_timeout(
+        Method::Post,
+        &url,
+        &headers,
+        Some(masked.text.as_bytes()),
+        Some(2000),
+    ) {
+        Ok(r) if (200..300).contains(&r.status) => {}
+        Ok(r) => eprintln!(
+            "telemetry {} forwarded, answered {}",
+            ctx.request_id, r.status
+        ),
+        Err(e) => eprintln!("telemetry {} not forwarded: {e}", ctx.request_id),
+    }
 }
 
 /// The policy's word on one Copilot call (action `use`): the grant covers

@@ -13,7 +13,8 @@ use std::str::FromStr;
 
 use cedar_policy::proto::traits::Protobuf;
 use cedar_policy::{
-    ActionConstraint, Effect, PolicyId, PolicySet, Schema, ValidationMode, Validator,
+    ActionConstraint, Effect, PolicyId, PolicySet, PrincipalConstraint, ResourceConstraint, Schema,
+    ValidationMode, Validator,
 };
 use miette::Diagnostic;
 
@@ -24,6 +25,28 @@ const ANNOTATIONS: &[&str] = &[
     "min_approvals",
     "max_duration",
     "pending_ttl",
+];
+
+const ENTITY_TYPES: &[&str] = &[
+    "User",
+    "Agent",
+    "Workload",
+    "Group",
+    "Scope",
+    "AccessRequest",
+    "AuditTrail",
+    "Action",
+];
+
+const ACTIONS: &[&str] = &[
+    "request",
+    "approve",
+    "deny",
+    "revoke",
+    "renew",
+    "use",
+    "exchange",
+    "read_audit",
 ];
 
 fn fail(message: String) -> ! {
@@ -75,6 +98,61 @@ fn seconds(text: &str) -> Option<u64> {
         _ => return None,
     };
     n.checked_mul(factor).filter(|s| *s > 0)
+}
+
+fn applies_to(policy: &cedar_policy::Policy, action: &str) -> bool {
+    match policy.action_constraint() {
+        ActionConstraint::Any => true,
+        ActionConstraint::Eq(a) => a.id().unescaped() == action,
+        ActionConstraint::In(list) => list
+            .iter()
+            .any(|a| a.id().unescaped() == action || !ACTIONS.contains(&a.id().unescaped())),
+    }
+}
+
+/// A build-time evaluation of the `use` policies, for the hot path. It holds
+/// when (a) one permit applies to every principal and scope without
+/// conditions, and (b) every forbid names its principals by group
+/// (`principal in Group::"g"`). Then anyone in none of those groups is
+/// permitted by that permit whatever the context — Groups have no parents, so
+/// membership is exactly the caller's groups claim — and the gateway skips
+/// Cedar for them. Otherwise `None`: every call asks Cedar.
+fn use_fast_path(set: &PolicySet) -> String {
+    let mut permit = None;
+    let mut groups = Vec::new();
+    for policy in set.policies().filter(|p| applies_to(p, "use")) {
+        let unconditional = policy
+            .to_json()
+            .ok()
+            .and_then(|j| {
+                j.get("conditions")
+                    .map(|c| c.as_array().is_some_and(|a| a.is_empty()))
+            })
+            .unwrap_or(false);
+        match policy.effect() {
+            Effect::Permit => {
+                let everyone = matches!(policy.principal_constraint(), PrincipalConstraint::Any);
+                let every_scope = match policy.resource_constraint() {
+                    ResourceConstraint::Any => true,
+                    ResourceConstraint::Is(t) => t.to_string() == "Scope",
+                    _ => false,
+                };
+                if everyone && every_scope && unconditional && permit.is_none() {
+                    permit = Some(policy.id().to_string());
+                }
+            }
+            Effect::Forbid => match policy.principal_constraint() {
+                PrincipalConstraint::In(g) if g.type_name().to_string() == "Group" => {
+                    groups.push(format!("{:?}", g.id().unescaped()));
+                }
+                _ => return "None".to_string(),
+            },
+        }
+    }
+    match permit {
+        Some(id) => format!("Some(({id:?}, &[{}]))", groups.join(", ")),
+        None => "None".to_string(),
+    }
 }
 
 fn main() {
@@ -211,11 +289,60 @@ fn main() {
 
     let out =
         PathBuf::from(std::env::var("OUT_DIR").unwrap_or_else(|_| fail("OUT_DIR unset".into())));
-    let bytes = set
+    // One slice per action: a request decodes only the policies that can
+    // apply to its action (a Copilot call's `use` slice is two policies, not
+    // the whole set). A policy naming an unknown action goes everywhere.
+    let mut slices = String::new();
+    for action in ACTIONS {
+        let mut slice = PolicySet::new();
+        for policy in set.policies() {
+            let applies = match policy.action_constraint() {
+                ActionConstraint::Any => true,
+                ActionConstraint::Eq(a) => a.id().unescaped() == *action,
+                ActionConstraint::In(list) => list.iter().any(|a| {
+                    a.id().unescaped() == *action || !ACTIONS.contains(&a.id().unescaped())
+                }),
+            };
+            if applies && slice.add(policy.clone()).is_err() {
+                fail(format!(
+                    "policy {} twice in the {action} slice",
+                    policy.id()
+                ));
+            }
+        }
+        let bytes = slice
+            .encode()
+            .unwrap_or_else(|e| fail(format!("encoding the {action} policies: {e}")));
+        std::fs::write(out.join(format!("policies-{action}.pb")), bytes)
+            .unwrap_or_else(|e| fail(format!("writing policies-{action}.pb: {e}")));
+        let _ = writeln!(
+            slices,
+            "    ({action:?}, include_bytes!(concat!(env!(\"OUT_DIR\"), \"/policies-{action}.pb\"))),"
+        );
+    }
+    // The entity type names, ready made: building a name from text at run
+    // time starts Cedar's parser (its lexer compiles regexes) in every fresh
+    // instance, and so does decoding entities; decoding policies does not.
+    // One policy per type, `principal == Type::"_"`, carries each name.
+    let text: String = ENTITY_TYPES
+        .iter()
+        .map(|t| format!("permit (principal == {t}::\"_\", action, resource);\n"))
+        .collect();
+    let types = PolicySet::from_str(&text)
+        .unwrap_or_else(|e| fail(format!("entity types: {e}")))
         .encode()
-        .unwrap_or_else(|e| fail(format!("encoding the policy set: {e}")));
-    std::fs::write(out.join("policies.pb"), bytes)
-        .unwrap_or_else(|e| fail(format!("writing policies.pb: {e}")));
+        .unwrap_or_else(|e| fail(format!("encoding entity types: {e}")));
+    std::fs::write(out.join("types.pb"), types)
+        .unwrap_or_else(|e| fail(format!("writing types.pb: {e}")));
+    let fast_path = use_fast_path(&set);
+    std::fs::write(
+        out.join("slices.rs"),
+        format!(
+            "/// The compiled policies that can apply to each action (Cedar protobuf).\npub static SLICES: &[(&str, &[u8])] = &[\n{slices}];\n/// Policies in the whole set.\npub const POLICY_COUNT: usize = {};\n/// `use` decided at build time for callers outside these groups (see build.rs).\npub static USE_FAST_PATH: Option<(&str, &[&str])> = {fast_path};\n",
+            set.policies().count()
+        ),
+    )
+    .unwrap_or_else(|e| fail(format!("writing slices.rs: {e}")));
     std::fs::write(
         out.join("requirements.rs"),
         format!(

@@ -624,13 +624,26 @@ struct Component;
 
 impl Guest for Component {
     fn admit() -> Result<(), AuditError> {
-        let s = settings()?;
-        if s.bucket.is_none() {
+        // Asked on every call: without a bucket there is no spool to fill,
+        // and nothing else (keys, credentials) needs reading.
+        if variable("audit_signing_key").is_none() {
+            return Err(AuditError::Config(
+                "variable audit_signing_key is not set".into(),
+            ));
+        }
+        if variable("audit_s3_bucket").is_none() {
             return Ok(());
         }
+        let spool_max = match variable("audit_spool_max") {
+            None => 10_000,
+            Some(v) => v
+                .parse::<u64>()
+                .map_err(|_| AuditError::Config("audit_spool_max must be a whole number".into()))?,
+        }
+        .max(1);
         let store = store::open("default").map_err(storage)?;
         let depth = spool_depth(&store)?;
-        if depth >= s.spool_max {
+        if depth >= spool_max {
             return Err(AuditError::SpoolFull(depth));
         }
         Ok(())

@@ -4,14 +4,15 @@
 //! and each decision says which policies decided and, for permits, the
 //! approval requirements their annotations state.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::OnceLock;
 
 use cedar_policy::proto::traits::Protobuf;
 use cedar_policy::{
-    Authorizer, Context, Decision as CedarDecision, Entities, EntityId, EntityTypeName, EntityUid,
-    PolicySet, Request,
+    Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityId, EntityTypeName,
+    EntityUid, PolicySet, PrincipalConstraint, Request, RestrictedExpression,
 };
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// Approval annotations of one policy, as written.
 #[derive(Debug, Clone, Copy)]
@@ -25,8 +26,12 @@ pub struct Annotated {
 
 include!(concat!(env!("OUT_DIR"), "/requirements.rs"));
 
-/// The compiled policy set (Cedar protobuf).
-static COMPILED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/policies.pb"));
+include!(concat!(env!("OUT_DIR"), "/slices.rs"));
+
+/// One policy per entity type the model uses (`principal == Type::"_"`, Cedar
+/// protobuf), so that type names never go through Cedar's text parser at run
+/// time (see build.rs).
+static TYPES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/types.pb"));
 
 /// What the permitting policies require, merged strictest-first.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -159,15 +164,10 @@ impl std::fmt::Display for PolicyError {
     }
 }
 
+/// The compiled policies, decoded per action on first use.
 pub struct Engine {
-    set: PolicySet,
-}
-
-fn uid(kind: &str, id: &str) -> Result<EntityUid, PolicyError> {
-    let name: EntityTypeName = kind
-        .parse()
-        .map_err(|e| PolicyError::Query(format!("entity type {kind}: {e}")))?;
-    Ok(EntityUid::from_type_name_and_id(name, EntityId::new(id)))
+    slices: [OnceLock<Result<PolicySet, String>>; 8],
+    types: OnceLock<Result<HashMap<String, EntityTypeName>, String>>,
 }
 
 fn principal_type(kind: Kind) -> &'static str {
@@ -178,36 +178,82 @@ fn principal_type(kind: Kind) -> &'static str {
     }
 }
 
-fn principal_entity(p: &Principal<'_>) -> Value {
-    let mut attrs = json!({
-        "subject": p.subject,
-        "issuer": p.issuer,
-        "groups": p.groups,
-    });
+fn string(v: &str) -> RestrictedExpression {
+    RestrictedExpression::new_string(v.to_string())
+}
+
+fn strings(v: &[String]) -> RestrictedExpression {
+    RestrictedExpression::new_set(v.iter().map(|s| string(s)))
+}
+
+/// A context value from JSON, built directly (Cedar's JSON reader is
+/// heavier): strings, whole numbers, booleans, arrays as sets, objects as
+/// records.
+fn expression(v: &Value) -> Result<RestrictedExpression, PolicyError> {
+    Ok(match v {
+        Value::String(s) => string(s),
+        Value::Bool(b) => RestrictedExpression::new_bool(*b),
+        Value::Number(n) => RestrictedExpression::new_long(
+            n.as_i64()
+                .ok_or_else(|| PolicyError::Query(format!("{n} is not a whole number")))?,
+        ),
+        Value::Array(items) => RestrictedExpression::new_set(
+            items
+                .iter()
+                .map(expression)
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Value::Object(map) => RestrictedExpression::new_record(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), expression(v)?)))
+                .collect::<Result<Vec<_>, PolicyError>>()?,
+        )
+        .map_err(|e| PolicyError::Query(e.to_string()))?,
+        Value::Null => return Err(PolicyError::Query("null has no Cedar value".into())),
+    })
+}
+
+fn entity(
+    uid: EntityUid,
+    attrs: Vec<(&str, RestrictedExpression)>,
+    parents: HashSet<EntityUid>,
+) -> Result<Entity, PolicyError> {
+    let attrs: HashMap<String, RestrictedExpression> =
+        attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    Entity::new(uid, attrs, parents).map_err(|e| PolicyError::Query(e.to_string()))
+}
+
+fn principal_entity(
+    p: &Principal<'_>,
+    uid: EntityUid,
+    groups: &HashSet<EntityUid>,
+) -> Result<Entity, PolicyError> {
+    let mut attrs = vec![
+        ("subject", string(p.subject)),
+        ("issuer", string(p.issuer)),
+        ("groups", strings(p.groups)),
+    ];
     match p.kind {
-        Kind::Human => attrs["email"] = json!(p.email),
+        Kind::Human => attrs.push(("email", string(p.email))),
         Kind::Agent => {}
         Kind::Workload => {
             let claim = |k: &str| {
-                p.claims
-                    .and_then(|c| c.get(k))
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string()
+                string(
+                    p.claims
+                        .and_then(|c| c.get(k))
+                        .and_then(Value::as_str)
+                        .unwrap_or(""),
+                )
             };
-            attrs["repository"] = json!(claim("repository"));
-            attrs["repository_owner"] = json!(claim("repository_owner"));
-            attrs["ref"] = json!(claim("ref"));
-            attrs["environment"] = json!(claim("environment"));
-            attrs["workflow"] = json!(claim("job_workflow_ref"));
-            attrs["event"] = json!(claim("event_name"));
+            attrs.push(("repository", claim("repository")));
+            attrs.push(("repository_owner", claim("repository_owner")));
+            attrs.push(("ref", claim("ref")));
+            attrs.push(("environment", claim("environment")));
+            attrs.push(("workflow", claim("job_workflow_ref")));
+            attrs.push(("event", claim("event_name")));
         }
     }
-    json!({
-        "uid": {"type": principal_type(p.kind), "id": p.subject},
-        "attrs": attrs,
-        "parents": p.groups.iter().map(|g| json!({"type": "Group", "id": g})).collect::<Vec<_>>(),
-    })
+    entity(uid, attrs, groups.clone())
 }
 
 /// Merges the annotations of the permitting policies, strictest first.
@@ -244,20 +290,65 @@ pub fn requirements(policy_ids: &[String]) -> Requirements {
 }
 
 impl Engine {
-    /// Decodes the compiled policy set (once per instance; no text parsing).
+    /// Ready to decide; each action's compiled policies are decoded (not
+    /// parsed) the first time that action is asked about.
     pub fn load() -> Result<Engine, PolicyError> {
-        PolicySet::decode_unchecked(COMPILED)
-            .map(|set| Engine { set })
-            .map_err(|e| PolicyError::Load(e.to_string()))
+        Ok(Engine {
+            slices: Default::default(),
+            types: OnceLock::new(),
+        })
+    }
+
+    fn uid(&self, kind: &str, id: &str) -> Result<EntityUid, PolicyError> {
+        let types = self
+            .types
+            .get_or_init(|| {
+                Ok(PolicySet::decode_unchecked(TYPES)
+                    .map_err(|e| format!("entity types: {e}"))?
+                    .policies()
+                    .filter_map(|p| match p.principal_constraint() {
+                        PrincipalConstraint::Eq(uid) => {
+                            let name = uid.type_name().clone();
+                            Some((name.to_string(), name))
+                        }
+                        _ => None,
+                    })
+                    .collect())
+            })
+            .as_ref()
+            .map_err(|e| PolicyError::Load(e.clone()))?;
+        let name = types
+            .get(kind)
+            .ok_or_else(|| PolicyError::Query(format!("unknown entity type {kind}")))?;
+        Ok(EntityUid::from_type_name_and_id(
+            name.clone(),
+            EntityId::new(id),
+        ))
+    }
+
+    fn slice(&self, action: Action) -> Result<&PolicySet, PolicyError> {
+        let index = SLICES
+            .iter()
+            .position(|(name, _)| *name == action.name())
+            .ok_or_else(|| {
+                PolicyError::Load(format!("no policies compiled for {}", action.name()))
+            })?;
+        let cell = self
+            .slices
+            .get(index)
+            .ok_or_else(|| PolicyError::Load("policy slice out of range".into()))?;
+        cell.get_or_init(|| PolicySet::decode_unchecked(SLICES[index].1).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| PolicyError::Load(e.clone()))
     }
 
     /// How many policies were compiled in.
     pub fn len(&self) -> usize {
-        self.set.policies().count()
+        POLICY_COUNT
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        POLICY_COUNT == 0
     }
 
     pub fn decide(
@@ -267,50 +358,92 @@ impl Engine {
         resource: &Resource<'_>,
         context: Value,
     ) -> Result<Decision, PolicyError> {
-        let mut entities = vec![principal_entity(principal)];
-        for g in principal.groups {
-            entities.push(json!({"uid": {"type": "Group", "id": g}, "attrs": {}, "parents": []}));
+        // Every Copilot call asks about `use`; where the build proved the
+        // answer for this caller's groups, Cedar is not started at all (in
+        // a fresh instance that alone costs ~0.4 ms: its extension tables
+        // initialise through its parser).
+        if let (Action::Use, Some((permit, forbid_groups))) = (action, USE_FAST_PATH) {
+            if !principal
+                .groups
+                .iter()
+                .any(|g| forbid_groups.contains(&g.as_str()))
+            {
+                let policy_ids = vec![permit.to_string()];
+                return Ok(Decision {
+                    allowed: true,
+                    requirements: requirements(&policy_ids),
+                    policy_ids,
+                    errors: Vec::new(),
+                });
+            }
+        }
+        self.decide_with_cedar(principal, action, resource, context)
+    }
+
+    /// The decision as Cedar evaluates it, without the build-time shortcut.
+    pub fn decide_with_cedar(
+        &self,
+        principal: &Principal<'_>,
+        action: Action,
+        resource: &Resource<'_>,
+        context: Value,
+    ) -> Result<Decision, PolicyError> {
+        let set = self.slice(action)?;
+        let groups: HashSet<EntityUid> = principal
+            .groups
+            .iter()
+            .map(|g| self.uid("Group", g))
+            .collect::<Result<_, _>>()?;
+        let principal_uid = self.uid(principal_type(principal.kind), principal.subject)?;
+        let mut entities = vec![principal_entity(principal, principal_uid.clone(), &groups)?];
+        for g in &groups {
+            entities.push(Entity::new_no_attrs(g.clone(), HashSet::new()));
         }
         let resource_uid = match resource {
-            Resource::Scope(name) => {
-                entities.push(
-                    json!({"uid": {"type": "Scope", "id": name}, "attrs": {}, "parents": []}),
-                );
-                uid("Scope", name)?
-            }
+            Resource::Scope(name) => self.uid("Scope", name)?,
             Resource::AccessRequest(r) => {
-                entities.push(json!({
-                    "uid": {"type": "AccessRequest", "id": r.id},
-                    "attrs": {
-                        "requester": r.requester,
-                        "requester_issuer": r.requester_issuer,
-                        "scopes": r.scopes,
-                        "approver_groups": r.approver_groups,
-                        "duration_secs": r.duration_secs,
-                        "status": r.status,
-                    },
-                    "parents": [],
-                }));
-                uid("AccessRequest", r.id)?
+                let id = self.uid("AccessRequest", r.id)?;
+                entities.push(entity(
+                    id.clone(),
+                    vec![
+                        ("requester", string(r.requester)),
+                        ("requester_issuer", string(r.requester_issuer)),
+                        ("scopes", strings(r.scopes)),
+                        ("approver_groups", strings(r.approver_groups)),
+                        (
+                            "duration_secs",
+                            RestrictedExpression::new_long(
+                                i64::try_from(r.duration_secs).unwrap_or(i64::MAX),
+                            ),
+                        ),
+                        ("status", string(r.status)),
+                    ],
+                    HashSet::new(),
+                )?);
+                id
             }
-            Resource::AuditTrail => {
-                entities.push(json!({"uid": {"type": "AuditTrail", "id": "main"}, "attrs": {}, "parents": []}));
-                uid("AuditTrail", "main")?
-            }
+            Resource::AuditTrail => self.uid("AuditTrail", "main")?,
         };
-        let entities = Entities::from_json_value(Value::Array(entities), None)
+        let entities = Entities::from_entities(entities, None)
             .map_err(|e| PolicyError::Query(e.to_string()))?;
-        let context = Context::from_json_value(context, None)
-            .map_err(|e| PolicyError::Query(e.to_string()))?;
+        let pairs = match &context {
+            Value::Object(map) => map
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), expression(v)?)))
+                .collect::<Result<Vec<_>, PolicyError>>()?,
+            Value::Null => Vec::new(),
+            _ => return Err(PolicyError::Query("the context is not an object".into())),
+        };
+        let context = Context::from_pairs(pairs).map_err(|e| PolicyError::Query(e.to_string()))?;
         let request = Request::new(
-            uid(principal_type(principal.kind), principal.subject)?,
-            uid("Action", action.name())?,
+            principal_uid,
+            self.uid("Action", action.name())?,
             resource_uid,
             context,
             None,
         )
         .map_err(|e| PolicyError::Query(e.to_string()))?;
-        let response = Authorizer::new().is_authorized(&request, &self.set, &entities);
+        let response = Authorizer::new().is_authorized(&request, set, &entities);
         let allowed = response.decision() == CedarDecision::Allow;
         let mut policy_ids: Vec<String> = response
             .diagnostics()

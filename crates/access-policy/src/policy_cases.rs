@@ -3,6 +3,7 @@
 
 use super::*;
 use serde::Deserialize;
+use serde_json::json;
 use std::path::PathBuf;
 
 #[derive(Deserialize)]
@@ -234,4 +235,64 @@ fn strictest_requirements_win_when_several_permits_apply() {
 fn the_clock_knows_weekdays() {
     assert_eq!(clock(0), (0, 3)); // Thursday
     assert_eq!(clock(1_796_000_000), (0, 0)); // 2026-11-30, a Monday
+}
+
+/// The build-time `use` shortcut gives Cedar's answer for every caller it
+/// covers: compared over group sets, kinds, scopes and models.
+#[test]
+fn the_use_shortcut_agrees_with_cedar() {
+    let engine = Engine::load().unwrap();
+    assert!(
+        USE_FAST_PATH.is_some(),
+        "the default use policies allow the shortcut"
+    );
+    let groups = [
+        "developers",
+        "senior-engineers",
+        "contractors",
+        "security",
+        "copilot-approvers",
+        "marketing",
+    ];
+    let mut checked = 0;
+    for mask in 0..(1u32 << groups.len()) {
+        let member: Vec<String> = groups
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1 << i) != 0)
+            .map(|(_, g)| g.to_string())
+            .collect();
+        for kind in [Kind::Human, Kind::Agent, Kind::Workload] {
+            let claims = json!({});
+            let who = Principal {
+                kind,
+                subject: "someone",
+                issuer: "https://idp.example",
+                email: "",
+                groups: &member,
+                claims: Some(&claims),
+            };
+            for scope in ["chat", "completions", "models", "embeddings"] {
+                for model in [None, Some("gpt-4o"), Some("gpt-5-preview")] {
+                    let mut context = json!({"endpoint": "/chat/completions", "client": "x"});
+                    if let Some(m) = model {
+                        context["model"] = json!(m);
+                    }
+                    let fast = engine
+                        .decide(&who, Action::Use, &Resource::Scope(scope), context.clone())
+                        .unwrap();
+                    let full = engine
+                        .decide_with_cedar(&who, Action::Use, &Resource::Scope(scope), context)
+                        .unwrap();
+                    assert_eq!(
+                        (fast.allowed, &fast.policy_ids),
+                        (full.allowed, &full.policy_ids),
+                        "{member:?} {kind:?} {scope} {model:?}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 64 * 3 * 4 * 3);
 }

@@ -106,20 +106,7 @@ impl std::fmt::Display for VerifyError {
 /// and feature unification can switch it on in one build and not another).
 fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
     match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push(b'{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                serde_json::to_writer(&mut *out, k)?;
-                out.push(b':');
-                write_canonical(&map[k], out)?;
-            }
-            out.push(b'}');
-        }
+        Value::Object(map) => write_canonical_map(map, out)?,
         Value::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
@@ -135,12 +122,33 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<(), serde_json::E
     Ok(())
 }
 
+fn write_canonical_map(
+    map: &Map<String, Value>,
+    out: &mut Vec<u8>,
+) -> Result<(), serde_json::Error> {
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort();
+    out.push(b'{');
+    for (i, k) in keys.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, k)?;
+        out.push(b':');
+        write_canonical(&map[k], out)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// SHA-256 of `{"event":…,"seal":…}` in canonical form.
 fn record_hash(event: &Map<String, Value>, seal: &Seal) -> Result<[u8; 32], serde_json::Error> {
-    let mut signed = Map::new();
-    signed.insert("event".into(), Value::Object(event.clone()));
-    signed.insert("seal".into(), serde_json::to_value(seal)?);
-    let mut bytes = Vec::with_capacity(1024);
-    write_canonical(&Value::Object(signed), &mut bytes)?;
+    let mut bytes = Vec::with_capacity(2048);
+    bytes.extend_from_slice(b"{\"event\":");
+    write_canonical_map(event, &mut bytes)?;
+    bytes.extend_from_slice(b",\"seal\":");
+    write_canonical(&serde_json::to_value(seal)?, &mut bytes)?;
+    bytes.push(b'}');
     Ok(Sha256::digest(&bytes).into())
 }
 

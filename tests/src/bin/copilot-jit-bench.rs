@@ -283,6 +283,7 @@ async fn masking_figures(engine: &wasmtime::Engine, root: &std::path::Path) -> R
             "fingerprint-key".into(),
             Val::List(b"bench".iter().map(|b| Val::U8(*b)).collect()),
         ),
+        ("max-hold-back".into(), Val::U32(4096)),
     ]);
     let mut results = vec![Val::Bool(false)];
     let started = Instant::now();
@@ -337,12 +338,6 @@ fn policy_figures(root: &std::path::Path) -> Result<String> {
         cedar_policy::PolicySet::from_str(&text).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let parse = started.elapsed().as_secs_f64() * 1e6 / f64::from(N);
-    let started = Instant::now();
-    for _ in 0..N {
-        Engine::load().map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    let decode = started.elapsed().as_secs_f64() * 1e6 / f64::from(N);
-    let engine = Engine::load().map_err(|e| anyhow::anyhow!("{e}"))?;
     let groups = vec!["developers".to_string()];
     let who = Principal {
         kind: Kind::Human,
@@ -352,8 +347,7 @@ fn policy_figures(root: &std::path::Path) -> Result<String> {
         groups: &groups,
         claims: None,
     };
-    let started = Instant::now();
-    for _ in 0..N {
+    let ask = |engine: &Engine| -> Result<()> {
         let d = engine
             .decide(
                 &who,
@@ -363,6 +357,21 @@ fn policy_figures(root: &std::path::Path) -> Result<String> {
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         anyhow::ensure!(d.allowed, "the bench decision should allow");
+        Ok(())
+    };
+    // What a Copilot call pays: a fresh instance decodes the `use` slice
+    // and decides once.
+    let started = Instant::now();
+    for _ in 0..N {
+        let engine = Engine::load().map_err(|e| anyhow::anyhow!("{e}"))?;
+        ask(&engine)?;
+    }
+    let first = started.elapsed().as_secs_f64() * 1e6 / f64::from(N);
+    let engine = Engine::load().map_err(|e| anyhow::anyhow!("{e}"))?;
+    ask(&engine)?;
+    let started = Instant::now();
+    for _ in 0..N {
+        ask(&engine)?;
     }
     let decide = started.elapsed().as_secs_f64() * 1e6 / f64::from(N);
     let mut out = String::new();
@@ -370,17 +379,17 @@ fn policy_figures(root: &std::path::Path) -> Result<String> {
     writeln!(out, "|---|---:|")?;
     writeln!(
         out,
-        "| parse the policy text (never done per request) | {parse:.1} |"
+        "| parse the whole policy text (never done per request) | {parse:.1} |"
     )?;
     writeln!(
         out,
-        "| decode the compiled set (once per instance, when needed) | {decode:.1} |"
+        "| a Copilot call: decode the `use` slice + one decision (fresh instance) | {first:.1} |"
     )?;
     writeln!(
         out,
-        "| one `use` decision (entities, context, authorize) | {decide:.1} |"
+        "| a further `use` decision (entities, context, authorize) | {decide:.1} |"
     )?;
-    writeln!(out, "| parse ÷ decode | {:.1}× |", parse / decode)?;
+    writeln!(out, "| parse ÷ what a call pays | {:.0}× |", parse / first)?;
     Ok(out)
 }
 

@@ -130,15 +130,20 @@ async fn requests_are_decided_by_the_cedar_policy_and_denials_name_it() {
         json!(["contractors-two-security-approvals"])
     );
 
-    // The audit names the deciding policies.
-    let records = stack.audit_records("").await.unwrap();
-    let denied = records
-        .iter()
-        .find(|r| {
+    // The audit names the deciding policies (records follow the answers).
+    let mut denied = None;
+    for _ in 0..50 {
+        let records = stack.audit_records("").await.unwrap();
+        denied = records.into_iter().find(|r| {
             r["unmapped"]["action"] == "access.request"
                 && r["unmapped"]["policy_ids"] == json!(["production-code-senior-only"])
-        })
-        .expect("the denial is recorded with its policy");
+        });
+        if denied.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let denied = denied.expect("the denial is recorded with its policy");
     assert_eq!(denied["unmapped"]["outcome"], "denied");
 }
 
@@ -542,6 +547,30 @@ async fn approvers_are_notified_and_a_failing_webhook_never_blocks() {
     let bob = stack.person("bob", &[APPROVERS]);
     let (_, created) = ask(&stack, &alice, chat_ask()).await;
     let request_id = id(&created);
+    // Notifications go out after the answer: wait for each.
+    let wait_for = |event: &'static str| {
+        let hook = &hook;
+        async move {
+            for _ in 0..100 {
+                if let Some(m) = hook
+                    .messages()
+                    .into_iter()
+                    .find(|(_, body)| body["copilot_jit"]["event"] == event)
+                {
+                    return m;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            panic!("no {event} message: {:?}", hook.messages());
+        }
+    };
+    let (path, requested) = wait_for("access.requested").await;
+    assert_eq!(path, webhook::PATH);
+    let text = requested["text"].as_str().unwrap();
+    assert!(
+        text.contains("alice") && text.contains(APPROVERS) && text.contains(&request_id),
+        "{text}"
+    );
     api(
         &stack,
         "POST",
@@ -550,24 +579,9 @@ async fn approvers_are_notified_and_a_failing_webhook_never_blocks() {
         json!({"comment": "ok"}),
     )
     .await;
-    // Notifications go out after the answer.
-    let mut messages = Vec::new();
-    for _ in 0..50 {
-        messages = hook.messages();
-        if messages.len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(messages.len(), 2, "{messages:?}");
-    let (path, requested) = &messages[0];
-    assert_eq!(path, webhook::PATH);
-    assert_eq!(requested["copilot_jit"]["event"], "access.requested");
-    let text = requested["text"].as_str().unwrap();
-    assert!(
-        text.contains("alice") && text.contains(APPROVERS) && text.contains(&request_id),
-        "{text}"
-    );
+    let approved = wait_for("access.approved").await;
+    assert_eq!(hook.messages().len(), 2, "one message per event");
+    let messages = [(path.clone(), requested.clone()), approved];
     let (_, decided) = &messages[1];
     assert_eq!(decided["copilot_jit"]["event"], "access.approved");
     assert!(

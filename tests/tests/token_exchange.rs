@@ -229,7 +229,19 @@ async fn github_actions_runs_exchange_tokens_under_policy() {
     );
 
     // The grant is recorded like any other, with the run as its principal.
-    let records = stack.audit_records("").await.expect("audit");
+    // Records follow the answers: wait until the last refusals are in.
+    let mut records = Vec::new();
+    for _ in 0..50 {
+        records = stack.audit_records("").await.expect("audit");
+        let refusals = records
+            .iter()
+            .filter(|r| r["unmapped"]["reason"] == "policy: no policy permits this")
+            .count();
+        if refusals > denied_rules.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let exchanges: Vec<&Value> = records
         .iter()
         .filter(|r| r["unmapped"]["action"] == "grant.exchange")

@@ -68,7 +68,7 @@ Try the flow (needs curl and jq):
 
   # 4. Bob revokes; the same token is refused at once. Carol reads the audit trail.
   curl -s -X POST {gw}/v1/grants/$ID/revoke -H "authorization: Bearer $BOB" | jq .request.status
-  curl -s "{gw}/v1/audit/records?grant=$ID" -H "authorization: Bearer $CAROL" | jq '.records[].event | {{action, outcome, status}}'
+  curl -s "{gw}/v1/audit/records?grant=$ID" -H "authorization: Bearer $CAROL" | jq '.records[] | {{action: .unmapped.action, outcome: .unmapped.outcome, status: .status_code, policies: .unmapped.policy_ids}}'
 
 Ctrl-C stops it."#,
         upstream = stack.upstream.base_url(),

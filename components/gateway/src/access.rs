@@ -54,7 +54,13 @@ pub fn decide(
     resource: &Resource<'_>,
     context: Value,
 ) -> Result<Decision, ApiError> {
-    let claims: Value = serde_json::from_str(&principal.claims_json).unwrap_or(Value::Null);
+    // Only workload policies read token claims; the hot path (`use` by a
+    // person) does not pay for parsing them.
+    let claims: Value = if principal.kind == PrincipalKind::Workload {
+        serde_json::from_str(&principal.claims_json).unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    };
     let who = PolicyPrincipal {
         kind: match principal.kind {
             PrincipalKind::Human => Kind::Human,

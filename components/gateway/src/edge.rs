@@ -269,6 +269,23 @@ fn read_request_body(request: &IncomingRequest, limit: usize) -> Result<Vec<u8>,
     Ok(bytes)
 }
 
+/// A body that may be left out: empty (or blank) means the defaults.
+fn parse_optional_json<T: serde::de::DeserializeOwned + Default>(
+    bytes: &[u8],
+) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        parse_json(bytes)
+    }
+}
+
+impl From<ask::BadAsk> for ApiError {
+    fn from(b: ask::BadAsk) -> Self {
+        ApiError::new(400, "bad_request", b.message).with(json!({"field": b.field}))
+    }
+}
+
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.is_empty() {
         return Err(ApiError::new(400, "bad_json", "a JSON body is required"));
@@ -483,10 +500,6 @@ fn client_name(ctx: &Ctx) -> String {
         .unwrap_or_default()
 }
 
-fn policy_context_clock() -> (i64, i64) {
-    access::clock()
-}
-
 /// The policy's view of one access request for `action`, recorded in the
 /// trace (the audit names the deciding policies).
 fn ask_about_request(
@@ -507,7 +520,7 @@ fn ask_about_request(
 }
 
 fn clock_context(extra: Value) -> Value {
-    let (hour, weekday) = policy_context_clock();
+    let (hour, weekday) = access::clock();
     let mut c = json!({"hour": hour, "weekday": weekday});
     if let (Some(c), Value::Object(extra)) = (c.as_object_mut(), extra) {
         c.extend(extra);
@@ -615,10 +628,8 @@ fn create_request(ctx: &mut Ctx, request: &IncomingRequest) -> Result<Reply, Api
     let body = read_request_body(request, MAX_API_BODY)?;
     ctx.trace.bytes_in = body.len() as u64;
     let asked: AccessAsk = parse_json(&body)?;
-    let asked_secs = ask::check_ask(&asked).map_err(|b| {
-        ApiError::new(400, "bad_request", b.message.clone()).with(json!({"field": b.field}))
-    })?;
-    let (hour, weekday) = policy_context_clock();
+    let asked_secs = ask::check_ask(&asked)?;
+    let (hour, weekday) = access::clock();
     let mut decisions = Vec::new();
     for scope in &asked.scopes {
         let mut context = json!({
@@ -777,16 +788,13 @@ fn get_request(ctx: &mut Ctx, id: &str) -> Result<Reply, ApiError> {
 
 fn comment_from(request: &IncomingRequest) -> Result<String, ApiError> {
     let body = read_request_body(request, MAX_API_BODY)?;
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(String::new());
-    }
-    #[derive(serde::Deserialize)]
+    #[derive(serde::Deserialize, Default)]
     #[serde(deny_unknown_fields)]
     struct CommentBody {
         #[serde(default)]
         comment: String,
     }
-    let parsed: CommentBody = parse_json(&body)?;
+    let parsed: CommentBody = parse_optional_json(&body)?;
     if parsed.comment.chars().count() > 1000 {
         return Err(ApiError::new(
             400,
@@ -864,11 +872,7 @@ fn revoke(ctx: &mut Ctx, request: &IncomingRequest, id: &str) -> Result<Reply, A
 fn renew(ctx: &mut Ctx, request: &IncomingRequest, id: &str) -> Result<Reply, ApiError> {
     let principal = authenticate(ctx)?;
     let body = read_request_body(request, MAX_API_BODY)?;
-    let asked: RenewAsk = if body.iter().all(u8::is_ascii_whitespace) {
-        RenewAsk::default()
-    } else {
-        parse_json(&body)?
-    };
+    let asked: RenewAsk = parse_optional_json(&body)?;
     let current = load_request(ctx, id)?;
     if !matches!(
         current.status,
@@ -885,9 +889,7 @@ fn renew(ctx: &mut Ctx, request: &IncomingRequest, id: &str) -> Result<Reply, Ap
             ),
         ));
     }
-    let asked_secs = ask::duration_secs(&asked.duration).map_err(|b| {
-        ApiError::new(400, "bad_request", b.message).with(json!({"field": b.field}))
-    })?;
+    let asked_secs = ask::duration_secs(&asked.duration)?;
     let duration = asked_secs.unwrap_or(current.duration_secs);
     let d = ask_about_request(
         ctx,
@@ -908,9 +910,7 @@ fn renew(ctx: &mut Ctx, request: &IncomingRequest, id: &str) -> Result<Reply, Ap
     }
     let reason = match &asked.reason {
         Some(r) => {
-            ask::check_reason(r).map_err(|b| {
-                ApiError::new(400, "bad_request", b.message).with(json!({"field": b.field}))
-            })?;
+            ask::check_reason(r)?;
             r.clone()
         }
         None => format!("renewal of {}: {}", current.id, current.reason),
@@ -946,11 +946,7 @@ struct TokenAsk {
 fn issue_token(ctx: &mut Ctx, request: &IncomingRequest, id: &str) -> Result<Reply, ApiError> {
     let principal = authenticate(ctx)?;
     let body = read_request_body(request, MAX_API_BODY)?;
-    let ask: TokenAsk = if body.iter().all(u8::is_ascii_whitespace) {
-        TokenAsk::default()
-    } else {
-        parse_json(&body)?
-    };
+    let ask: TokenAsk = parse_optional_json(&body)?;
     let grant = load_request(ctx, id)?;
     if !same_person(&principal, &grant) {
         return Err(ApiError::new(

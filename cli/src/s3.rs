@@ -58,18 +58,12 @@ impl S3 {
     }
 
     pub fn list(&self, prefix: &str) -> Result<Vec<String>, String> {
-        let mut keys = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let request = self.bucket.list_objects(prefix, next.as_deref(), now());
+        copilot_jit_common::all_pages(|next| {
+            let request = self.bucket.list_objects(prefix, next, now());
             let body = Self::expect_ok("listing the bucket", self.call(request, b"")?)?;
             let page = layout::parse_list_page(&String::from_utf8_lossy(&body))?;
-            keys.extend(page.keys);
-            match page.next {
-                Some(token) => next = Some(token),
-                None => return Ok(keys),
-            }
-        }
+            Ok((page.keys, page.next))
+        })
     }
 
     pub fn get(&self, key: &str) -> Result<Vec<u8>, String> {

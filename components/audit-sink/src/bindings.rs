@@ -233,22 +233,15 @@ fn put_record(s: &Settings, bucket: &Bucket, record: &Record, line: &str) -> Res
 }
 
 fn list_bucket(s: &Settings, bucket: &Bucket, prefix: &str) -> Result<Vec<String>, String> {
-    let mut keys = Vec::new();
-    let mut next: Option<String> = None;
-    loop {
-        let request = bucket.list_objects(prefix, next.as_deref(), now_ms() / 1000);
+    copilot_jit_common::all_pages(|next| {
+        let request = bucket.list_objects(prefix, next, now_ms() / 1000);
         let (status, body) = send(&request, b"", s.timeout_ms)?;
-        let text = String::from_utf8_lossy(&body);
         if !(200..=299).contains(&status) {
             return Err(storage_error("listing records", status, &body));
         }
-        let page = layout::parse_list_page(&text)?;
-        keys.extend(page.keys);
-        match page.next {
-            Some(token) => next = Some(token),
-            None => return Ok(keys),
-        }
-    }
+        let page = layout::parse_list_page(&String::from_utf8_lossy(&body))?;
+        Ok((page.keys, page.next))
+    })
 }
 
 fn get_object(s: &Settings, bucket: &Bucket, key: &str) -> Result<Vec<u8>, String> {
@@ -343,16 +336,11 @@ fn spool(store: &Store, record: &Record, line: &str) -> Result<(), AuditError> {
 }
 
 fn keys_with_prefix(store: &Store, prefix: &str) -> Result<Vec<String>, AuditError> {
-    let mut keys = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = store.list_keys(cursor.as_deref()).map_err(storage)?;
-        keys.extend(page.keys.into_iter().filter(|k| k.starts_with(prefix)));
-        match page.cursor {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
-    }
+    let mut keys = copilot_jit_common::all_pages(|cursor| {
+        let page = store.list_keys(cursor).map_err(storage)?;
+        let keys = page.keys.into_iter().filter(|k| k.starts_with(prefix));
+        Ok((keys.collect(), page.cursor))
+    })?;
     keys.sort();
     Ok(keys)
 }

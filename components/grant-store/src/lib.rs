@@ -219,16 +219,11 @@ mod bindings {
         fn list_requests(filter: ListFilter) -> Result<Vec<AccessRequest>, StoreError> {
             let bucket = bucket()?;
             let now = now();
-            let mut keys = Vec::new();
-            let mut cursor = None;
-            loop {
-                let page = bucket.list_keys(cursor.as_deref()).map_err(storage)?;
-                keys.extend(page.keys.into_iter().filter(|k| k.starts_with(KEY_PREFIX)));
-                match page.cursor {
-                    Some(c) => cursor = Some(c),
-                    None => break,
-                }
-            }
+            let keys = copilot_jit_common::all_pages(|cursor| {
+                let page = bucket.list_keys(cursor).map_err(storage)?;
+                let keys = page.keys.into_iter().filter(|k| k.starts_with(KEY_PREFIX));
+                Ok((keys.collect(), page.cursor))
+            })?;
             let wanted = filter.status.map(|s| match s {
                 RequestStatus::Pending => Status::Pending,
                 RequestStatus::Approved => Status::Approved,

@@ -71,6 +71,25 @@ pub fn split_url(url: &str) -> Result<SplitUrl<'_>, String> {
     })
 }
 
+/// Follows a cursor-paged listing (KV `list-keys`, S3 ListObjectsV2) to its
+/// end: `page(cursor)` returns one page and the cursor of the next, if any.
+/// A store that hands back the cursor it was given ends the walk rather than
+/// looping forever.
+pub fn all_pages<T, E>(
+    mut page: impl FnMut(Option<&str>) -> Result<(Vec<T>, Option<String>), E>,
+) -> Result<Vec<T>, E> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let (mut batch, next) = page(cursor.as_deref())?;
+        items.append(&mut batch);
+        match next {
+            Some(next) if cursor.as_deref() != Some(next.as_str()) => cursor = Some(next),
+            _ => return Ok(items),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +116,27 @@ mod tests {
         assert_eq!(split_url("http://127.0.0.1:8080").unwrap().path, "/");
         assert!(split_url("ftp://x").is_err());
         assert!(split_url("https:///path").is_err());
+    }
+
+    #[test]
+    fn pages_are_followed_to_the_end_and_a_stuck_cursor_stops() {
+        let pages = [
+            (vec![1, 2], Some("a")),
+            (vec![3], Some("b")),
+            (vec![4], None),
+        ];
+        let mut seen = Vec::new();
+        let all: Result<Vec<i32>, ()> = all_pages(|cursor| {
+            seen.push(cursor.map(str::to_string));
+            let i = seen.len() - 1;
+            Ok((pages[i].0.clone(), pages[i].1.map(str::to_string)))
+        });
+        assert_eq!(all, Ok(vec![1, 2, 3, 4]));
+        assert_eq!(seen, vec![None, Some("a".into()), Some("b".into())]);
+        let stuck: Result<Vec<i32>, ()> = all_pages(|_| Ok((vec![7], Some("same".into()))));
+        assert_eq!(stuck, Ok(vec![7, 7]));
+        let failed: Result<Vec<i32>, &str> = all_pages(|_| Err("down"));
+        assert_eq!(failed, Err("down"));
     }
 
     #[test]

@@ -10,7 +10,9 @@ use copilot_jit_audit_log::layout::parse_object_key;
 use copilot_jit_audit_log::sigv4::Credentials;
 use copilot_jit_cli::s3::S3;
 use copilot_jit_testkit::garage::{self, Garage};
-use copilot_jit_testkit::harness::{Stack, StackOptions, AUDITORS, UPSTREAM_GITHUB_TOKEN};
+use copilot_jit_testkit::harness::{
+    eventually, Stack, StackOptions, AUDITORS, UPSTREAM_GITHUB_TOKEN,
+};
 use serde_json::{json, Value};
 
 const PROMPT_SECRET: &str = "ghp_0123456789abcdefghijABCDEFGHIJ012345";
@@ -133,10 +135,24 @@ async fn records_ship_to_the_bucket_and_the_cli_verifies_them() {
         assert!(!text.contains(RESPONSE_SECRET), "{text}");
     }
 
-    // Replay: the grant's exchanges in order, as recorded (masked).
-    let (status, replay) =
-        auditor(&stack, "GET", &format!("/v1/audit/grants/{grant}/replay")).await;
-    assert_eq!(status, 200, "{replay}");
+    // Replay: the grant's exchanges in order, as recorded (masked). Records
+    // follow the answers, so wait for the third chat's.
+    let replay_path = format!("/v1/audit/grants/{grant}/replay");
+    let chat_count = |replay: &Value| {
+        replay["exchanges"].as_array().map_or(0, |e| {
+            e.iter().filter(|e| e["action"] == "copilot.chat").count()
+        })
+    };
+    let settled = eventually(|| async {
+        let (status, replay) = auditor(&stack, "GET", &replay_path).await;
+        assert_eq!(status, 200, "{replay}");
+        (chat_count(&replay) == 3).then_some(replay)
+    })
+    .await;
+    let replay = match settled {
+        Some(replay) => replay,
+        None => auditor(&stack, "GET", &replay_path).await.1,
+    };
     let exchanges = replay["exchanges"].as_array().unwrap();
     let chats: Vec<&Value> = exchanges
         .iter()
@@ -277,12 +293,7 @@ async fn an_outage_spools_records_and_every_one_arrives_exactly_once() {
     let (_, token) = stack.approved_grant(&["chat"], &[], None).await.unwrap();
     assert_eq!(chat(&stack, &token, "before").await.0, 200);
     // Records are appended after each answer: let the last one ship.
-    for _ in 0..50 {
-        if store.list(PREFIX).unwrap().len() >= 4 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    eventually(|| async { (store.list(PREFIX).unwrap().len() >= 4).then_some(()) }).await;
     assert_eq!(store.list(PREFIX).unwrap().len(), 4);
 
     garage.stop_server().await.unwrap();
@@ -291,16 +302,16 @@ async fn an_outage_spools_records_and_every_one_arrives_exactly_once() {
         assert_eq!(status, 200, "storage down must not fail the call: {body}");
     }
     // (The last record is appended just after its answer.)
-    let mut report = Value::Null;
-    for _ in 0..50 {
-        let (status, body) = auditor(&stack, "GET", "/v1/audit/status").await;
+    let settled = eventually(|| async {
+        let (status, report) = auditor(&stack, "GET", "/v1/audit/status").await;
         assert_eq!(status, 200);
-        report = body;
-        if report["spool"]["depth"].as_u64() >= Some(5) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+        (report["spool"]["depth"].as_u64() >= Some(5)).then_some(report)
+    })
+    .await;
+    let report = match settled {
+        Some(report) => report,
+        None => auditor(&stack, "GET", "/v1/audit/status").await.1,
+    };
     // Four calls and the status reads (each read is recorded too) fill the
     // spool to its bound of five: calls must wait now.
     let depth = report["spool"]["depth"].as_u64().unwrap();

@@ -20,6 +20,22 @@ pub const UPSTREAM_GITHUB_TOKEN: &str = "ghu_upstreamcredentialheldbythegateway0
 pub const APPROVERS: &str = "copilot-approvers";
 pub const AUDITORS: &str = "copilot-auditors";
 
+/// Polls `check` every 50 ms for up to 5 s until it returns `Some`. Audit
+/// records and notifications follow the answer they describe, so tests wait
+/// for them this way rather than sleeping a fixed time.
+pub async fn eventually<T, Fut>(mut check: impl FnMut() -> Fut) -> Option<T>
+where
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..100 {
+        if let Some(found) = check().await {
+            return Some(found);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    None
+}
+
 /// The folder holding `spin.toml`: the nearest one above the current
 /// directory (a shared build cache means the compile-time path may belong to
 /// another clone), else the one this crate was compiled in.
@@ -220,6 +236,23 @@ impl Stack {
             .ok_or_else(|| anyhow::anyhow!("no token issued: {issued}"))?
             .to_string();
         Ok((id, token))
+    }
+
+    /// The first audit record (for `query`) that `wanted` accepts, waiting
+    /// for it to be appended.
+    pub async fn audit_record(
+        &self,
+        query: &str,
+        wanted: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
+        eventually(|| async {
+            self.audit_records(query)
+                .await
+                .ok()?
+                .into_iter()
+                .find(|r| wanted(r))
+        })
+        .await
     }
 
     /// The audit trail as an auditor reads it (`query` as in the API, e.g. `grant=req_…`).

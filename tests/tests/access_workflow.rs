@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use copilot_jit_testkit::harness::{Stack, StackOptions, APPROVERS};
+use copilot_jit_testkit::harness::{eventually, Stack, StackOptions, APPROVERS};
 use copilot_jit_testkit::webhook::{self, Webhook};
 use serde_json::{json, Value};
 
@@ -131,18 +131,12 @@ async fn requests_are_decided_by_the_cedar_policy_and_denials_name_it() {
     );
 
     // The audit names the deciding policies (records follow the answers).
-    let mut denied = None;
-    for _ in 0..50 {
-        let records = stack.audit_records("").await.unwrap();
-        denied = records.into_iter().find(|r| {
+    let denied = stack
+        .audit_record("", |r| {
             r["unmapped"]["action"] == "access.request"
                 && r["unmapped"]["policy_ids"] == json!(["production-code-senior-only"])
-        });
-        if denied.is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+        })
+        .await;
     let denied = denied.expect("the denial is recorded with its policy");
     assert_eq!(denied["unmapped"]["outcome"], "denied");
 }
@@ -551,17 +545,13 @@ async fn approvers_are_notified_and_a_failing_webhook_never_blocks() {
     let wait_for = |event: &'static str| {
         let hook = &hook;
         async move {
-            for _ in 0..100 {
-                if let Some(m) = hook
-                    .messages()
+            eventually(|| async {
+                hook.messages()
                     .into_iter()
                     .find(|(_, body)| body["copilot_jit"]["event"] == event)
-                {
-                    return m;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-            panic!("no {event} message: {:?}", hook.messages());
+            })
+            .await
+            .unwrap_or_else(|| panic!("no {event} message: {:?}", hook.messages()))
         }
     };
     let (path, requested) = wait_for("access.requested").await;
@@ -597,18 +587,12 @@ async fn approvers_are_notified_and_a_failing_webhook_never_blocks() {
     let cora = stack.person("cora", &["contractors"]);
     let (status, body) = ask(&stack, &cora, chat_ask()).await;
     assert_eq!(status, 201, "{body}");
-    let mut failed = None;
-    for _ in 0..50 {
-        let records = stack.audit_records("").await.unwrap();
-        failed = records.into_iter().find(|r| {
+    let failed = stack
+        .audit_record("", |r| {
             r["unmapped"]["action"] == "notify.access.requested"
                 && r["unmapped"]["outcome"] == "failed"
-        });
-        if failed.is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+        })
+        .await;
     let failed = failed.expect("the failed delivery is audited");
     assert!(
         failed["status_detail"].as_str().unwrap().contains("500"),
@@ -634,16 +618,12 @@ async fn replay_asks_todays_policy_would_this_call_pass() {
             .find(|e| e["action"] == "copilot.chat")
             .cloned()
     };
-    let mut exchange = None;
-    for _ in 0..50 {
+    let exchange = eventually(|| async {
         let (status, body) = api(&stack, "GET", &path, &carol, Value::Null).await;
         assert_eq!(status, 200, "{body}");
-        exchange = find_chat(&body);
-        if exchange.is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+        find_chat(&body)
+    })
+    .await;
     let exchange = exchange.expect("the chat is recorded");
     // As recorded (a developer): allowed today too.
     assert_eq!(exchange["today"]["policy"]["allowed"], true, "{exchange}");

@@ -4,7 +4,7 @@
 //! compare-and-swap under concurrent approvals.
 
 use copilot_jit_testkit::dev_issuer::{now, Alg};
-use copilot_jit_testkit::harness::{Stack, StackOptions, UPSTREAM_GITHUB_TOKEN};
+use copilot_jit_testkit::harness::{eventually, Stack, StackOptions, UPSTREAM_GITHUB_TOKEN};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
@@ -293,10 +293,8 @@ async fn concurrent_decisions_end_in_one_consistent_state() {
     }
 
     // The audit trail shows every attempt, accepted or not.
-    let mut attempts = 0;
-    for _ in 0..50 {
-        let records = stack.audit_records(&format!("grant={id}")).await.unwrap();
-        attempts = records
+    let count = |records: &[Value]| {
+        records
             .iter()
             .filter(|r| {
                 matches!(
@@ -304,12 +302,18 @@ async fn concurrent_decisions_end_in_one_consistent_state() {
                     Some("access.approve" | "access.deny" | "grant.revoke")
                 )
             })
-            .count();
-        if attempts == calls.len() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+            .count()
+    };
+    let query = format!("grant={id}");
+    let settled = eventually(|| async {
+        let n = count(&stack.audit_records(&query).await.ok()?);
+        (n >= calls.len()).then_some(n)
+    })
+    .await;
+    let attempts = match settled {
+        Some(n) => n,
+        None => count(&stack.audit_records(&query).await.unwrap()),
+    };
     assert_eq!(attempts, calls.len(), "every attempt is audited");
 }
 

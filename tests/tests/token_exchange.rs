@@ -3,7 +3,7 @@
 //! policy, through the composed artifact.
 
 use copilot_jit_testkit::dev_issuer::{now, Alg};
-use copilot_jit_testkit::harness::{Stack, StackOptions};
+use copilot_jit_testkit::harness::{eventually, Stack, StackOptions};
 use serde_json::{json, Value};
 
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -230,18 +230,21 @@ async fn github_actions_runs_exchange_tokens_under_policy() {
 
     // The grant is recorded like any other, with the run as its principal.
     // Records follow the answers: wait until the last refusals are in.
-    let mut records = Vec::new();
-    for _ in 0..50 {
-        records = stack.audit_records("").await.expect("audit");
-        let refusals = records
+    let refusals = |records: &[Value]| {
+        records
             .iter()
             .filter(|r| r["unmapped"]["reason"] == "policy: no policy permits this")
-            .count();
-        if refusals > denied_rules.len() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+            .count()
+    };
+    let settled = eventually(|| async {
+        let records = stack.audit_records("").await.ok()?;
+        (refusals(&records) > denied_rules.len()).then_some(records)
+    })
+    .await;
+    let records = match settled {
+        Some(records) => records,
+        None => stack.audit_records("").await.expect("audit"),
+    };
     let exchanges: Vec<&Value> = records
         .iter()
         .filter(|r| r["unmapped"]["action"] == "grant.exchange")

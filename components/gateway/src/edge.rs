@@ -1300,7 +1300,7 @@ fn audit_replay(ctx: &mut Ctx, grant_id: &str) -> Result<Reply, ApiError> {
         let prompt = unmapped["prompt"].as_str();
         let response = unmapped["response"].as_str();
         let today_prompt = recheck(prompt, true);
-        let today_policy = replay_policy(&record, as_groups.as_deref())?;
+        let today_policy = replay_policy(&record, &groups)?;
         let would_block =
             today_prompt["blocked"].as_bool().unwrap_or(false) || today_policy["allowed"] == false;
         exchanges.push(json!({
@@ -1337,8 +1337,9 @@ fn audit_replay(ctx: &mut Ctx, grant_id: &str) -> Result<Reply, ApiError> {
 }
 
 /// Today's `use` decision for a recorded Copilot call, asked as the recorded
-/// caller (or as members of `as_groups`). Null for records of other actions.
-fn replay_policy(record: &Value, as_groups: Option<&[String]>) -> Result<Value, ApiError> {
+/// caller with `groups` (theirs, or the replay's `as_groups`). Null for
+/// records of other actions.
+fn replay_policy(record: &Value, groups: &[String]) -> Result<Value, ApiError> {
     let unmapped = &record["unmapped"];
     let Some(scope) = unmapped["action"]
         .as_str()
@@ -1349,17 +1350,6 @@ fn replay_policy(record: &Value, as_groups: Option<&[String]>) -> Result<Value, 
     };
     let user = &record["actor"]["user"];
     let text = |v: &Value| v.as_str().unwrap_or("").to_string();
-    let groups: Vec<String> = match as_groups {
-        Some(g) => g.to_vec(),
-        None => user["groups"]
-            .as_array()
-            .map(|g| {
-                g.iter()
-                    .filter_map(|g| g["name"].as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default(),
-    };
     let principal = Principal {
         kind: match user["type"].as_str() {
             Some("workload") => PrincipalKind::Workload,
@@ -1370,7 +1360,7 @@ fn replay_policy(record: &Value, as_groups: Option<&[String]>) -> Result<Value, 
         subject: text(&user["uid"]),
         email: user["email_addr"].as_str().map(str::to_string),
         name: None,
-        groups,
+        groups: groups.to_vec(),
         claims_json: "{}".into(),
     };
     let mut context = json!({

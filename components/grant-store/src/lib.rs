@@ -1,12 +1,13 @@
 //! The grant-store component: access requests and grants in `wasi:keyvalue`.
-//! Every state change is a compare-and-swap, so concurrent approvers and a
+//! Every state change is a compare-and-swap (`copilot_jit_common::cas`,
+//! correct also on Spin's Redis store), so concurrent approvers and a
 //! racing revoke never lose an update or double-count.
 
 pub mod lifecycle;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings {
-    use super::lifecycle::{self, Actor, LifecycleError, Request, Status};
+    use super::lifecycle::{self, Actor, Decided, LifecycleError, Request, Status};
     use copilot_jit_common::unix_now as now;
 
     wit_bindgen::generate!({
@@ -16,16 +17,19 @@ mod bindings {
     });
 
     use copilot_jit::gateway::types::{Principal, PrincipalKind};
+    use copilot_jit_common::cas::{update, Step, UpdateError};
     use exports::copilot_jit::gateway::grants::{
         AccessRequest, Decision, DecisionKind, Guest, ListFilter, NewRequest, RequestStatus,
         StoreError,
     };
-    use wasi::keyvalue::atomics::{self, Cas, CasError};
     use wasi::keyvalue::store::{self, Bucket};
 
+    copilot_jit_common::kv_cas_store!(KvCas);
+
     const KEY_PREFIX: &str = "grant-request:";
-    /// Retries of one compare-and-swap before the caller is told to retry.
-    const CAS_ATTEMPTS: usize = 64;
+    /// Genuine conflicts retried (with jittered pauses) before the caller
+    /// is told to retry.
+    const CAS_ATTEMPTS: u32 = 16;
 
     fn storage(e: store::Error) -> StoreError {
         StoreError::Storage(match e {
@@ -163,10 +167,19 @@ mod bindings {
         }
     }
 
-    fn new_id() -> Result<String, StoreError> {
+    fn random_hex() -> Result<String, StoreError> {
         let mut bytes = [0u8; 12];
         getrandom::fill(&mut bytes).map_err(|e| StoreError::Storage(e.to_string()))?;
-        Ok(format!("req_{}", hex::encode(bytes)))
+        Ok(hex::encode(bytes))
+    }
+
+    fn new_id() -> Result<String, StoreError> {
+        Ok(format!("req_{}", random_hex()?))
+    }
+
+    /// Marks this call's decision (see `Decision::write_id`).
+    fn new_write_id() -> Result<String, StoreError> {
+        random_hex()
     }
 
     fn load(bucket: &Bucket, id: &str) -> Result<Request, StoreError> {
@@ -264,25 +277,25 @@ mod bindings {
             load(&bucket, &id)?;
             let key = format!("{KEY_PREFIX}{id}");
             let who = actor(&actor_principal);
-            let mut cas = Cas::new(&bucket, &key).map_err(storage)?;
-            for _ in 0..CAS_ATTEMPTS {
-                let current = cas
-                    .current()
-                    .map_err(storage)?
-                    .ok_or(StoreError::NotFound)?;
-                let next = decode(&current)?
-                    .decide(kind_to_lifecycle(kind), &who, &comment, now())
+            let write_id = new_write_id()?;
+            let decided = update(&KvCas(&bucket), &key, CAS_ATTEMPTS, |current| {
+                let current = decode(current.ok_or(StoreError::NotFound)?)?;
+                match current
+                    .decide_once(kind_to_lifecycle(kind), &who, &comment, now(), &write_id)
                     .map_err(|e| match e {
                         LifecycleError::InvalidState(m) => StoreError::InvalidState(m),
                         LifecycleError::Forbidden(m) => StoreError::Forbidden(m),
-                    })?;
-                match atomics::swap(cas, &encode(&next)?) {
-                    Ok(()) => return Ok(to_wit(next)),
-                    Err(CasError::CasFailed(fresh)) => cas = fresh,
-                    Err(CasError::StoreError(e)) => return Err(storage(e)),
+                    })? {
+                    Decided::AlreadyStored(state) => Ok(Step::AlreadyApplied(state)),
+                    Decided::Next(next) => Ok(Step::Write(encode(&next)?, next)),
                 }
+            });
+            match decided {
+                Ok(state) => Ok(to_wit(state)),
+                Err(UpdateError::Rejected(e)) => Err(e),
+                Err(UpdateError::Store(e)) => Err(storage(e)),
+                Err(UpdateError::Contended) => Err(StoreError::Conflict),
             }
-            Err(StoreError::Conflict)
         }
     }
 

@@ -32,6 +32,11 @@ pub struct Decision {
     pub by: Actor,
     pub comment: String,
     pub at: u64,
+    /// Unique to the call that wrote it: makes every stored value unique to
+    /// its writer, so a swap reported failed can be read back and
+    /// recognised (Spin's Redis store reports applied swaps as failed).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub write_id: String,
 }
 
 /// The stored request. `requester` is kept as the verified principal (opaque JSON
@@ -152,6 +157,7 @@ impl Request {
             by: actor.clone(),
             comment: comment.to_string(),
             at: now,
+            write_id: String::new(),
         });
         match kind {
             DecisionKind::Approve => {
@@ -167,6 +173,38 @@ impl Request {
         }
         next.version += 1;
         Ok(next)
+    }
+}
+
+/// The outcome of one decision call against the stored state.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decided {
+    /// Store this state.
+    Next(Request),
+    /// The call's own decision (`write_id`) is already stored: this is the
+    /// state to answer with, and nothing more is written.
+    AlreadyStored(Request),
+}
+
+impl Request {
+    /// `decide`, made idempotent for one call: the decision carries the
+    /// call's `write_id`, and a state already holding it is left alone.
+    pub fn decide_once(
+        &self,
+        kind: DecisionKind,
+        actor: &Actor,
+        comment: &str,
+        now: u64,
+        write_id: &str,
+    ) -> Result<Decided, LifecycleError> {
+        if !write_id.is_empty() && self.decisions.iter().any(|d| d.write_id == write_id) {
+            return Ok(Decided::AlreadyStored(self.clone().as_of(now)));
+        }
+        let mut next = self.decide(kind, actor, comment, now)?;
+        if let Some(last) = next.decisions.last_mut() {
+            last.write_id = write_id.to_string();
+        }
+        Ok(Decided::Next(next))
     }
 }
 
@@ -336,5 +374,27 @@ mod tests {
         assert!(r
             .decide(DecisionKind::Approve, &actor("carol"), "", 1101)
             .is_err());
+    }
+
+    #[test]
+    fn a_decision_already_stored_by_the_same_call_is_not_applied_twice() {
+        let r = request(2, false);
+        let bob = actor("bob");
+        let Ok(Decided::Next(once)) = r.decide_once(DecisionKind::Approve, &bob, "ok", 1100, "w1")
+        else {
+            panic!("first decision refused");
+        };
+        // Read back after a swap reported failed: the same call sees its own
+        // decision and answers with it instead of "each approver decides once".
+        assert_eq!(
+            once.decide_once(DecisionKind::Approve, &bob, "ok", 1101, "w1"),
+            Ok(Decided::AlreadyStored(once.clone().as_of(1101)))
+        );
+        // Another call by the same approver is still refused.
+        assert!(matches!(
+            once.decide_once(DecisionKind::Approve, &bob, "ok", 1101, "w2"),
+            Err(LifecycleError::Forbidden(_))
+        ));
+        assert_eq!(once.decisions[0].write_id, "w1");
     }
 }

@@ -16,17 +16,24 @@ wit_bindgen::generate!({
 });
 
 use copilot_jit::gateway::types::{Finding, Principal, PrincipalKind};
+use copilot_jit_common::cas::{update, Step, UpdateError};
 use exports::copilot_jit::gateway::audit::{
     AuditError, AuditEvent, AuditQuery, AuditStatus, FlushReport, Guest,
 };
+use std::time::{Duration, Instant};
 use wasi::config::store as config;
 use wasi::http::outgoing_handler;
 use wasi::http::types::{
     Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
 };
 use wasi::io::streams::StreamError;
-use wasi::keyvalue::atomics::{self, Cas, CasError};
+use wasi::keyvalue::atomics;
 use wasi::keyvalue::store::{self, Bucket as Store};
+
+use crate::claim::{self, Take};
+use crate::trail;
+
+copilot_jit_common::kv_cas_store!(KvCas);
 
 const CHAIN: &str = "main";
 const HEAD_KEY: &str = "audit-head:main";
@@ -36,14 +43,19 @@ const LOCAL_PREFIX: &str = "audit-record:";
 const SPOOL_PREFIX: &str = "audit-spool:";
 const SPOOLED: &str = "audit-spool-in";
 const SHIPPED: &str = "audit-spool-out";
-/// A spool entry being shipped: `claimed:{ms}:{line}`. A claim older than
-/// this is taken over (its flusher died).
-const CLAIM_PREFIX: &[u8] = CLAIM_TEXT.as_bytes();
-const CLAIM_TEXT: &str = "claimed:";
+/// Events that could not take a place in the chain in time (a contended
+/// head, a slow store): kept whole, sealed by the next flush or audit read.
+const PENDING_PREFIX: &str = "audit-pending:";
+/// A claimed entry (see `claim`) older than this is taken over.
 const CLAIM_TIMEOUT_MS: u64 = 120_000;
-const CAS_ATTEMPTS: usize = 64;
+/// Genuine conflicts on the chain head retried before the event is parked.
+const CAS_ATTEMPTS: u32 = 24;
 /// Spooled records shipped along with a healthy append.
 const CATCH_UP_PER_APPEND: u32 = 8;
+/// What an append may spend after the answer on chaining and catching up,
+/// beyond its own upload (bounded by `audit_s3_timeout_ms`): the instance is
+/// held until it returns, so a slow store sheds work into KV instead.
+const APPEND_BUDGET: Duration = Duration::from_millis(1_000);
 const NANOS_PER_MS: u64 = 1_000_000;
 
 fn storage(e: store::Error) -> AuditError {
@@ -221,12 +233,18 @@ fn storage_error(what: &str, status: u16, body: &[u8]) -> String {
     format!("{what}: storage answered {status} {code}")
 }
 
-fn put_record(s: &Settings, bucket: &Bucket, record: &Record, line: &str) -> Result<(), String> {
+fn put_record(
+    s: &Settings,
+    bucket: &Bucket,
+    record: &Record,
+    line: &str,
+    timeout_ms: u64,
+) -> Result<(), String> {
     let key = layout::object_key(&s.prefix, CHAIN, record.seq(), record.time_ms());
     let mut body = line.as_bytes().to_vec();
     body.push(b'\n');
     let request = bucket.put_object(&key, &body, now_ms() / 1000);
-    match send(&request, &body, s.timeout_ms)? {
+    match send(&request, &body, timeout_ms)? {
         (200..=299, _) => Ok(()),
         (status, answer) => Err(storage_error("storing a record", status, &answer)),
     }
@@ -296,31 +314,152 @@ fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, AuditError> {
 }
 
 /// Takes the next place in the chain by compare-and-swap and seals the
-/// record for it. Two writers never get the same seq.
-fn chain(store: &Store, key: &AuditKey, event: Map<String, Value>) -> Result<Record, AuditError> {
-    let mut cas = Cas::new(store, HEAD_KEY).map_err(storage)?;
-    for _ in 0..CAS_ATTEMPTS {
-        let head: ChainHead = match cas.current().map_err(storage)? {
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| AuditError::Storage(format!("corrupt chain head: {e}")))?,
+/// record for it. Two writers never get the same seq. A swap reported failed
+/// is read back (Spin's Redis store reports applied swaps as failed); when
+/// others chained behind ours first, the head's recent hashes show it.
+/// `Err(reason)`: the event did not get a place; the caller parks it.
+fn chain(
+    store: &Store,
+    key: &AuditKey,
+    event: &Map<String, Value>,
+    deadline: Instant,
+) -> Result<Record, String> {
+    let mut mine: Option<Record> = None;
+    let chained = update(&KvCas(store), HEAD_KEY, CAS_ATTEMPTS, |current| {
+        let head: ChainHead = match current {
+            Some(bytes) => {
+                serde_json::from_slice(bytes).map_err(|e| format!("corrupt chain head: {e}"))?
+            }
             None => ChainHead::default(),
         };
+        if let Some(sealed) = &mine {
+            match head.holds(sealed.seq(), &sealed.integrity.hash) {
+                Some(true) => return Ok(Step::AlreadyApplied(sealed.clone())),
+                Some(false) => {}
+                None => return Err("the chain moved on too far to tell".to_string()),
+            }
+        }
+        if Instant::now() > deadline {
+            return Err("out of time".to_string());
+        }
         let record = key
             .seal(event.clone(), CHAIN, &head)
-            .map_err(|e| AuditError::Storage(e.to_string()))?;
-        let next = ChainHead {
-            seq: record.seq(),
-            hash: record.integrity.hash.clone(),
-        };
-        match atomics::swap(cas, &encode(&next)?) {
-            Ok(()) => return Ok(record),
-            Err(CasError::CasFailed(fresh)) => cas = fresh,
-            Err(CasError::StoreError(e)) => return Err(storage(e)),
-        }
+            .map_err(|e| e.to_string())?;
+        let next = serde_json::to_vec(&head.after(&record)).map_err(|e| e.to_string())?;
+        mine = Some(record.clone());
+        Ok(Step::Write(next, record))
+    });
+    chained.map_err(|e| match e {
+        UpdateError::Store(e) => format!("{:?}", storage(e)),
+        UpdateError::Rejected(reason) => reason,
+        UpdateError::Contended => "the chain head stayed contended".to_string(),
+    })
+}
+
+/// Keeps an event that has no place in the chain yet.
+fn park(store: &Store, id: &str, event: &Map<String, Value>) -> Result<(), AuditError> {
+    store
+        .set(&format!("{PENDING_PREFIX}{id}"), &encode(event)?)
+        .map_err(storage)
+}
+
+fn new_writer() -> Result<String, AuditError> {
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes).map_err(|e| AuditError::Storage(e.to_string()))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Claims one entry for this worker; `Ok(None)` when it is gone or another
+/// live worker holds it. Returns the payload.
+fn claim_entry(store: &Store, key: &str, writer: &str) -> Result<Option<Vec<u8>>, AuditError> {
+    enum Skip {
+        Gone,
+        Held,
     }
-    Err(AuditError::Storage(
-        "audit chain is contended; record not chained".into(),
-    ))
+    let taken = update(&KvCas(store), key, 4, |current| {
+        let Some(stored) = current else {
+            return Err(Skip::Gone);
+        };
+        let entry = claim::parse(stored);
+        let payload = entry.payload.to_vec();
+        match claim::take(&entry, writer, now_ms(), CLAIM_TIMEOUT_MS) {
+            Take::Mine => Ok(Step::AlreadyApplied(payload)),
+            Take::Held => Err(Skip::Held),
+            Take::Claim => Ok(Step::Write(
+                claim::claimed(now_ms(), writer, &payload),
+                payload,
+            )),
+        }
+    });
+    match taken {
+        Ok(payload) => Ok(Some(payload)),
+        Err(UpdateError::Rejected(Skip::Gone | Skip::Held)) | Err(UpdateError::Contended) => {
+            Ok(None)
+        }
+        Err(UpdateError::Store(e)) => Err(storage(e)),
+    }
+}
+
+/// Seals parked events into the chain and stores them as any record. Stops
+/// at `deadline` or on the first failure; returns how many were sealed.
+fn seal_pending(s: &Settings, store: &Store, deadline: Instant) -> Result<u32, AuditError> {
+    let writer = new_writer()?;
+    let mut sealed = 0;
+    for key in keys_with_prefix(store, PENDING_PREFIX)? {
+        if Instant::now() > deadline {
+            break;
+        }
+        let Some(payload) = claim_entry(store, &key, &writer)? else {
+            continue;
+        };
+        let event: Map<String, Value> = match serde_json::from_slice(&payload) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("pending audit entry {key} is unreadable and stays: {e}");
+                continue;
+            }
+        };
+        let record = match chain(store, &s.key, &event, deadline) {
+            Ok(r) => r,
+            Err(reason) => {
+                // Handed back for the next try.
+                store.set(&key, &payload).map_err(storage)?;
+                eprintln!("pending audit entry {key} not sealed: {reason}");
+                break;
+            }
+        };
+        keep(s, store, &record)?;
+        store.delete(&key).map_err(storage)?;
+        sealed += 1;
+    }
+    Ok(sealed)
+}
+
+/// Stores a sealed record: in KV without a bucket, else in the bucket or,
+/// when it is down or slow, in the spool.
+fn keep(s: &Settings, store: &Store, record: &Record) -> Result<bool, AuditError> {
+    let line = record
+        .to_line()
+        .map_err(|e| AuditError::Storage(e.to_string()))?;
+    match &s.bucket {
+        None => {
+            store
+                .set(
+                    &format!("{LOCAL_PREFIX}{:020}", record.seq()),
+                    line.as_bytes(),
+                )
+                .map_err(storage)?;
+            Ok(true)
+        }
+        Some(bucket) => match put_record(s, bucket, record, &line, s.timeout_ms) {
+            Ok(()) => Ok(true),
+            Err(reason) => {
+                eprintln!("audit record seq {} spooled: {reason}", record.seq());
+                spool(store, record, &line)?;
+                Ok(false)
+            }
+        },
+    }
 }
 
 fn spool_key(seq: u64) -> String {
@@ -352,37 +491,19 @@ fn ship_spooled(
     bucket: &Bucket,
     store: &Store,
     spool_key: &str,
+    writer: &str,
+    timeout_ms: u64,
 ) -> Result<bool, String> {
     let kv = |e: store::Error| format!("{:?}", storage(e));
-    let cas = Cas::new(store, spool_key).map_err(kv)?;
-    let Some(current) = cas.current().map_err(kv)? else {
+    let Some(line) = claim_entry(store, spool_key, writer).map_err(|e| format!("{e:?}"))? else {
         return Ok(false);
     };
-    let line = match current.strip_prefix(CLAIM_PREFIX) {
-        None => current.clone(),
-        Some(rest) => {
-            let text = String::from_utf8_lossy(rest);
-            let (ms, line) = text.split_once(':').unwrap_or(("0", ""));
-            if now_ms().saturating_sub(ms.parse().unwrap_or(0)) < CLAIM_TIMEOUT_MS {
-                return Ok(false);
-            }
-            line.as_bytes().to_vec()
-        }
-    };
-    let mut claim = CLAIM_PREFIX.to_vec();
-    claim.extend_from_slice(format!("{}:", now_ms()).as_bytes());
-    claim.extend_from_slice(&line);
-    match atomics::swap(cas, &claim) {
-        Ok(()) => {}
-        Err(CasError::CasFailed(_)) => return Ok(false),
-        Err(CasError::StoreError(e)) => return Err(kv(e)),
-    }
     let text = String::from_utf8_lossy(&line).into_owned();
     let record: Record = match serde_json::from_str(&text) {
         Ok(r) => r,
         Err(e) => return Err(format!("spool entry {spool_key} is not a record: {e}")),
     };
-    if let Err(e) = put_record(s, bucket, &record, &text) {
+    if let Err(e) = put_record(s, bucket, &record, &text, timeout_ms) {
         // Hand the entry back for the next flush.
         store.set(spool_key, &line).map_err(kv)?;
         return Err(e);
@@ -392,7 +513,13 @@ fn ship_spooled(
     Ok(true)
 }
 
-fn flush(s: &Settings, store: &Store, max: u32) -> Result<FlushReport, AuditError> {
+/// Ships up to `max` spooled records, stopping at `deadline`.
+fn flush(
+    s: &Settings,
+    store: &Store,
+    max: u32,
+    deadline: Instant,
+) -> Result<FlushReport, AuditError> {
     let Some(bucket) = &s.bucket else {
         return Ok(FlushReport {
             shipped: 0,
@@ -400,13 +527,16 @@ fn flush(s: &Settings, store: &Store, max: u32) -> Result<FlushReport, AuditErro
             error: None,
         });
     };
+    let writer = new_writer()?;
     let mut shipped = 0;
     let mut error = None;
     for key in keys_with_prefix(store, SPOOL_PREFIX)? {
-        if shipped >= max {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if shipped >= max || left.is_zero() {
             break;
         }
-        match ship_spooled(s, bucket, store, &key) {
+        let timeout_ms = s.timeout_ms.min(left.as_millis() as u64).max(1);
+        match ship_spooled(s, bucket, store, &key, &writer, timeout_ms) {
             Ok(true) => shipped += 1,
             Ok(false) => {}
             Err(e) => {
@@ -511,73 +641,29 @@ fn event(e: AuditEvent, id: String, retry_of: Option<String>) -> Map<String, Val
     })
 }
 
-fn matches(r: &Record, q: &AuditQuery) -> bool {
-    let unmapped = r.event.get("unmapped");
-    let field = |path: &[&str]| -> Option<String> {
-        let mut v = r.event.get(path[0])?;
-        for p in &path[1..] {
-            v = v.get(p)?;
-        }
-        v.as_str().map(str::to_string)
-    };
-    let time_s = r.time_ms() / 1000;
-    q.grant_id.as_ref().is_none_or(|g| {
-        unmapped
-            .and_then(|u| u.get("grant_id"))
-            .and_then(Value::as_str)
-            == Some(g.as_str())
-    }) && q
-        .subject
-        .as_ref()
-        .is_none_or(|s| field(&["actor", "user", "uid"]).as_deref() == Some(s.as_str()))
-        && q.since.is_none_or(|t| time_s >= t)
-        && q.until.is_none_or(|t| time_s <= t)
-}
-
-fn parse_lines(bytes: &[u8], out: &mut Vec<Record>) -> Result<(), AuditError> {
-    for line in String::from_utf8_lossy(bytes).lines() {
-        // A claimed spool entry is `claimed:{ms}:{line}`.
-        let line = line
-            .strip_prefix(CLAIM_TEXT)
-            .map_or(line, |rest| rest.split_once(':').map_or("", |(_, l)| l));
-        if line.trim().is_empty() {
-            continue;
-        }
-        let record: Record = serde_json::from_str(line)
-            .map_err(|e| AuditError::Storage(format!("unreadable audit record: {e}")))?;
-        out.push(record);
-    }
-    Ok(())
-}
-
-/// Object keys to read for a query: the day partitions in its range, or the
-/// whole prefix when it has none.
-fn days_to_list(q: &AuditQuery) -> Option<Vec<String>> {
-    let since = q.since?;
-    let until = q.until.unwrap_or(now_ms() / 1000);
-    let (first, last) = (since / 86_400, until / 86_400);
-    if last < first || last - first > 400 {
-        return None;
-    }
-    Some(
-        (first..=last)
-            .map(|d| copilot_jit_audit_log::time::day_of_ms(d * 86_400_000))
-            .collect(),
-    )
+fn unreadable(e: String) -> AuditError {
+    AuditError::Storage(e)
 }
 
 fn query(s: &Settings, store: &Store, q: &AuditQuery) -> Result<Vec<Record>, AuditError> {
+    let q = trail::Query {
+        grant_id: q.grant_id.clone(),
+        subject: q.subject.clone(),
+        since: q.since,
+        until: q.until,
+        limit: q.limit,
+    };
     let mut records = Vec::new();
     match &s.bucket {
         None => {
             for key in keys_with_prefix(store, LOCAL_PREFIX)? {
                 if let Some(bytes) = store.get(&key).map_err(storage)? {
-                    parse_lines(&bytes, &mut records)?;
+                    trail::parse_lines(&bytes, &mut records).map_err(unreadable)?;
                 }
             }
         }
         Some(bucket) => {
-            let prefixes = match days_to_list(q) {
+            let prefixes = match trail::days_to_list(&q, now_ms()) {
                 Some(days) => days
                     .iter()
                     .map(|d| layout::day_prefix(&s.prefix, d))
@@ -588,24 +674,19 @@ fn query(s: &Settings, store: &Store, q: &AuditQuery) -> Result<Vec<Record>, Aud
                 for key in list_bucket(s, bucket, &prefix).map_err(AuditError::Storage)? {
                     if layout::parse_object_key(&key).is_some() {
                         let bytes = get_object(s, bucket, &key).map_err(AuditError::Storage)?;
-                        parse_lines(&bytes, &mut records)?;
+                        trail::parse_lines(&bytes, &mut records).map_err(unreadable)?;
                     }
                 }
             }
             // Records still waiting in the spool are part of the trail too.
             for key in keys_with_prefix(store, SPOOL_PREFIX)? {
                 if let Some(bytes) = store.get(&key).map_err(storage)? {
-                    parse_lines(&bytes, &mut records)?;
+                    trail::parse_lines(&bytes, &mut records).map_err(unreadable)?;
                 }
             }
         }
     }
-    records.retain(|r| matches(r, q));
-    records.sort_by_key(Record::seq);
-    records.dedup_by_key(|r| r.seq());
-    let limit = q.limit.clamp(1, 10_000) as usize;
-    let skip = records.len().saturating_sub(limit);
-    Ok(records.into_iter().skip(skip).collect())
+    Ok(trail::select(records, &q))
 }
 
 struct Component;
@@ -654,33 +735,26 @@ impl Guest for Component {
             .as_ref()
             .map(|f| String::from_utf8_lossy(f).into_owned());
         let id = new_id()?;
-        let record = chain(&store, &s.key, event(e, id.clone(), retry_of))?;
-        let line = record
-            .to_line()
-            .map_err(|e| AuditError::Storage(e.to_string()))?;
-        match &s.bucket {
-            None => store
-                .set(
-                    &format!("{LOCAL_PREFIX}{:020}", record.seq()),
-                    line.as_bytes(),
-                )
-                .map_err(storage)?,
-            Some(bucket) => match put_record(&s, bucket, &record, &line) {
-                Ok(()) => {
-                    // Storage is back: ship some of what waited for it.
-                    if spool_depth(&store)? > 0 {
-                        if let Ok(report) = flush(&s, &store, CATCH_UP_PER_APPEND) {
-                            if let Some(e) = report.error {
-                                eprintln!("audit spool not shipped: {e}");
-                            }
+        let started = Instant::now();
+        let deadline = started + APPEND_BUDGET;
+        let event = event(e, id.clone(), retry_of);
+        match chain(&store, &s.key, &event, deadline) {
+            Err(reason) => {
+                eprintln!("audit record {id} parked: {reason}");
+                park(&store, &id, &event)?;
+            }
+            Ok(record) => {
+                let shipped = keep(&s, &store, &record)?;
+                // Storage is back: ship some of what waited for it, in the
+                // time left.
+                if shipped && s.bucket.is_some() && spool_depth(&store)? > 0 {
+                    if let Ok(report) = flush(&s, &store, CATCH_UP_PER_APPEND, deadline) {
+                        if let Some(e) = report.error {
+                            eprintln!("audit spool not shipped: {e}");
                         }
                     }
                 }
-                Err(reason) => {
-                    eprintln!("audit record {id} spooled: {reason}");
-                    spool(&store, &record, &line)?;
-                }
-            },
+            }
         }
         if let (Some(k), None) = (retry_key, first) {
             store.set(&k, id.as_bytes()).map_err(storage)?;
@@ -691,6 +765,8 @@ impl Guest for Component {
     fn query(q: AuditQuery) -> Result<Vec<String>, AuditError> {
         let s = settings()?;
         let store = store::open("default").map_err(storage)?;
+        // Parked events join the trail before it is read.
+        seal_pending(&s, &store, Instant::now() + APPEND_BUDGET)?;
         query(&s, &store, &q)?
             .iter()
             .map(|r| r.to_line().map_err(|e| AuditError::Storage(e.to_string())))
@@ -700,7 +776,10 @@ impl Guest for Component {
     fn flush(max: u32) -> Result<FlushReport, AuditError> {
         let s = settings()?;
         let store = store::open("default").map_err(storage)?;
-        flush(&s, &store, max.clamp(1, 10_000))
+        // An operator's flush may take its time (a minute at most).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        seal_pending(&s, &store, deadline)?;
+        flush(&s, &store, max.clamp(1, 10_000), deadline)
     }
 
     fn status() -> Result<AuditStatus, AuditError> {

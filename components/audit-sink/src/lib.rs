@@ -4,7 +4,9 @@
 //! waits in a bounded KV spool and ships later; without a bucket configured
 //! records stay in KV (local development).
 
+pub mod claim;
 pub mod ocsf;
+pub mod trail;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings;

@@ -13,19 +13,55 @@ use sha2::{Digest, Sha256};
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 pub const FORMAT_VERSION: u32 = 1;
 
-/// Where a chain stands: the last record's sequence number and hash.
+/// Where a chain stands: the last record's sequence number and hash, and
+/// the hashes (16-hex prefixes) of the last [`RECENT`] records, newest first,
+/// so a writer whose swap was reported failed can tell whether its record
+/// took its place even after others chained behind it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainHead {
     pub seq: u64,
     pub hash: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent: Vec<String>,
 }
+
+/// Records a head remembers.
+pub const RECENT: usize = 64;
+const RECENT_PREFIX: usize = 16;
 
 impl Default for ChainHead {
     fn default() -> Self {
         ChainHead {
             seq: 0,
             hash: GENESIS_HASH.to_string(),
+            recent: Vec::new(),
         }
+    }
+}
+
+impl ChainHead {
+    /// The head once `record` (sealed on this head) is chained.
+    pub fn after(&self, record: &Record) -> ChainHead {
+        let hash = record.integrity.hash.clone();
+        let mut recent = Vec::with_capacity(RECENT);
+        recent.push(hash.get(..RECENT_PREFIX).unwrap_or(&hash).to_string());
+        recent.extend(self.recent.iter().take(RECENT - 1).cloned());
+        ChainHead {
+            seq: record.seq(),
+            hash,
+            recent,
+        }
+    }
+
+    /// Whether the record `seq`/`hash` is in this chain: `None` when it is
+    /// older than the head remembers.
+    pub fn holds(&self, seq: u64, hash: &str) -> Option<bool> {
+        if seq > self.seq || seq == 0 {
+            return Some(false);
+        }
+        let back = (self.seq - seq) as usize;
+        let prefix = hash.get(..RECENT_PREFIX).unwrap_or(hash);
+        self.recent.get(back).map(|h| h == prefix)
     }
 }
 
@@ -268,10 +304,7 @@ pub(crate) mod tests {
                     unreachable!()
                 };
                 let record = key.seal(event, "main", &head).unwrap();
-                head = ChainHead {
-                    seq,
-                    hash: record.integrity.hash.clone(),
-                };
+                head = head.after(&record);
                 record
             })
             .collect()
@@ -347,5 +380,43 @@ pub(crate) mod tests {
         let mut resigned = chain(&other, 1).remove(0);
         resigned.integrity.seal.kid = key.kid().to_string();
         assert!(verify_record(&resigned, &ring(&key)).is_err());
+    }
+
+    #[test]
+    fn a_head_remembers_which_records_took_their_place() {
+        let key = AuditKey::new([7u8; 32]);
+        let records = chain(&key, 3);
+        let mut head = ChainHead::default();
+        for r in &records {
+            head = head.after(r);
+        }
+        assert_eq!(head.seq, 3);
+        for r in &records {
+            assert_eq!(head.holds(r.seq(), &r.integrity.hash), Some(true));
+        }
+        // Another record sealed for place 2 is not the one there.
+        let other = key
+            .seal(
+                Map::new(),
+                "main",
+                &ChainHead {
+                    seq: 1,
+                    ..head.clone()
+                },
+            )
+            .unwrap();
+        assert_eq!(head.holds(2, &other.integrity.hash), Some(false));
+        assert_eq!(head.holds(4, &other.integrity.hash), Some(false));
+        // Too far back to tell.
+        let later = ChainHead {
+            seq: head.seq + RECENT as u64,
+            ..head.clone()
+        };
+        assert_eq!(later.holds(1, &records[0].integrity.hash), None);
+        let mut long = head.clone();
+        for _ in 0..RECENT + 5 {
+            long = long.after(&other);
+        }
+        assert_eq!(long.recent.len(), RECENT);
     }
 }

@@ -216,7 +216,7 @@ async fn records_ship_to_the_bucket_and_the_cli_verifies_them() {
     let upstream_token = upstream_token.trim_start_matches("Bearer ").to_string();
     let oidc = stack.person("alice", &["developers"]);
     let mut all_bytes: Vec<u8> = stored.values().flatten().copied().collect();
-    for (k, v) in stack.gateway.kv().bucket("default").snapshot() {
+    for (k, v) in stack.gateway.kv().snapshot("default").await.unwrap() {
         if k.starts_with("audit") {
             all_bytes.extend(k.as_bytes());
             all_bytes.extend(v);
@@ -369,7 +369,16 @@ async fn the_store_refuses_bad_signatures_and_records_wait_for_good_ones() {
     let stack = stack_on(&garage, &[("audit_s3_secret_access_key", wrong.as_str())]).await;
     let (_, token) = stack.approved_grant(&["chat"], &[], None).await.unwrap();
     assert_eq!(chat(&stack, &token, "hello").await.0, 200);
-    let (_, status) = auditor(&stack, "GET", "/v1/audit/status").await;
+    // The chat's own record is spooled after its answer: wait for it.
+    let status = eventually(|| async {
+        let (_, status) = auditor(&stack, "GET", "/v1/audit/status").await;
+        (status["spool"]["depth"].as_u64() >= Some(4)).then_some(status)
+    })
+    .await;
+    let status = match status {
+        Some(s) => s,
+        None => auditor(&stack, "GET", "/v1/audit/status").await.1,
+    };
     assert!(status["spool"]["depth"].as_u64().unwrap() >= 4, "{status}");
     assert!(s3(&garage, garage::SECRET_ACCESS_KEY)
         .list(PREFIX)

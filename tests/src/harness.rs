@@ -3,7 +3,9 @@
 
 use crate::dev_issuer::DevIssuer;
 use crate::host::{self, Gateway, KeyValue};
+use crate::kv::StoreKind;
 use crate::manifest::Manifest;
+use crate::manifest::Resolved;
 use crate::mock_upstream::MockUpstream;
 use anyhow::Result;
 use base64::engine::general_purpose::STANDARD;
@@ -84,6 +86,9 @@ pub struct Stack {
     pub gateway: Arc<Gateway>,
     /// Secrets given to the gateway, so tests can check they never leak.
     pub variables: HashMap<String, String>,
+    /// The settings the gateway runs with, for peers of this instance.
+    resolved: Resolved,
+    store: StoreKind,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -101,6 +106,9 @@ pub struct StackOptions {
     pub defer_to_environment: bool,
     /// Start a second issuer as GitHub Actions and trust it.
     pub github_actions: bool,
+    /// The key-value store behind `wasi:keyvalue` (Spin's SQLite or Redis
+    /// stores for fidelity, memory for speed).
+    pub store: StoreKind,
 }
 
 impl Default for StackOptions {
@@ -110,7 +118,21 @@ impl Default for StackOptions {
             variables: HashMap::new(),
             defer_to_environment: false,
             github_actions: false,
+            store: StoreKind::Memory,
         }
+    }
+}
+
+/// Another instance of a stack's gateway, on its own port.
+pub struct Peer {
+    pub url: String,
+    pub gateway: Arc<Gateway>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -161,12 +183,8 @@ impl Stack {
         }
         let resolved = manifest.resolve(&variables, &env)?;
         let (engine, component) = compiled(&manifest)?;
-        let gateway = Arc::new(Gateway::new(
-            &engine,
-            &component,
-            resolved,
-            Arc::new(KeyValue::default()),
-        )?);
+        let kv = Arc::new(KeyValue::open(&options.store).await?);
+        let gateway = Arc::new(Gateway::new(&engine, &component, resolved.clone(), kv)?);
         let task = gateway.clone().serve(listener);
         Ok(Stack {
             url,
@@ -176,6 +194,31 @@ impl Stack {
             upstream,
             gateway,
             variables,
+            resolved,
+            store: options.store,
+            task,
+        })
+    }
+
+    /// A second instance of the same gateway (same settings, keys, issuer
+    /// and upstream) with its own connection to the same store: scale-out,
+    /// as two Spin processes behind one load balancer. Only meaningful on a
+    /// shared store (Redis).
+    pub async fn peer(&self) -> Result<Peer> {
+        let manifest = manifest()?;
+        let (engine, component) = compiled(&manifest)?;
+        let kv = Arc::new(KeyValue::open(&self.store).await?);
+        let gateway = Arc::new(Gateway::new(
+            &engine,
+            &component,
+            self.resolved.clone(),
+            kv,
+        )?);
+        let (listener, addr) = host::loopback_listener().await?;
+        let task = gateway.clone().serve(listener);
+        Ok(Peer {
+            url: format!("http://{addr}"),
+            gateway,
             task,
         })
     }

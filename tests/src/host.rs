@@ -4,6 +4,8 @@
 //! `wasi:config/store@0.2.0-draft-2024-09-27` (the component's variables).
 //! Outbound HTTP is limited to `allowed_outbound_hosts`.
 
+use crate::kv;
+pub use crate::kv::KeyValue;
 use crate::manifest::{AllowedHost, Manifest, Resolved};
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -12,7 +14,7 @@ use hyper::server::conn::http1;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use wasmtime::component::{Component, HasSelf, Linker, Resource, ResourceTable};
 use wasmtime::{Config, Engine, Store};
@@ -35,6 +37,8 @@ mod generated {
                 import wasi:config/store@0.2.0-draft-2024-09-27;
             }
         ",
+        // Stores answer asynchronously (Redis), as in Spin.
+        imports: { default: async },
         with: {
             "wasi:keyvalue/store.bucket": super::BucketHandle,
             "wasi:keyvalue/atomics.cas": super::CasHandle,
@@ -45,56 +49,16 @@ mod generated {
 use generated::wasi::config::store as config;
 use generated::wasi::keyvalue::{atomics, batch, store};
 
-/// One KV label's data: value and a version bumped on every write.
-#[derive(Default)]
-pub struct Bucket {
-    entries: Mutex<HashMap<String, (Vec<u8>, u64)>>,
-    next_version: Mutex<u64>,
+/// An open label.
+pub struct BucketHandle {
+    label: String,
 }
 
-impl Bucket {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Vec<u8>, u64)>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn version(&self) -> u64 {
-        let mut v = self.next_version.lock().unwrap_or_else(|e| e.into_inner());
-        *v += 1;
-        *v
-    }
-
-    /// Every stored key and value, for tests that inspect what was written.
-    pub fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
-        self.lock()
-            .iter()
-            .map(|(k, (v, _))| (k.clone(), v.clone()))
-            .collect()
-    }
-}
-
-/// All KV data of one host, shared by every request (like Spin's store).
-#[derive(Default)]
-pub struct KeyValue {
-    buckets: Mutex<HashMap<String, Arc<Bucket>>>,
-}
-
-impl KeyValue {
-    pub fn bucket(&self, label: &str) -> Arc<Bucket> {
-        self.buckets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(label.to_string())
-            .or_default()
-            .clone()
-    }
-}
-
-pub struct BucketHandle(Arc<Bucket>);
-
+/// An open compare-and-swap on one key.
 pub struct CasHandle {
-    bucket: Arc<Bucket>,
+    label: String,
     key: String,
-    seen: Option<(Vec<u8>, u64)>,
+    cas: kv::Cas,
 }
 
 /// Allows outbound requests only to `allowed_outbound_hosts`.
@@ -175,53 +139,71 @@ fn kv_error(e: impl std::fmt::Display) -> store::Error {
     store::Error::Other(e.to_string())
 }
 
-impl store::Host for HostState {
-    fn open(&mut self, identifier: String) -> Result<Resource<BucketHandle>, store::Error> {
-        if !self.kv_labels.contains(&identifier) {
-            return Err(store::Error::AccessDenied);
-        }
-        let bucket = self.kv.bucket(&identifier);
-        self.table.push(BucketHandle(bucket)).map_err(kv_error)
+impl HostState {
+    fn label(&self, r: &Resource<BucketHandle>) -> Result<String, store::Error> {
+        self.table.get(r).map(|b| b.label.clone()).map_err(kv_error)
     }
 }
 
-impl HostState {
-    fn bucket(&self, r: &Resource<BucketHandle>) -> Result<Arc<Bucket>, store::Error> {
-        self.table.get(r).map(|b| b.0.clone()).map_err(kv_error)
+impl store::Host for HostState {
+    async fn open(&mut self, identifier: String) -> Result<Resource<BucketHandle>, store::Error> {
+        if !self.kv_labels.contains(&identifier) {
+            return Err(store::Error::AccessDenied);
+        }
+        self.table
+            .push(BucketHandle { label: identifier })
+            .map_err(kv_error)
     }
 }
 
 impl store::HostBucket for HostState {
-    fn get(
+    async fn get(
         &mut self,
         this: Resource<BucketHandle>,
         key: String,
     ) -> Result<Option<Vec<u8>>, store::Error> {
-        Ok(self.bucket(&this)?.lock().get(&key).map(|(v, _)| v.clone()))
+        let label = self.label(&this)?;
+        self.kv.get(&label, &key).await.map_err(store::Error::Other)
     }
 
-    fn set(
+    async fn set(
         &mut self,
         this: Resource<BucketHandle>,
         key: String,
         value: Vec<u8>,
     ) -> Result<(), store::Error> {
-        let bucket = self.bucket(&this)?;
-        let version = bucket.version();
-        bucket.lock().insert(key, (value, version));
-        Ok(())
+        let label = self.label(&this)?;
+        self.kv
+            .set(&label, &key, value)
+            .await
+            .map_err(store::Error::Other)
     }
 
-    fn delete(&mut self, this: Resource<BucketHandle>, key: String) -> Result<(), store::Error> {
-        self.bucket(&this)?.lock().remove(&key);
-        Ok(())
+    async fn delete(
+        &mut self,
+        this: Resource<BucketHandle>,
+        key: String,
+    ) -> Result<(), store::Error> {
+        let label = self.label(&this)?;
+        self.kv
+            .delete(&label, &key)
+            .await
+            .map_err(store::Error::Other)
     }
 
-    fn exists(&mut self, this: Resource<BucketHandle>, key: String) -> Result<bool, store::Error> {
-        Ok(self.bucket(&this)?.lock().contains_key(&key))
+    async fn exists(
+        &mut self,
+        this: Resource<BucketHandle>,
+        key: String,
+    ) -> Result<bool, store::Error> {
+        let label = self.label(&this)?;
+        self.kv
+            .exists(&label, &key)
+            .await
+            .map_err(store::Error::Other)
     }
 
-    fn list_keys(
+    async fn list_keys(
         &mut self,
         this: Resource<BucketHandle>,
         cursor: Option<String>,
@@ -230,149 +212,145 @@ impl store::HostBucket for HostState {
         if cursor.is_some() {
             return Err(store::Error::Other("cursor not supported".into()));
         }
-        let mut keys: Vec<String> = self.bucket(&this)?.lock().keys().cloned().collect();
-        keys.sort();
+        let label = self.label(&this)?;
+        let keys = self.kv.keys(&label).await.map_err(store::Error::Other)?;
         Ok(store::KeyResponse { keys, cursor: None })
     }
 
-    fn drop(&mut self, rep: Resource<BucketHandle>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, rep: Resource<BucketHandle>) -> wasmtime::Result<()> {
         self.table.delete(rep)?;
         Ok(())
     }
 }
 
 impl batch::Host for HostState {
-    fn get_many(
+    async fn get_many(
         &mut self,
         bucket: Resource<BucketHandle>,
         keys: Vec<String>,
     ) -> Result<Vec<(String, Option<Vec<u8>>)>, store::Error> {
-        let bucket = self.bucket(&bucket)?;
-        let entries = bucket.lock();
-        Ok(keys
-            .into_iter()
-            .map(|k| {
-                let v = entries.get(&k).map(|(v, _)| v.clone());
-                (k, v)
-            })
-            .collect())
+        let label = self.label(&bucket)?;
+        self.kv
+            .get_many(&label, keys)
+            .await
+            .map_err(store::Error::Other)
     }
 
-    fn set_many(
+    async fn set_many(
         &mut self,
         bucket: Resource<BucketHandle>,
         pairs: Vec<(String, Vec<u8>)>,
     ) -> Result<(), store::Error> {
-        let bucket = self.bucket(&bucket)?;
-        for (k, v) in pairs {
-            let version = bucket.version();
-            bucket.lock().insert(k, (v, version));
-        }
-        Ok(())
+        let label = self.label(&bucket)?;
+        self.kv
+            .set_many(&label, pairs)
+            .await
+            .map_err(store::Error::Other)
     }
 
-    fn delete_many(
+    async fn delete_many(
         &mut self,
         bucket: Resource<BucketHandle>,
         keys: Vec<String>,
     ) -> Result<(), store::Error> {
-        let bucket = self.bucket(&bucket)?;
-        let mut entries = bucket.lock();
-        for k in keys {
-            entries.remove(&k);
-        }
-        Ok(())
+        let label = self.label(&bucket)?;
+        self.kv
+            .delete_many(&label, keys)
+            .await
+            .map_err(store::Error::Other)
     }
 }
 
 impl atomics::Host for HostState {
-    fn increment(
+    async fn increment(
         &mut self,
         bucket: Resource<BucketHandle>,
         key: String,
         delta: i64,
     ) -> Result<i64, store::Error> {
-        let bucket = self.bucket(&bucket)?;
-        let version = bucket.version();
-        let mut entries = bucket.lock();
-        let current = match entries.get(&key) {
-            Some((v, _)) => std::str::from_utf8(v)
-                .ok()
-                .and_then(|s| s.parse::<i64>().ok())
-                .ok_or_else(|| store::Error::Other("value is not a number".into()))?,
-            None => 0,
-        };
-        let next = current + delta;
-        entries.insert(key, (next.to_string().into_bytes(), version));
-        Ok(next)
+        let label = self.label(&bucket)?;
+        self.kv
+            .increment(&label, &key, delta)
+            .await
+            .map_err(store::Error::Other)
     }
 
-    fn swap(&mut self, cas: Resource<CasHandle>, value: Vec<u8>) -> Result<(), atomics::CasError> {
+    /// As Spin's host: on `CasFailed` a new compare-and-swap is opened on the
+    /// key, its `current` read once, and handed back.
+    async fn swap(
+        &mut self,
+        cas: Resource<CasHandle>,
+        value: Vec<u8>,
+    ) -> Result<(), atomics::CasError> {
+        let store_error = |e: String| atomics::CasError::StoreError(store::Error::Other(e));
         let handle = self
             .table
             .delete(cas)
             .map_err(|e| atomics::CasError::StoreError(kv_error(e)))?;
-        let version = handle.bucket.version();
-        let mut entries = handle.bucket.lock();
-        let current = entries.get(&handle.key).cloned();
-        let unchanged = match (&current, &handle.seen) {
-            (None, None) => true,
-            (Some((_, v)), Some((_, seen))) => v == seen,
-            _ => false,
-        };
-        if unchanged {
-            entries.insert(handle.key, (value, version));
-            return Ok(());
+        match self.kv.cas_swap(&handle.cas, value).await {
+            Ok(()) => Ok(()),
+            Err(kv::SwapFailure::Other(e)) => Err(store_error(e)),
+            Err(kv::SwapFailure::CasFailed) => {
+                let mut fresh = self
+                    .kv
+                    .new_cas(&handle.label, &handle.key)
+                    .await
+                    .map_err(store_error)?;
+                self.kv.cas_current(&mut fresh).await.map_err(store_error)?;
+                let fresh = self
+                    .table
+                    .push(CasHandle {
+                        label: handle.label,
+                        key: handle.key,
+                        cas: fresh,
+                    })
+                    .map_err(|e| atomics::CasError::StoreError(kv_error(e)))?;
+                Err(atomics::CasError::CasFailed(fresh))
+            }
         }
-        drop(entries);
-        let fresh = CasHandle {
-            bucket: handle.bucket,
-            key: handle.key,
-            seen: current,
-        };
-        let fresh = self
-            .table
-            .push(fresh)
-            .map_err(|e| atomics::CasError::StoreError(kv_error(e)))?;
-        Err(atomics::CasError::CasFailed(fresh))
     }
 }
 
 impl atomics::HostCas for HostState {
-    fn new(
+    async fn new(
         &mut self,
         bucket: Resource<BucketHandle>,
         key: String,
     ) -> Result<Resource<CasHandle>, store::Error> {
-        let bucket = self.bucket(&bucket)?;
-        let seen = bucket.lock().get(&key).cloned();
+        let label = self.label(&bucket)?;
+        let cas = self
+            .kv
+            .new_cas(&label, &key)
+            .await
+            .map_err(store::Error::Other)?;
         self.table
-            .push(CasHandle { bucket, key, seen })
+            .push(CasHandle { label, key, cas })
             .map_err(kv_error)
     }
 
-    fn current(&mut self, this: Resource<CasHandle>) -> Result<Option<Vec<u8>>, store::Error> {
-        Ok(self
-            .table
-            .get(&this)
-            .map_err(kv_error)?
-            .seen
-            .as_ref()
-            .map(|(v, _)| v.clone()))
+    async fn current(
+        &mut self,
+        this: Resource<CasHandle>,
+    ) -> Result<Option<Vec<u8>>, store::Error> {
+        let kv = self.kv.clone();
+        let handle = self.table.get_mut(&this).map_err(kv_error)?;
+        kv.cas_current(&mut handle.cas)
+            .await
+            .map_err(store::Error::Other)
     }
 
-    fn drop(&mut self, rep: Resource<CasHandle>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, rep: Resource<CasHandle>) -> wasmtime::Result<()> {
         self.table.delete(rep)?;
         Ok(())
     }
 }
 
 impl config::Host for HostState {
-    fn get(&mut self, key: String) -> Result<Option<String>, config::Error> {
+    async fn get(&mut self, key: String) -> Result<Option<String>, config::Error> {
         Ok(self.config.get(&key).cloned())
     }
 
-    fn get_all(&mut self) -> Result<Vec<(String, String)>, config::Error> {
+    async fn get_all(&mut self) -> Result<Vec<(String, String)>, config::Error> {
         Ok(self
             .config
             .iter()
@@ -420,25 +398,49 @@ pub struct Gateway {
     allowed: Arc<Vec<AllowedHost>>,
 }
 
-/// Concurrent requests the instance pool holds, like Spin's instance limit.
-const POOLED_INSTANCES: u32 = 128;
+/// Spin's instance pool (`crates/core/src/lib.rs`, Spin 3.x–4.1), with its
+/// defaults and its environment overrides: 1000 component instances, 1000
+/// memories, 2000 tables, 2 MiB of each memory kept resident (reset by
+/// copying, not by the kernel). An instance is held until its handler
+/// returns, work after the answer included, so running out of it fails a
+/// test here as it fails a user there.
+fn spin_pool() -> wasmtime::PoolingAllocationConfig {
+    const MB: u64 = 1 << 20;
+    fn env(name: &str, default: u64) -> u64 {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+    let max_instances = env("SPIN_MAX_INSTANCE_COUNT", 1_000);
+    let count = |name: &str, default: u64| env(name, default) as u32;
+    let size = |name: &str, default: u64| env(name, default) as usize;
+    let mut pool = wasmtime::PoolingAllocationConfig::default();
+    pool.total_component_instances(count("SPIN_WASMTIME_INSTANCE_COUNT", max_instances))
+        .total_memories(count("SPIN_WASMTIME_TOTAL_MEMORIES", max_instances))
+        .total_tables(count("SPIN_WASMTIME_TOTAL_TABLES", 2 * max_instances))
+        .total_stacks(count("SPIN_WASMTIME_TOTAL_STACKS", max_instances))
+        .total_core_instances(count(
+            "SPIN_WASMTIME_TOTAL_CORE_INSTANCES",
+            4 * max_instances,
+        ))
+        .table_elements(size("SPIN_WASMTIME_INSTANCE_TABLE_ELEMENTS", 100_000))
+        .max_component_instance_size(size("SPIN_WASMTIME_INSTANCE_SIZE", 10 * MB))
+        .max_core_instance_size(size("SPIN_WASMTIME_CORE_INSTANCE_SIZE", 10 * MB))
+        .max_core_instances_per_component(count("SPIN_WASMTIME_CORE_INSTANCE_COUNT", 200))
+        .max_tables_per_component(count("SPIN_WASMTIME_INSTANCE_TABLES", 64))
+        .max_memories_per_component(count("SPIN_WASMTIME_INSTANCE_MEMORIES", 32))
+        .max_tables_per_module(count("SPIN_WASMTIME_MAX_TABLES_PER_MODULE", 2))
+        .max_memories_per_module(count("SPIN_WASMTIME_MAX_MEMORIES_PER_MODULE", 2))
+        .max_memory_size(4 << 30)
+        .linear_memory_keep_resident(size("SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT", 2 * MB))
+        .table_keep_resident(size("SPIN_WASMTIME_TABLE_KEEP_RESIDENT", MB / 2));
+    pool
+}
 
 pub fn engine() -> Result<Engine> {
     let mut config = Config::new();
-    // Instances come from a pool, as in Spin and `wasmtime serve`: memories
-    // are reused instead of mapped and unmapped on every request.
-    let mut pool = wasmtime::PoolingAllocationConfig::default();
-    pool.total_component_instances(POOLED_INSTANCES)
-        .total_core_instances(POOLED_INSTANCES * 32)
-        .total_memories(POOLED_INSTANCES * 8)
-        .total_tables(POOLED_INSTANCES * 8)
-        .max_core_instances_per_component(64)
-        .max_memories_per_component(16)
-        .max_tables_per_component(16)
-        .max_memory_size(1 << 30)
-        // Returned memories are decommitted in batches: each `madvise` costs
-        // a TLB shootdown on every core, per linear memory, per request.
-        .decommit_batch_size(64);
+    let pool = spin_pool();
     config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     // For profiling with `perf`: names for JIT-compiled guest functions.
     if std::env::var_os("COPILOT_JIT_PERFMAP").is_some() {

@@ -531,7 +531,7 @@ async fn jit_flow_end_to_end() {
 
     // No record holds a credential or the planted secret.
     let upstream_copilot_token = upstream_auth.trim_start_matches("Bearer ").to_string();
-    let stored = stack.gateway.kv().bucket("default").snapshot();
+    let stored = stack.gateway.kv().snapshot("default").await.unwrap();
     let audit_bytes: Vec<u8> = stored
         .iter()
         .filter(|(k, _)| k.starts_with("audit-record:"))

@@ -9,8 +9,10 @@
 //! Usage: copilot-jit-bench [--seconds N] [--concurrency N]
 
 use anyhow::{bail, Context, Result};
-use copilot_jit_testkit::harness::{self, Stack, UPSTREAM_GITHUB_TOKEN};
+use copilot_jit_testkit::harness::{self, Stack, StackOptions, UPSTREAM_GITHUB_TOKEN};
 use copilot_jit_testkit::host::{self, Gateway, KeyValue};
+use copilot_jit_testkit::kv::redis::RedisServer;
+use copilot_jit_testkit::kv::StoreKind;
 use copilot_jit_testkit::manifest::Resolved;
 use copilot_jit_testkit::mock_upstream::StreamScript;
 use futures::StreamExt;
@@ -20,11 +22,14 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[derive(Default)]
 struct Options {
     seconds: u64,
     concurrency: usize,
     /// Load only copilot-jit with non-streamed chat (for a profiler).
     focus: bool,
+    /// Only the table on Spin's stores (SQLite, Redis) at 8 and 64 clients.
+    stores: bool,
 }
 
 fn options() -> Result<Options> {
@@ -32,6 +37,7 @@ fn options() -> Result<Options> {
         seconds: 5,
         concurrency: 8,
         focus: false,
+        stores: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -39,11 +45,17 @@ fn options() -> Result<Options> {
             o.focus = true;
             continue;
         }
+        if a == "--stores" {
+            o.stores = true;
+            continue;
+        }
         let value = args.next().context("every option takes a value")?;
         match a.as_str() {
             "--seconds" => o.seconds = value.parse()?,
             "--concurrency" => o.concurrency = value.parse()?,
-            _ => bail!("usage: copilot-jit-bench [--seconds N] [--concurrency N] [--focus]"),
+            _ => bail!(
+                "usage: copilot-jit-bench [--seconds N] [--concurrency N] [--focus] [--stores]"
+            ),
         }
     }
     Ok(o)
@@ -91,6 +103,8 @@ struct Figures {
     p50_ms: f64,
     p99_ms: f64,
     errors: usize,
+    /// Answers seen, good or not.
+    calls: usize,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -144,6 +158,7 @@ async fn load(base: &str, token: &str, mix: Mix, o: &Options) -> Figures {
         p50_ms: percentile(&all, 0.50),
         p99_ms: percentile(&all, 0.99),
         errors: results.iter().map(|(_, e)| e).sum(),
+        calls: all.len() + results.iter().map(|(_, e)| e).sum::<usize>(),
     }
 }
 
@@ -431,15 +446,102 @@ fn machine() -> String {
     format!("{cores} cores ({cpu}), {mem_gib:.0} GiB")
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    let o = options()?;
-    let root = harness::workspace_root();
-    eprintln!("starting the stack (issuer, mock upstream, copilot-jit)");
-    let stack = Stack::start().await?;
-    let gateway_token = grant_token(&stack).await?;
-    // (a) and (b) present the upstream's own Copilot token, as a client of
-    // Copilot would; the pass-through adds nothing.
+/// The bare pass-through component, served on loopback in front of `upstream`.
+async fn start_passthrough(
+    engine: &wasmtime::Engine,
+    file: &std::path::Path,
+    upstream: &str,
+) -> Result<(Arc<Gateway>, String, tokio::task::JoinHandle<()>)> {
+    let component = wasmtime::component::Component::from_file(engine, file)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("{} (run scripts/bench.sh)", file.display()))?;
+    let passthrough = Arc::new(Gateway::new(
+        engine,
+        &component,
+        Resolved {
+            config: HashMap::from([("upstream_url".to_string(), upstream.to_string())]),
+            allowed_outbound_hosts: vec![upstream.to_string()],
+            key_value_stores: Vec::new(),
+        },
+        Arc::new(KeyValue::default()),
+    )?);
+    let (listener, addr) = host::loopback_listener().await?;
+    let task = passthrough.clone().serve(listener);
+    Ok((passthrough, format!("http://{addr}"), task))
+}
+
+/// Non-streamed chat on Spin's two stores, rebuilt in the test host (SQLite
+/// behind one connection; Redis with Spin's command sequence on a real
+/// server), at 8 and 64 clients, beside the bare pass-through; with the KV
+/// calls each request makes.
+async fn spin_store_table(o: &Options, passthrough_url: &str) -> Result<String> {
+    let redis = RedisServer::start().await?;
+    let mut table = String::new();
+    writeln!(
+        table,
+        "## On Spin's stores ({} s per cell, non-streamed chat, Spin's instance pool)\n",
+        o.seconds
+    )?;
+    writeln!(
+        table,
+        "| store | clients | copilot-jit req/s | p50 ms | p99 ms | errors | bare req/s | bare p50 ms | ratio | KV reads/call | KV writes/call |"
+    )?;
+    writeln!(
+        table,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )?;
+    for (name, store) in [
+        ("SQLite (Spin default)", StoreKind::Sqlite),
+        ("Redis (Spin's store)", StoreKind::Redis(redis.url.clone())),
+    ] {
+        let stack = Stack::start_with(StackOptions {
+            store,
+            ..StackOptions::default()
+        })
+        .await?;
+        let token = grant_token(&stack).await?;
+        let bare_token = upstream_copilot_token(&stack).await?;
+        for clients in [8, 64] {
+            let cell = Options {
+                seconds: o.seconds,
+                concurrency: clients,
+                ..Options::default()
+            };
+            let warm = Options {
+                seconds: 1,
+                concurrency: clients,
+                ..Options::default()
+            };
+            eprintln!("load: {name}, {clients} clients");
+            load(&stack.url, &token, Mix::Chat, &warm).await;
+            let stats = stack.gateway.kv().stats();
+            let (reads, writes) = (stats.reads(), stats.writes());
+            let f = load(&stack.url, &token, Mix::Chat, &cell).await;
+            // Work after the answer (the audit record) settles first.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let calls = f.calls.max(1) as f64;
+            let per_call_reads = (stats.reads() - reads) as f64 / calls;
+            let per_call_writes = (stats.writes() - writes) as f64 / calls;
+            load(passthrough_url, &bare_token, Mix::Chat, &warm).await;
+            let bare = load(passthrough_url, &bare_token, Mix::Chat, &cell).await;
+            writeln!(
+                table,
+                "| {name} | {clients} | {:.0} | {:.2} | {:.2} | {} | {:.0} | {:.2} | {:.2} | {per_call_reads:.1} | {per_call_writes:.1} |",
+                f.rps,
+                f.p50_ms,
+                f.p99_ms,
+                f.errors,
+                bare.rps,
+                bare.p50_ms,
+                f.rps / bare.rps
+            )?;
+        }
+    }
+    Ok(table)
+}
+
+/// The upstream's own Copilot token, as a client of Copilot presents it.
+async fn upstream_copilot_token(stack: &Stack) -> Result<String> {
     let envelope: Value = reqwest::Client::new()
         .get(format!(
             "{}/copilot_internal/v2/token",
@@ -450,10 +552,22 @@ async fn main() -> Result<()> {
         .await?
         .json()
         .await?;
-    let copilot_token = envelope["token"]
+    Ok(envelope["token"]
         .as_str()
         .context("upstream token")?
-        .to_string();
+        .to_string())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let o = options()?;
+    let root = harness::workspace_root();
+    eprintln!("starting the stack (issuer, mock upstream, copilot-jit)");
+    let stack = Stack::start().await?;
+    let gateway_token = grant_token(&stack).await?;
+    // (a) and (b) present the upstream's own Copilot token, as a client of
+    // Copilot would; the pass-through adds nothing.
+    let copilot_token = upstream_copilot_token(&stack).await?;
 
     if o.focus {
         let f = load(&stack.url, &gateway_token, Mix::Chat, &o).await;
@@ -465,23 +579,13 @@ async fn main() -> Result<()> {
     }
     let engine = host::engine()?;
     let passthrough_file = root.join("dist/bench/passthrough.wasm");
-    let passthrough_component =
-        wasmtime::component::Component::from_file(&engine, &passthrough_file)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("{} (run scripts/bench.sh)", passthrough_file.display()))?;
-    let passthrough = Arc::new(Gateway::new(
-        &engine,
-        &passthrough_component,
-        Resolved {
-            config: HashMap::from([("upstream_url".to_string(), stack.upstream.base_url())]),
-            allowed_outbound_hosts: vec![stack.upstream.base_url()],
-            key_value_stores: Vec::new(),
-        },
-        Arc::new(KeyValue::default()),
-    )?);
-    let (listener, passthrough_addr) = host::loopback_listener().await?;
-    let _passthrough_task = passthrough.clone().serve(listener);
-    let passthrough_url = format!("http://{passthrough_addr}");
+    let (passthrough, passthrough_url, _passthrough_task) =
+        start_passthrough(&engine, &passthrough_file, &stack.upstream.base_url()).await?;
+    if o.stores {
+        let table = spin_store_table(&o, &passthrough_url).await?;
+        println!("{table}");
+        return Ok(());
+    }
 
     let targets = [
         (
@@ -525,7 +629,7 @@ async fn main() -> Result<()> {
                 &Options {
                     seconds: 1,
                     concurrency: o.concurrency,
-                    focus: false,
+                    ..Options::default()
                 },
             )
             .await;
@@ -561,7 +665,7 @@ async fn main() -> Result<()> {
     let one_client = Options {
         seconds: o.seconds.min(3),
         concurrency: 1,
-        focus: false,
+        ..Options::default()
     };
     for mix in [Mix::Chat, Mix::ChatStream, Mix::CompletionsStream] {
         let mut p50 = Vec::new();

@@ -1,5 +1,6 @@
 //! Runs copilot-jit locally with embedded defaults: the composed artifact in
-//! the test host (in-memory KV), a dev OIDC issuer and, unless a real one is
+//! the test host (in-memory KV unless `--kv sqlite` or `--kv redis://…` picks
+//! one of Spin's stores), a dev OIDC issuer and, unless a real one is
 //! configured, the mock Copilot upstream. Prints how to try the flow.
 //!
 //! Settings come from `spin.toml`; `SPIN_VARIABLE_<NAME>` overrides any of
@@ -7,19 +8,31 @@
 //! together with `SPIN_VARIABLE_GITHUB_API_URL` etc.).
 
 use copilot_jit_testkit::harness::{Stack, StackOptions, APPROVERS, AUDITORS};
+use copilot_jit_testkit::kv::StoreKind;
 use std::net::SocketAddr;
 
 fn usage() -> ! {
-    eprintln!("usage: copilot-jit-dev [--listen 127.0.0.1:3000]");
+    eprintln!(
+        "usage: copilot-jit-dev [--listen 127.0.0.1:3000] [--kv memory|sqlite|redis://HOST:PORT]"
+    );
     std::process::exit(2)
 }
 
 #[tokio::main]
 async fn main() {
     let mut listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 3000));
+    let mut store = StoreKind::Memory;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--kv" => match args.next().map(|a| StoreKind::parse(&a)) {
+                Some(Ok(s)) => store = s,
+                Some(Err(e)) => {
+                    eprintln!("copilot-jit-dev: {e}");
+                    std::process::exit(2)
+                }
+                None => usage(),
+            },
             "--listen" => match args.next().and_then(|a| a.parse().ok()) {
                 Some(a) => listen = a,
                 None => usage(),
@@ -30,6 +43,7 @@ async fn main() {
     let options = StackOptions {
         listen,
         defer_to_environment: true,
+        store,
         ..StackOptions::default()
     };
     let stack = match Stack::start_with(options).await {

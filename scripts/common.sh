@@ -4,6 +4,15 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/copilot-jit/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
+# `step NAME COMMAND…` runs one step and prints how long it took.
+step() {
+  local name="$1" started=$SECONDS
+  shift
+  echo "==> $name"
+  "$@"
+  echo "    ($name: $((SECONDS - started)) s)"
+}
+
 ensure_toolchain() {
   command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)" >&2; exit 1; }
   if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
@@ -21,7 +30,6 @@ ensure_toolchain() {
 }
 
 build_artifact() {
-  echo "==> building and composing the components (dist/copilot-jit.wasm)"
   cargo run --quiet --release -p xtask -- build
 }
 
@@ -68,4 +76,15 @@ install_garage() {
     cargo install garage --version "$GARAGE_VERSION" --locked
   fi
   export GARAGE_BIN="$bin"
+}
+
+# A real Redis server, for the tests of Spin's Redis key-value store (the
+# tests start their own on loopback and stop it).
+install_redis() {
+  if ! command -v redis-server >/dev/null; then
+    echo "==> installing redis-server"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq redis-server >/dev/null
+  fi
 }

@@ -201,12 +201,19 @@ impl Stack {
     }
 
     /// A second instance of the same gateway (same settings, keys, issuer
-    /// and upstream) with its own connection to the same store: scale-out,
-    /// as two Spin processes behind one load balancer. Only meaningful on a
+    /// and upstream) with its own instance pool and its own connection to
+    /// the same store: scale-out, as two Spin processes behind one load
+    /// balancer. Only meaningful on a
     /// shared store (Redis).
     pub async fn peer(&self) -> Result<Peer> {
         let manifest = manifest()?;
-        let (engine, component) = compiled(&manifest)?;
+        let (_, component) = compiled(&manifest)?;
+        // A process of its own: its own engine, so its own instance pool.
+        let engine = host::engine()?;
+        let bytes = component.serialize()?;
+        // SAFETY: the bytes were serialized just now, in this process, by an
+        // engine with the same configuration.
+        let component = unsafe { Component::deserialize(&engine, &bytes)? };
         let kv = Arc::new(KeyValue::open(&self.store).await?);
         let gateway = Arc::new(Gateway::new(
             &engine,

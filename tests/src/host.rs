@@ -396,6 +396,38 @@ pub struct Gateway {
     kv_labels: Arc<HashSet<String>>,
     config: Arc<HashMap<String, String>>,
     allowed: Arc<Vec<AllowedHost>>,
+    live: Arc<LiveInstances>,
+}
+
+/// Instances alive at once (from instantiation until the handler returns,
+/// work after the answer included), and the most seen.
+#[derive(Default)]
+pub struct LiveInstances {
+    now: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
+}
+
+impl LiveInstances {
+    fn enter(self: &Arc<Self>) -> LiveGuard {
+        use std::sync::atomic::Ordering::SeqCst;
+        let n = self.now.fetch_add(1, SeqCst) + 1;
+        self.peak.fetch_max(n, SeqCst);
+        LiveGuard(self.clone())
+    }
+
+    /// The most instances alive at once since the last call (then reset).
+    pub fn take_peak(&self) -> usize {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.peak.swap(self.now.load(SeqCst), SeqCst)
+    }
+}
+
+struct LiveGuard(Arc<LiveInstances>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Spin's instance pool (`crates/core/src/lib.rs`, Spin 3.x–4.1), with its
@@ -488,7 +520,12 @@ impl Gateway {
             kv_labels: Arc::new(resolved.key_value_stores.into_iter().collect()),
             config: Arc::new(resolved.config),
             allowed: Arc::new(allowed),
+            live: Arc::default(),
         })
+    }
+
+    pub fn live_instances(&self) -> &LiveInstances {
+        &self.live
     }
 
     pub fn kv(&self) -> &Arc<KeyValue> {
@@ -542,7 +579,9 @@ impl Gateway {
             .new_incoming_request(Scheme::Http, request)?;
         let out = store.data_mut().http().new_response_outparam(sender)?;
         let pre = self.pre.clone();
+        let live = self.live.enter();
         let task = tokio::task::spawn(async move {
+            let _live = live;
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy
                 .wasi_http_incoming_handler()

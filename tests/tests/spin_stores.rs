@@ -44,12 +44,18 @@ async fn copilot_records(stack: &Stack, base: &str, grant: &str) -> Vec<Value> {
         .json()
         .await
         .expect("JSON");
+    if std::env::var_os("DEBUG_RECORDS").is_some() {
+        eprintln!(
+            "records answer: {}",
+            &body.to_string()[..body.to_string().len().min(600)]
+        );
+    }
     body["records"]
         .as_array()
         .cloned()
         .unwrap_or_default()
         .into_iter()
-        .filter(|r| r["unmapped"]["action"] == "copilot")
+        .filter(|r| r["unmapped"]["action"] == "copilot.chat")
         .collect()
 }
 
@@ -207,6 +213,12 @@ async fn sixty_four_clients_on_spin_redis_get_no_5xx_and_lose_no_record() {
         .flatten()
         .collect();
     let served = statuses.iter().filter(|s| **s == 200).count();
+    eprintln!(
+        "{} calls; instances alive at once: {} and {} at most",
+        statuses.len(),
+        stack.gateway.live_instances().take_peak(),
+        peer.gateway.live_instances().take_peak()
+    );
     let failed: Vec<&u16> = statuses.iter().filter(|s| **s != 200).collect();
     assert!(
         failed.is_empty(),

@@ -10,7 +10,6 @@ pub mod sqlite;
 
 use anyhow::Result;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 /// Which store a stack runs on.
 #[derive(Clone, Debug, Default)]

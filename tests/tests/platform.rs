@@ -4,24 +4,15 @@
 //! compare-and-swap under concurrent approvals.
 
 use copilot_jit_testkit::dev_issuer::{now, Alg};
-use copilot_jit_testkit::harness::{eventually, Stack, StackOptions, UPSTREAM_GITHUB_TOKEN};
+use copilot_jit_testkit::harness::{eventually, Body, Stack, StackOptions, UPSTREAM_GITHUB_TOKEN};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
 async fn post(stack: &Stack, path: &str, token: &str, body: Value) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .post(format!("{}{path}", stack.url))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .expect("reachable");
-    assert!(
-        resp.headers().get("x-test-host-trap").is_none(),
-        "trap on {path}"
-    );
-    let status = resp.status().as_u16();
-    (status, resp.json().await.expect("JSON answer"))
+    let answer = stack.call("POST", path, Some(token), body).await;
+    assert!(!answer.trapped(), "trap on {path}");
+    let json = serde_json::from_str(&answer.text).expect("JSON answer");
+    (answer.status, json)
 }
 
 fn ask() -> Value {
@@ -250,15 +241,18 @@ async fn concurrent_decisions_end_in_one_consistent_state() {
     };
 
     let sec = stack.person("sec-0", &["security"]);
-    let request: Value = reqwest::Client::new()
-        .get(format!("{}/v1/access-requests/{id}", stack.url))
-        .bearer_auth(&sec)
-        .send()
-        .await
-        .expect("reachable")
-        .json()
-        .await
-        .expect("JSON");
+    let request: Value = serde_json::from_str(
+        &stack
+            .call(
+                "GET",
+                &format!("/v1/access-requests/{id}"),
+                Some(&sec),
+                Body::Empty,
+            )
+            .await
+            .text,
+    )
+    .expect("JSON");
     let request = &request["request"];
     let decisions = request["decisions"].as_array().expect("decisions");
     let recorded = |kind: &str| decisions.iter().filter(|d| d["kind"] == kind).count();

@@ -321,3 +321,88 @@ impl Stack {
             .ok_or_else(|| anyhow::anyhow!("no records: {body}"))
     }
 }
+
+/// What `Stack::call` sends: nothing, a JSON value, or raw bytes labelled
+/// as JSON (for bodies that are not).
+pub enum Body {
+    Empty,
+    Json(serde_json::Value),
+    Bytes(Vec<u8>),
+}
+
+impl From<serde_json::Value> for Body {
+    fn from(v: serde_json::Value) -> Self {
+        Body::Json(v)
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(b: Vec<u8>) -> Self {
+        Body::Bytes(b)
+    }
+}
+
+impl From<Option<Vec<u8>>> for Body {
+    fn from(b: Option<Vec<u8>>) -> Self {
+        b.map_or(Body::Empty, Body::Bytes)
+    }
+}
+
+/// The gateway's answer to one `Stack::call`.
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    /// The body as JSON, `Null` when it is not JSON.
+    pub json: serde_json::Value,
+}
+
+impl Answer {
+    /// Whether the test host reported a trap in the component.
+    pub fn trapped(&self) -> bool {
+        self.headers.get("x-test-host-trap").is_some()
+    }
+}
+
+impl Stack {
+    /// One call to the gateway as a client makes it: `token` as
+    /// `Authorization: Bearer`, `body` as JSON. Panics (failing the test)
+    /// when the gateway cannot be reached.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: impl Into<Body>,
+    ) -> Answer {
+        let method: reqwest::Method = method
+            .parse()
+            .unwrap_or_else(|_| panic!("{method} is not an HTTP method"));
+        let mut request = reqwest::Client::new().request(method, format!("{}{path}", self.url));
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        request = match body.into() {
+            Body::Empty => request,
+            Body::Json(v) => request.json(&v),
+            Body::Bytes(b) => request.header("content-type", "application/json").body(b),
+        };
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: gateway unreachable: {e}"));
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: body unreadable: {e}"));
+        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        Answer {
+            status,
+            headers,
+            text,
+            json,
+        }
+    }
+}

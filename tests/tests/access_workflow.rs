@@ -4,20 +4,19 @@
 
 use std::collections::HashMap;
 
-use copilot_jit_testkit::harness::{eventually, Stack, StackOptions, APPROVERS};
+use copilot_jit_testkit::harness::{eventually, Body, Stack, StackOptions, APPROVERS};
 use copilot_jit_testkit::webhook::{self, Webhook};
 use serde_json::{json, Value};
 
 async fn api(stack: &Stack, method: &str, path: &str, token: &str, body: Value) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
-        .request(method.parse().unwrap(), format!("{}{path}", stack.url))
-        .bearer_auth(token);
-    if method == "POST" {
-        req = req.json(&body);
-    }
-    let resp = req.send().await.expect("reachable");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.expect("JSON"))
+    let body = if method == "POST" {
+        Body::Json(body)
+    } else {
+        Body::Empty
+    };
+    let answer = stack.call(method, path, Some(token), body).await;
+    let json = serde_json::from_str(&answer.text).expect("JSON");
+    (answer.status, json)
 }
 
 async fn ask(stack: &Stack, token: &str, body: Value) -> (u16, Value) {

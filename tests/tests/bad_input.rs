@@ -2,216 +2,249 @@
 //! with the right status, and nothing secret in it.
 
 use copilot_jit_testkit::dev_issuer::{now, Alg};
-use copilot_jit_testkit::harness::{Stack, UPSTREAM_GITHUB_TOKEN};
+use copilot_jit_testkit::harness::{Answer, Stack, UPSTREAM_GITHUB_TOKEN};
 use serde_json::{json, Value};
 
-async fn call(
-    stack: &Stack,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Vec<u8>>,
-) -> (u16, reqwest::header::HeaderMap, Value) {
-    let client = reqwest::Client::new();
-    let mut req = client.request(method.parse().unwrap(), format!("{}{path}", stack.url));
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    if let Some(b) = body {
-        req = req.header("content-type", "application/json").body(b);
-    }
-    let resp = req.send().await.expect("reachable");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.unwrap();
-    assert!(
-        headers.get("x-test-host-trap").is_none(),
-        "trap on {method} {path}"
-    );
-    assert!(!text.contains(UPSTREAM_GITHUB_TOKEN));
-    let value: Value = serde_json::from_str(&text)
-        .unwrap_or_else(|_| panic!("non-JSON answer to {method} {path}: {text}"));
-    assert!(
-        value["error"]["code"].is_string() || status < 400,
-        "{value}"
-    );
-    (status, headers, value)
+/// What else a case's answer must show besides its status.
+enum Check {
+    Header(&'static str, &'static str),
+    Code(&'static str),
+    Field(&'static str),
+    HowToRequestAccess,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_gets_clear_json_errors() {
-    let stack = Stack::start().await.expect("stack starts");
-    let alice = stack.person("alice", &["developers"]);
-    let ask = br#"{"scopes":["chat"],"reason":"x"}"#.to_vec();
+struct Case {
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    token: Option<String>,
+    body: Option<Vec<u8>>,
+    status: u16,
+    checks: Vec<Check>,
+}
 
-    let (s, _, _) = call(&stack, "GET", "/no/such/thing", None, None).await;
-    assert_eq!(s, 404);
-    let (s, h, _) = call(&stack, "DELETE", "/v1/access-requests", Some(&alice), None).await;
-    assert_eq!(s, 405);
-    assert_eq!(h["allow"], "GET, POST");
-    let (s, _, _) = call(&stack, "GET", "/chat/completions", None, None).await;
-    assert_eq!(s, 405);
-
-    // Identity problems.
-    let (s, h, body) = call(
-        &stack,
-        "POST",
-        "/v1/access-requests",
-        None,
-        Some(ask.clone()),
-    )
-    .await;
-    assert_eq!(s, 401);
-    assert_eq!(h["www-authenticate"], "Bearer");
-    assert_eq!(body["error"]["code"], "unauthenticated");
-    for garbage in [
-        "abc",
-        "a.b.c",
-        "eyJhbGciOiJub25lIn0.e30.",
-        &"x".repeat(20_000),
-    ] {
-        let (s, _, body) = call(
-            &stack,
-            "POST",
-            "/v1/access-requests",
-            Some(garbage),
-            Some(ask.clone()),
-        )
-        .await;
-        assert_eq!(s, 401, "{garbage:.20}: {body}");
+fn case(
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    token: Option<&str>,
+    body: Option<Vec<u8>>,
+    status: u16,
+) -> Case {
+    Case {
+        name,
+        method,
+        path,
+        token: token.map(str::to_string),
+        body,
+        status,
+        checks: Vec::new(),
     }
+}
+
+impl Case {
+    fn and(mut self, check: Check) -> Case {
+        self.checks.push(check);
+        self
+    }
+}
+
+fn cases(stack: &Stack) -> Vec<Case> {
+    let alice = stack.person("alice", &["developers"]);
+    let ask = || Some(br#"{"scopes":["chat"],"reason":"x"}"#.to_vec());
+    let chat =
+        || Some(br#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#.to_vec());
     let expired = stack.issuer.sign(
         Alg::Es256,
         json!({"iss": stack.issuer.issuer(), "sub": "alice", "aud": "copilot-jit", "exp": now() - 3600, "iat": now() - 7200}),
     );
-    let (s, _, body) = call(
-        &stack,
-        "POST",
-        "/v1/access-requests",
-        Some(&expired),
-        Some(ask.clone()),
-    )
-    .await;
-    assert_eq!(
-        (s, body["error"]["code"].as_str()),
-        (401, Some("token_expired"))
-    );
     let wrong_audience = stack.issuer.token_for("alice", &[], "someone-else");
-    let (s, _, _) = call(
-        &stack,
-        "POST",
-        "/v1/access-requests",
-        Some(&wrong_audience),
-        Some(ask.clone()),
-    )
-    .await;
-    assert_eq!(s, 401);
-
-    // Bodies.
-    let (s, _, _) = call(
-        &stack,
-        "POST",
-        "/v1/access-requests",
-        Some(&alice),
-        Some(b"not json".to_vec()),
-    )
-    .await;
-    assert_eq!(s, 400);
-    let (s, _, _) = call(&stack, "POST", "/v1/access-requests", Some(&alice), None).await;
-    assert_eq!(s, 400);
-    let (s, _, _) = call(
-        &stack,
-        "POST",
-        "/v1/access-requests",
-        Some(&alice),
-        Some(br#"{"scopes":"chat"}"#.to_vec()),
-    )
-    .await;
-    assert_eq!(s, 400);
-    let (s, _, body) = call(
-        &stack,
-        "POST",
-        "/v1/access-requests",
-        Some(&alice),
-        Some(br#"{"scopes":["root"],"reason":"x"}"#.to_vec()),
-    )
-    .await;
-    assert_eq!((s, body["error"]["field"].as_str()), (400, Some("scopes")));
     let huge = format!(
         r#"{{"scopes":["chat"],"reason":"{}"}}"#,
         "x".repeat(70 * 1024)
     )
     .into_bytes();
-    let (s, _, _) = call(
-        &stack,
-        "POST",
-        "/v1/access-requests",
-        Some(&alice),
-        Some(huge),
-    )
-    .await;
-    assert_eq!(s, 413);
+    let requests = "/v1/access-requests";
+    let mut cases = vec![
+        case("unknown route", "GET", "/no/such/thing", None, None, 404),
+        case("wrong method", "DELETE", requests, Some(&alice), None, 405)
+            .and(Check::Header("allow", "GET, POST")),
+        case("GET on chat", "GET", "/chat/completions", None, None, 405),
+        // Identity problems.
+        case("no token", "POST", requests, None, ask(), 401)
+            .and(Check::Header("www-authenticate", "Bearer"))
+            .and(Check::Code("unauthenticated")),
+    ];
+    for (name, garbage) in [
+        ("token abc", "abc".to_string()),
+        ("token a.b.c", "a.b.c".to_string()),
+        ("unsigned token", "eyJhbGciOiJub25lIn0.e30.".to_string()),
+        ("20 KB token", "x".repeat(20_000)),
+    ] {
+        cases.push(case(name, "POST", requests, Some(&garbage), ask(), 401));
+    }
+    cases.extend([
+        case(
+            "expired token",
+            "POST",
+            requests,
+            Some(&expired),
+            ask(),
+            401,
+        )
+        .and(Check::Code("token_expired")),
+        case(
+            "wrong audience",
+            "POST",
+            requests,
+            Some(&wrong_audience),
+            ask(),
+            401,
+        ),
+        // Bodies.
+        case(
+            "not JSON",
+            "POST",
+            requests,
+            Some(&alice),
+            Some(b"not json".to_vec()),
+            400,
+        ),
+        case("no body", "POST", requests, Some(&alice), None, 400),
+        case(
+            "scopes not a list",
+            "POST",
+            requests,
+            Some(&alice),
+            Some(br#"{"scopes":"chat"}"#.to_vec()),
+            400,
+        ),
+        case(
+            "unknown scope",
+            "POST",
+            requests,
+            Some(&alice),
+            Some(br#"{"scopes":["root"],"reason":"x"}"#.to_vec()),
+            400,
+        )
+        .and(Check::Field("scopes")),
+        case(
+            "70 KiB body",
+            "POST",
+            requests,
+            Some(&alice),
+            Some(huge),
+            413,
+        ),
+        // Unknown ids.
+        case(
+            "unknown request",
+            "GET",
+            "/v1/access-requests/req_000000000000000000000000",
+            Some(&alice),
+            None,
+            404,
+        ),
+        case(
+            "unknown grant",
+            "POST",
+            "/v1/grants/req_nope/token",
+            Some(&alice),
+            None,
+            404,
+        ),
+        case(
+            "unknown status",
+            "GET",
+            "/v1/access-requests?status=bogus",
+            Some(&alice),
+            None,
+            400,
+        ),
+        // Copilot calls without a usable gateway token say how to get one.
+        case(
+            "chat without token",
+            "POST",
+            "/chat/completions",
+            None,
+            chat(),
+            401,
+        )
+        .and(Check::HowToRequestAccess),
+        case(
+            "chat with garbage",
+            "POST",
+            "/chat/completions",
+            Some("not-a-token"),
+            chat(),
+            401,
+        ),
+        // An OIDC token is not a gateway token.
+        case(
+            "chat with an OIDC token",
+            "POST",
+            "/chat/completions",
+            Some(&alice),
+            chat(),
+            401,
+        ),
+    ]);
+    cases
+}
 
-    // Unknown ids.
-    let (s, _, _) = call(
-        &stack,
-        "GET",
-        "/v1/access-requests/req_000000000000000000000000",
-        Some(&alice),
-        None,
-    )
-    .await;
-    assert_eq!(s, 404);
-    let (s, _, _) = call(
-        &stack,
-        "POST",
-        "/v1/grants/req_nope/token",
-        Some(&alice),
-        None,
-    )
-    .await;
-    assert_eq!(s, 404);
-    let (s, _, _) = call(
-        &stack,
-        "GET",
-        "/v1/access-requests?status=bogus",
-        Some(&alice),
-        None,
-    )
-    .await;
-    assert_eq!(s, 400);
+/// Every answer, whatever the case: no trap, no credential, JSON, and an
+/// error code on every error.
+fn check_answer(case: &Case, answer: &Answer) {
+    let (method, path) = (case.method, case.path);
+    assert!(!answer.trapped(), "trap on {method} {path}");
+    assert!(!answer.text.contains(UPSTREAM_GITHUB_TOKEN));
+    let value: Value = serde_json::from_str(&answer.text)
+        .unwrap_or_else(|_| panic!("non-JSON answer to {method} {path}: {}", answer.text));
+    assert!(
+        value["error"]["code"].is_string() || answer.status < 400,
+        "{value}"
+    );
+}
 
-    // Copilot calls without a usable gateway token say how to get one.
-    let chat = br#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#.to_vec();
-    let (s, _, body) = call(
-        &stack,
-        "POST",
-        "/chat/completions",
-        None,
-        Some(chat.clone()),
-    )
-    .await;
-    assert_eq!(s, 401);
-    assert!(body["error"]["how_to_request_access"]["request"]["body"]["scopes"].is_array());
-    let (s, _, _) = call(
-        &stack,
-        "POST",
-        "/chat/completions",
-        Some("not-a-token"),
-        Some(chat.clone()),
-    )
-    .await;
-    assert_eq!(s, 401);
-    // An OIDC token is not a gateway token.
-    let (s, _, _) = call(
-        &stack,
-        "POST",
-        "/chat/completions",
-        Some(&alice),
-        Some(chat),
-    )
-    .await;
-    assert_eq!(s, 401);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_clear_json_errors() {
+    let stack = Stack::start().await.expect("stack starts");
+    for case in cases(&stack) {
+        let answer = stack
+            .call(
+                case.method,
+                case.path,
+                case.token.as_deref(),
+                case.body.clone(),
+            )
+            .await;
+        check_answer(&case, &answer);
+        let body = &answer.json;
+        assert_eq!(answer.status, case.status, "{}: {body}", case.name);
+        for check in &case.checks {
+            match check {
+                Check::Header(name, value) => {
+                    assert_eq!(answer.headers[*name], *value, "{}", case.name)
+                }
+                Check::Code(code) => {
+                    assert_eq!(body["error"]["code"].as_str(), Some(*code), "{}", case.name)
+                }
+                Check::Field(field) => {
+                    assert_eq!(
+                        body["error"]["field"].as_str(),
+                        Some(*field),
+                        "{}",
+                        case.name
+                    )
+                }
+                Check::HowToRequestAccess => assert!(
+                    body["error"]["how_to_request_access"]["request"]["body"]["scopes"].is_array(),
+                    "{}: {body}",
+                    case.name
+                ),
+            }
+        }
+    }
     assert_eq!(
         stack.upstream.requests().len(),
         0,

@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use copilot_jit_audit_log::record::Keyring;
 use copilot_jit_audit_log::verify::{verify, Stored};
-use copilot_jit_testkit::harness::{Stack, APPROVERS, AUDITORS, UPSTREAM_GITHUB_TOKEN};
+use copilot_jit_testkit::harness::{Body, Stack, APPROVERS, AUDITORS, UPSTREAM_GITHUB_TOKEN};
 use copilot_jit_testkit::mock_upstream::StreamScript;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use futures::StreamExt;
@@ -14,17 +14,13 @@ use std::time::{Duration, Instant};
 
 const PLANTED_SECRET: &str = "ghp_0123456789abcdefghijABCDEFGHIJ012345";
 
-struct Client {
-    http: reqwest::Client,
-    base: String,
+struct Client<'a> {
+    stack: &'a Stack,
 }
 
-impl Client {
-    fn new(stack: &Stack) -> Client {
-        Client {
-            http: reqwest::Client::new(),
-            base: stack.url.clone(),
-        }
+impl Client<'_> {
+    fn new(stack: &Stack) -> Client<'_> {
+        Client { stack }
     }
 
     async fn call(
@@ -34,30 +30,16 @@ impl Client {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut req = self.http.request(
-            method.parse().expect("method"),
-            format!("{}{path}", self.base),
-        );
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("gateway reachable");
+        let body = body.map_or(Body::Empty, Body::Json);
+        let answer = self.stack.call(method, path, token, body).await;
+        assert!(!answer.trapped(), "component trapped on {method} {path}");
         assert!(
-            resp.headers().get("x-test-host-trap").is_none(),
-            "component trapped on {method} {path}"
-        );
-        assert!(
-            resp.headers().get("x-github-request-id").is_some(),
+            answer.headers.get("x-github-request-id").is_some(),
             "x-github-request-id missing on {path}"
         );
-        let status = resp.status().as_u16();
-        let text = resp.text().await.expect("body");
-        let value = serde_json::from_str(&text)
-            .unwrap_or_else(|_| panic!("{method} {path} answered non-JSON: {text}"));
-        (status, value)
+        let value = serde_json::from_str(&answer.text)
+            .unwrap_or_else(|_| panic!("{method} {path} answered non-JSON: {}", answer.text));
+        (answer.status, value)
     }
 }
 
@@ -143,6 +125,8 @@ fn stream_text(body: &str) -> String {
 async fn jit_flow_end_to_end() {
     let stack = Stack::start().await.expect("stack starts");
     let client = Client::new(&stack);
+    // Calls with client headers or streamed answers go through reqwest directly.
+    let http = reqwest::Client::new();
     let alice = stack.person("alice", &["developers"]);
     let bob = stack.person("bob", &[APPROVERS]);
     let dave = stack.person("dave", &[APPROVERS, "developers"]);
@@ -288,8 +272,7 @@ async fn jit_flow_end_to_end() {
     let chat = json!({"model": "gpt-4o", "stream": false, "messages": [
         {"role": "user", "content": format!("why does {PLANTED_SECRET} fail?")}
     ]});
-    let resp = client
-        .http
+    let resp = http
         .post(format!("{}/chat/completions", stack.url))
         .bearer_auth(&token)
         .header("x-request-id", "client-req-1")
@@ -361,8 +344,7 @@ async fn jit_flow_end_to_end() {
         cut_after: None,
     });
     let started = Instant::now();
-    let resp = client
-        .http
+    let resp = http
         .post(format!("{}/chat/completions", stack.url))
         .bearer_auth(&token)
         .json(&json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "login?"}]}))
@@ -392,8 +374,7 @@ async fn jit_flow_end_to_end() {
 
     // Streamed completions through the proxy endpoint.
     stack.upstream.script_stream(StreamScript::default());
-    let resp = client
-        .http
+    let resp = http
         .post(format!("{}/v1/engines/gpt-41-copilot/completions", stack.url))
         .bearer_auth(&token)
         .json(&json!({"prompt": "def add(a, b):", "suffix": "", "max_tokens": 50, "n": 1, "stream": true}))

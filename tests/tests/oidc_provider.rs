@@ -78,15 +78,14 @@ async fn access_token(port: u16) -> String {
 }
 
 async fn request_access(stack: &Stack, token: &str) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .post(format!("{}/v1/access-requests", stack.url))
-        .bearer_auth(token)
-        .json(&json!({"scopes": ["completions"], "reason": "nightly refactoring agent"}))
-        .send()
-        .await
-        .expect("gateway reachable");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.expect("JSON"))
+    let ask = json!({"scopes": ["completions"], "reason": "nightly refactoring agent"});
+    let answer = stack
+        .call("POST", "/v1/access-requests", Some(token), ask)
+        .await;
+    (
+        answer.status,
+        serde_json::from_str(&answer.text).expect("JSON"),
+    )
 }
 
 fn free_port() -> u16 {

@@ -5,12 +5,15 @@
 
 use copilot_jit_testkit::dev_issuer::{now, Alg};
 use copilot_jit_testkit::harness::{Stack, StackOptions, UPSTREAM_GITHUB_TOKEN};
-use copilot_jit_testkit::scenarios::{self, approval_race};
+use copilot_jit_testkit::scenarios::approval_race;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
 async fn post(stack: &Stack, path: &str, token: &str, body: Value) -> (u16, Value) {
-    scenarios::post(&stack.url, path, token, body).await
+    let answer = stack.call("POST", path, Some(token), body).await;
+    assert!(!answer.trapped(), "trap on {path}");
+    let json = serde_json::from_str(&answer.text).expect("JSON answer");
+    (answer.status, json)
 }
 
 fn ask() -> Value {

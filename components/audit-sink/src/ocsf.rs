@@ -8,17 +8,11 @@ pub const OCSF_VERSION: &str = "1.3.0";
 pub const CLASS_UID: u64 = 6003;
 pub const CATEGORY_UID: u64 = 6;
 
-/// OCSF activity of an action name: reads are Read, creations Create,
-/// decisions and revocations Update, everything else (Copilot calls) Other.
+/// OCSF activity of an action name, from the table the gateway names its
+/// actions by (`copilot_jit_common::action`), so the two cannot drift.
 pub fn activity(action: &str) -> (u64, &'static str) {
-    match action {
-        "access.request" | "grant.token" | "grant.exchange" | "copilot.token" => (1, "Create"),
-        "access.list" | "access.show" | "audit.read" | "audit.replay" | "audit.status"
-        | "copilot.user" | "copilot.agents" => (2, "Read"),
-        "access.approve" | "access.deny" | "grant.renew" | "audit.flush" => (3, "Update"),
-        "grant.revoke" => (4, "Delete"),
-        _ => (99, "Other"),
-    }
+    let activity = copilot_jit_common::action::activity_of(action);
+    (activity.id(), activity.name())
 }
 
 /// OCSF status of our outcome names.

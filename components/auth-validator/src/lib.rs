@@ -11,18 +11,13 @@ mod bindings {
     use super::jwt::{self, Failure, Jwks, Rejection};
     use copilot_jit_common::unix_now as now;
 
-    wit_bindgen::generate!({
-        path: "../../wit",
-        world: "auth-validator",
-        generate_all,
-    });
+    // One set of wasi types for this component and the shared client.
+    copilot_jit_wasi::bindings_with_http!("auth-validator");
 
     use copilot_jit::gateway::types::{Principal, PrincipalKind};
+    use copilot_jit_wasi::config::variable;
+    use copilot_jit_wasi::http::{BodyError, Method, Request};
     use exports::copilot_jit::gateway::auth::{AuthError, AuthFailure, Guest};
-    use wasi::config::store as config;
-    use wasi::http::outgoing_handler;
-    use wasi::http::types::{Fields, IncomingBody, Method, OutgoingRequest, Scheme};
-    use wasi::io::streams::StreamError;
     use wasi::keyvalue::store;
 
     /// How long fetched keys are trusted before they are fetched again.
@@ -59,62 +54,18 @@ mod bindings {
         fail(failure, r.detail)
     }
 
-    fn variable(name: &str) -> Option<String> {
-        config::get(name)
-            .ok()
-            .flatten()
-            .filter(|v| !v.trim().is_empty())
-    }
-
-    /// A bounded GET over `wasi:http`.
+    /// A bounded GET of a JSON document.
     fn http_get(url: &str) -> Result<Vec<u8>, String> {
-        let url_parts = copilot_jit_common::split_url(url)?;
-        let scheme = if url_parts.https {
-            Scheme::Https
-        } else {
-            Scheme::Http
-        };
-        let (authority, path) = (url_parts.authority, url_parts.path);
-        let headers = Fields::new();
-        headers
-            .append("accept", b"application/json")
-            .map_err(|e| format!("{e:?}"))?;
-        let request = OutgoingRequest::new(headers);
-        let set = request.set_method(&Method::Get).is_ok()
-            && request.set_scheme(Some(&scheme)).is_ok()
-            && request.set_authority(Some(authority)).is_ok()
-            && request.set_path_with_query(Some(path)).is_ok();
-        if !set {
-            return Err(format!("invalid URL {url}"));
-        }
-        let pending = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
-        pending.subscribe().block();
-        let response = match pending.get() {
-            Some(Ok(Ok(r))) => r,
-            Some(Ok(Err(e))) => return Err(format!("{e:?}")),
-            _ => return Err("no response".into()),
-        };
+        let response = Request::new(Method::Get, url)
+            .and_then(|r| r.header("accept", "application/json").send(None))
+            .map_err(|e| e.to_string())?;
         if response.status() != 200 {
             return Err(format!("{url} answered {}", response.status()));
         }
-        let body = response.consume().map_err(|_| "no body".to_string())?;
-        let stream = body.stream().map_err(|_| "no body stream".to_string())?;
-        let mut bytes = Vec::new();
-        loop {
-            match stream.blocking_read(64 * 1024) {
-                Ok(chunk) => {
-                    bytes.extend_from_slice(&chunk);
-                    if bytes.len() > MAX_DOCUMENT_BYTES {
-                        return Err(format!("{url} is too large"));
-                    }
-                }
-                Err(StreamError::Closed) => break,
-                Err(e) => return Err(format!("{e:?}")),
-            }
-        }
-        drop(stream);
-        IncomingBody::finish(body);
-        Ok(bytes)
+        response.read_body(MAX_DOCUMENT_BYTES).map_err(|e| match e {
+            BodyError::TooLarge(_) => format!("{url} is too large"),
+            other => other.to_string(),
+        })
     }
 
     fn fetch_jwks(issuer: &str) -> Result<serde_json::Value, String> {

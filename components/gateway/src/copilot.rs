@@ -53,6 +53,21 @@ pub fn envelope(
     })
 }
 
+/// How to get access, for answers to calls without a usable grant.
+pub fn how_to_request(public_url: &str) -> Value {
+    json!({
+        "how_to_request_access": {
+            "request": {
+                "method": "POST",
+                "url": format!("{public_url}/v1/access-requests"),
+                "headers": {"authorization": "Bearer <your OIDC token>"},
+                "body": {"scopes": ["chat", "completions"], "reason": "<why>", "duration": "1h"}
+            },
+            "then": format!("POST {public_url}/v1/grants/<request id>/token once approved")
+        }
+    })
+}
+
 /// The 403 envelope clients show to the developer (`error_details.message`).
 pub fn error_envelope(message: &str, how_to: &Value) -> Value {
     json!({
@@ -142,8 +157,11 @@ mod tests {
 
     #[test]
     fn the_error_envelope_tells_how_to_get_access() {
-        let how =
-            json!({"how_to_request_access": {"request": {"url": "http://gw/v1/access-requests"}}});
+        let how = how_to_request("http://gw");
+        assert_eq!(
+            how["how_to_request_access"]["then"],
+            "POST http://gw/v1/grants/<request id>/token once approved"
+        );
         let e = error_envelope("no grant", &how);
         assert_eq!(e["error_details"]["message"], "no grant");
         assert_eq!(e["error_details"]["url"], "http://gw/v1/access-requests");

@@ -1,13 +1,23 @@
 //! The gateway component: routing, the access API, the Copilot protocol and
-//! the upstream call. Pure logic in the modules below; the wasi:http edge in
-//! `edge`, compiled for wasm only.
+//! the upstream call. Every decision lives in the plain modules below and is
+//! tested on the host; `edge`, compiled for wasm only, does the wasi:http,
+//! KV and component calls and nothing it would need a test for.
 
+pub mod ask;
+pub mod body;
+pub mod config;
 pub mod content;
 pub mod copilot;
-pub mod policy;
+pub mod copilot_call;
+pub mod error;
+pub mod findings;
+pub mod headers;
+pub mod outcome;
 pub mod routes;
 pub mod sse;
+pub mod token_answers;
 pub mod typed_sse;
+pub mod upstream_token;
 
 #[cfg(target_arch = "wasm32")]
 mod edge;

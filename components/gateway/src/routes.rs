@@ -1,4 +1,7 @@
-//! Request routing: (method, path) to a route, or the reason there is none.
+//! Request routing: (method, path) to a route, or the reason there is none,
+//! and the action each route is recorded as.
+
+use copilot_jit_common::action::Action;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -34,6 +37,51 @@ pub enum Route {
     /// `GET /_ping`: client diagnostics.
     Ping,
     Copilot(CopilotCall),
+}
+
+impl Route {
+    /// The action the audit record names.
+    pub fn action(&self) -> Action {
+        match self {
+            Route::Health => Action::Health,
+            Route::Jwks => Action::Jwks,
+            Route::CreateRequest => Action::AccessRequest,
+            Route::ListRequests => Action::AccessList,
+            Route::GetRequest(_) => Action::AccessShow,
+            Route::Decide(_, Verdict::Approve) => Action::AccessApprove,
+            Route::Decide(_, Verdict::Deny) => Action::AccessDeny,
+            Route::Revoke(_) => Action::GrantRevoke,
+            Route::Renew(_) => Action::GrantRenew,
+            Route::IssueToken(_) => Action::GrantToken,
+            Route::AuditRecords => Action::AuditRead,
+            Route::AuditReplay(_) => Action::AuditReplay,
+            Route::AuditFlush => Action::AuditFlush,
+            Route::AuditStatus => Action::AuditStatus,
+            Route::TokenExchange => Action::GrantExchange,
+            Route::CopilotToken => Action::CopilotToken,
+            Route::CopilotUser | Route::GithubUser => Action::CopilotUser,
+            Route::Agents => Action::CopilotAgents,
+            Route::Telemetry => Action::Telemetry,
+            Route::Ping => Action::Ping,
+            Route::Copilot(call) => call.action(),
+        }
+    }
+
+    /// Whether the call must be refused when it could not be recorded.
+    /// Reading the spool's state and flushing it stay open, to recover from
+    /// an outage.
+    pub fn needs_audit_room(&self) -> bool {
+        is_recorded(self.action()) && !matches!(self, Route::AuditFlush | Route::AuditStatus)
+    }
+}
+
+/// Probes and dropped telemetry leave no record: they carry no exchange.
+/// Unrouted requests are recorded: they may be probing.
+pub fn is_recorded(action: Action) -> bool {
+    !matches!(
+        action,
+        Action::Health | Action::Jwks | Action::Ping | Action::Telemetry
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +140,16 @@ impl CopilotCall {
             CopilotCall::Embeddings => "/embeddings".into(),
             CopilotCall::Responses => "/responses".into(),
             CopilotCall::Messages => "/v1/messages".into(),
+        }
+    }
+
+    /// Recorded by the scope it uses.
+    pub fn action(&self) -> Action {
+        match self.scope() {
+            "chat" => Action::CopilotChat,
+            "completions" => Action::CopilotCompletions,
+            "models" => Action::CopilotModels,
+            _ => Action::CopilotEmbeddings,
         }
     }
 
@@ -305,6 +363,77 @@ mod tests {
             route("DELETE", "/v1/access-requests"),
             Err(RouteError::MethodNotAllowed("GET, POST"))
         );
+    }
+
+    #[test]
+    fn routes_are_recorded_as_their_actions() {
+        let action = |method, path| route(method, path).map(|r| r.action().name());
+        assert_eq!(action("POST", "/v1/access-requests"), Ok("access.request"));
+        assert_eq!(action("GET", "/v1/access-requests"), Ok("access.list"));
+        assert_eq!(
+            action("GET", "/v1/access-requests/req_1"),
+            Ok("access.show")
+        );
+        assert_eq!(
+            action("POST", "/v1/access-requests/req_1/approve"),
+            Ok("access.approve")
+        );
+        assert_eq!(
+            action("POST", "/v1/access-requests/req_1/deny"),
+            Ok("access.deny")
+        );
+        assert_eq!(
+            action("POST", "/v1/grants/req_1/revoke"),
+            Ok("grant.revoke")
+        );
+        assert_eq!(action("POST", "/v1/grants/req_1/renew"), Ok("grant.renew"));
+        assert_eq!(action("POST", "/v1/grants/req_1/token"), Ok("grant.token"));
+        assert_eq!(action("POST", "/v1/token-exchange"), Ok("grant.exchange"));
+        assert_eq!(action("GET", "/v1/audit/records"), Ok("audit.read"));
+        assert_eq!(
+            action("GET", "/v1/audit/grants/req_1/replay"),
+            Ok("audit.replay")
+        );
+        assert_eq!(
+            action("GET", "/copilot_internal/v2/token"),
+            Ok("copilot.token")
+        );
+        assert_eq!(action("GET", "/user"), Ok("copilot.user"));
+        assert_eq!(action("GET", "/copilot_internal/user"), Ok("copilot.user"));
+        assert_eq!(action("POST", "/chat/completions"), Ok("copilot.chat"));
+        assert_eq!(action("POST", "/responses"), Ok("copilot.chat"));
+        assert_eq!(action("POST", "/v1/messages"), Ok("copilot.chat"));
+        assert_eq!(
+            action("POST", "/v1/engines/gpt-4o/completions"),
+            Ok("copilot.completions")
+        );
+        assert_eq!(action("GET", "/models/gpt-4o"), Ok("copilot.models"));
+        assert_eq!(action("GET", "/embeddings/models"), Ok("copilot.models"));
+        assert_eq!(action("POST", "/embeddings"), Ok("copilot.embeddings"));
+    }
+
+    #[test]
+    fn probes_are_not_recorded_and_the_spool_stays_reachable() {
+        for (method, path) in [
+            ("GET", "/healthz"),
+            ("GET", "/.well-known/jwks.json"),
+            ("GET", "/_ping"),
+            ("POST", "/telemetry"),
+        ] {
+            let r = route(method, path).unwrap();
+            assert!(!is_recorded(r.action()), "{path}");
+            assert!(!r.needs_audit_room(), "{path}");
+        }
+        assert!(is_recorded(Action::Unrouted));
+        assert!(route("POST", "/chat/completions")
+            .unwrap()
+            .needs_audit_room());
+        assert!(route("GET", "/v1/audit/records")
+            .unwrap()
+            .needs_audit_room());
+        // An outage must stay recoverable while the spool is full.
+        assert!(!route("POST", "/v1/audit/flush").unwrap().needs_audit_room());
+        assert!(!route("GET", "/v1/audit/status").unwrap().needs_audit_room());
     }
 
     #[test]

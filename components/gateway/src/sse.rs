@@ -145,6 +145,25 @@ pub enum SseError {
     Unparseable(String),
 }
 
+/// Why a stream was ended, as the audit record and the error event say it.
+impl std::fmt::Display for SseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SseError::LineTooLong => write!(f, "an upstream event was too long to inspect"),
+            SseError::Unparseable(m) => write!(f, "an upstream event could not be inspected ({m})"),
+        }
+    }
+}
+
+/// The last event of a stream the gateway ends: an error in the shape
+/// clients read from `data:` lines, so they stop rather than wait.
+pub fn error_event(why: &str) -> String {
+    format!(
+        "data: {}\n\n",
+        serde_json::json!({"error": {"code": "gateway_stream_error", "message": why}})
+    )
+}
+
 /// Which text of a choice: its content/text, or one tool call's arguments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Slot {
@@ -445,6 +464,23 @@ mod tests {
                     .to_string()
             })
             .collect()
+    }
+
+    #[test]
+    fn a_stream_ended_by_the_gateway_says_why_in_a_data_event() {
+        let why = SseError::Unparseable("expected value".into()).to_string();
+        assert_eq!(
+            why,
+            "an upstream event could not be inspected (expected value)"
+        );
+        let event = error_event(&why);
+        let data = event
+            .strip_prefix("data: ")
+            .and_then(|e| e.strip_suffix("\n\n"))
+            .unwrap();
+        let v: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(v["error"]["code"], "gateway_stream_error");
+        assert_eq!(v["error"]["message"], why);
     }
 
     #[test]

@@ -13,22 +13,19 @@ mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
         world: "token-minter",
+        // The shared variable reader's types; nothing else is imported.
+        with: {
+            "wasi:config/store@0.2.0-draft-2024-09-27": copilot_jit_wasi::config::store,
+        },
         generate_all,
     });
 
     use exports::copilot_jit::gateway::minter::{
         Guest, MintRequest, Minted, MinterError, TokenClaims,
     };
-    use wasi::config::store as config;
 
     fn variable(name: &str) -> Result<String, MinterError> {
-        match config::get(name) {
-            Ok(Some(v)) if !v.trim().is_empty() => Ok(v),
-            Ok(_) => Err(MinterError::Config(format!("variable {name} is not set"))),
-            Err(_) => Err(MinterError::Config(format!(
-                "variable {name} cannot be read"
-            ))),
-        }
+        copilot_jit_wasi::config::required(name).map_err(|e| MinterError::Config(e.to_string()))
     }
 
     fn seed() -> Result<[u8; 32], MinterError> {

@@ -1,6 +1,8 @@
 //! Pure helpers shared by several components. No WIT bindings here: each
 //! component keeps its own host imports.
 
+pub mod action;
+
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use sha2::{Digest, Sha256};

@@ -1,7 +1,7 @@
 //! What a caller may put in an access request, checked before policy sees
 //! it: known scopes, a reason, a readable duration. Who may ask for what, who
 //! approves and for how long is the Cedar policy (`policies/`, see
-//! `access.rs`).
+//! `edge/policy.rs`).
 
 use serde::Deserialize;
 

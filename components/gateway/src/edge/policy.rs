@@ -5,31 +5,30 @@
 
 use std::sync::OnceLock;
 
-use super::copilot_jit::gateway::grants::AccessRequest;
-use super::copilot_jit::gateway::types::{Principal, PrincipalKind};
 use copilot_jit_access_policy::{
-    Action, Decision, Engine, Kind, Principal as PolicyPrincipal, RequestFacts, Resource,
+    Action, Decision, Engine, Kind, PolicyError, Principal as PolicyPrincipal, RequestFacts,
+    Resource,
 };
 use serde_json::{json, Value};
 
-use super::ApiError;
+use super::copilot_jit::gateway::grants::AccessRequest;
+use super::copilot_jit::gateway::types::{Principal, PrincipalKind};
+use super::grant_json::status_name;
+use super::Ctx;
+use crate::error::{ApiError, ErrorKind};
 
 fn engine() -> Result<&'static Engine, ApiError> {
-    static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| Engine::load().map_err(|e| e.to_string()))
-        .as_ref()
-        .map_err(|e| {
-            ApiError::new(
-                503,
-                "policy_unavailable",
-                "the access policy could not be loaded",
-            )
-            .detail(e.clone())
-        })
+    static ENGINE: OnceLock<Result<Engine, PolicyError>> = OnceLock::new();
+    ENGINE.get_or_init(Engine::load).as_ref().map_err(|e| {
+        ApiError::new(
+            ErrorKind::PolicyUnavailable,
+            "the access policy could not be loaded",
+        )
+        .detail(e.to_string())
+    })
 }
 
-pub fn facts(r: &AccessRequest) -> RequestFacts<'_> {
+pub(super) fn facts(r: &AccessRequest) -> RequestFacts<'_> {
     RequestFacts {
         id: &r.id,
         requester: &r.requester.subject,
@@ -37,18 +36,28 @@ pub fn facts(r: &AccessRequest) -> RequestFacts<'_> {
         scopes: &r.scopes,
         approver_groups: &r.approver_groups,
         duration_secs: r.duration_secs,
-        status: super::status_name(r.status),
+        status: status_name(r.status),
     }
 }
 
 /// UTC hour and weekday for contexts.
-pub fn clock() -> (i64, i64) {
+pub(super) fn clock() -> (i64, i64) {
     copilot_jit_access_policy::clock(copilot_jit_common::unix_now())
+}
+
+/// `extra` with the hour and weekday policies may test.
+pub(super) fn clock_context(extra: Value) -> Value {
+    let (hour, weekday) = clock();
+    let mut c = json!({"hour": hour, "weekday": weekday});
+    if let (Some(c), Value::Object(extra)) = (c.as_object_mut(), extra) {
+        c.extend(extra);
+    }
+    c
 }
 
 /// Asks the policy. Evaluation errors inside a policy make it not apply
 /// (Cedar's semantics); a question that cannot be asked fails closed.
-pub fn decide(
+pub(super) fn decide(
     principal: &Principal,
     action: Action,
     resource: &Resource<'_>,
@@ -77,8 +86,7 @@ pub fn decide(
         .decide(&who, action, resource, context)
         .map_err(|e| {
             ApiError::new(
-                503,
-                "policy_unavailable",
+                ErrorKind::PolicyUnavailable,
                 "the access policy could not be asked",
             )
             .detail(e.to_string())
@@ -89,12 +97,21 @@ pub fn decide(
     Ok(decision)
 }
 
-/// A 403 that names the deciding policies.
-pub fn denial(decision: &Decision, code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(403, code, message)
-        .with(json!({
-            "policy_ids": decision.policy_ids,
-            "explanation": decision.explain(),
-        }))
-        .detail(format!("policy: {}", decision.explain()))
+/// The policy's view of one access request for `action`, recorded in the
+/// trace (the audit names the deciding policies).
+pub(super) fn decide_on_request(
+    ctx: &mut Ctx,
+    principal: &Principal,
+    action: Action,
+    request: &AccessRequest,
+    context: Value,
+) -> Result<Decision, ApiError> {
+    let d = decide(
+        principal,
+        action,
+        &Resource::AccessRequest(facts(request)),
+        context,
+    )?;
+    ctx.trace.policy_ids = d.policy_ids.clone();
+    Ok(d)
 }

@@ -1,0 +1,145 @@
+//! Who is calling: OIDC callers (people, agents, pipelines), holders of a
+//! gateway token and its grant, auditors and approvers.
+
+use copilot_jit_access_policy::{Action, Resource};
+use serde_json::json;
+
+use super::access_api::store_error;
+use super::copilot_jit::gateway::grants::{self, AccessRequest, RequestStatus};
+use super::copilot_jit::gateway::types::Principal;
+use super::copilot_jit::gateway::{auth, minter};
+use super::grant_json::status_name;
+use super::policy::{self, clock_context, facts};
+use super::wasi_http::settings;
+use super::Ctx;
+use crate::copilot::{self, how_to_request};
+use crate::error::{ApiError, ErrorKind};
+
+/// Stable names for the audit record (and SIEM queries), not Rust debug text.
+fn failure_name(f: auth::AuthFailure) -> &'static str {
+    use auth::AuthFailure::*;
+    match f {
+        Malformed => "malformed",
+        UnsupportedAlgorithm => "unsupported-algorithm",
+        UnknownIssuer => "unknown-issuer",
+        UnknownKey => "unknown-key",
+        BadSignature => "bad-signature",
+        Expired => "expired",
+        NotYetValid => "not-yet-valid",
+        WrongAudience => "wrong-audience",
+        KeysUnavailable => "keys-unavailable",
+    }
+}
+
+/// The failed check and its detail, for the audit record only.
+pub(super) fn failure_detail(e: &auth::AuthError) -> String {
+    format!("{}: {}", failure_name(e.failure), e.detail)
+}
+
+/// The caller of the access API, from their OIDC token.
+pub(super) fn authenticate(ctx: &mut Ctx) -> Result<Principal, ApiError> {
+    let token = ctx.bearer().ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::Unauthenticated,
+            "send an OIDC token as 'Authorization: Bearer <token>'",
+        )
+    })?;
+    let principal = auth::authenticate(&token).map_err(|e| {
+        let refusal = match e.failure {
+            auth::AuthFailure::KeysUnavailable => ApiError::new(
+                ErrorKind::IdentityUnavailable,
+                "the identity provider's keys cannot be fetched",
+            ),
+            auth::AuthFailure::Expired => {
+                ApiError::new(ErrorKind::TokenExpired, "the identity token has expired")
+            }
+            _ => ApiError::new(
+                ErrorKind::InvalidToken,
+                "the identity token was not accepted",
+            ),
+        };
+        refusal.detail(failure_detail(&e))
+    })?;
+    ctx.trace.principal = Some(principal.clone());
+    Ok(principal)
+}
+
+pub(super) fn same_person(p: &Principal, r: &AccessRequest) -> bool {
+    p.subject == r.requester.subject && p.issuer == r.requester.issuer
+}
+
+/// The caller, if the policy lets them read the audit trail.
+pub(super) fn require_auditor(ctx: &mut Ctx) -> Result<Principal, ApiError> {
+    let principal = authenticate(ctx)?;
+    let d = policy::decide(
+        &principal,
+        Action::ReadAudit,
+        &Resource::AuditTrail,
+        json!({}),
+    )?;
+    ctx.trace.policy_ids = d.policy_ids.clone();
+    ApiError::unless_allowed(d, ErrorKind::NotAnAuditor, |_| {
+        "the audit trail is for auditors".into()
+    })?;
+    Ok(principal)
+}
+
+/// Whether `principal` may approve (and so decide) `request` now.
+pub(super) fn may_decide(principal: &Principal, request: &AccessRequest) -> Result<bool, ApiError> {
+    Ok(policy::decide(
+        principal,
+        Action::Approve,
+        &Resource::AccessRequest(facts(request)),
+        clock_context(json!({"comment": ""})),
+    )?
+    .allowed)
+}
+
+/// A verified gateway token and the grant behind it, still active.
+pub(super) struct Authorized {
+    pub claims: minter::TokenClaims,
+    pub grant: AccessRequest,
+}
+
+/// Checks what a Copilot client presents: a gateway JWT, or the Copilot-shaped
+/// token string from the envelope that carries one. The signature is checked
+/// without storage; the grant is read so revocation takes effect at once.
+pub(super) fn authorize(ctx: &mut Ctx) -> Result<Authorized, ApiError> {
+    let how_to = || how_to_request(&settings().public_url());
+    let presented = ctx.bearer().ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::Unauthenticated,
+            "this call needs a gateway token; request access first",
+        )
+        .with(how_to())
+    })?;
+    // Envelope session tokens carry a MAC (cheap); gateway JWTs a signature.
+    let checked = if copilot::is_session_token(&presented) {
+        minter::open_session(&presented)
+    } else {
+        minter::verify(&presented)
+    };
+    let claims = checked.map_err(|e| {
+        let message = match e {
+            minter::MinterError::Expired => {
+                "the gateway token has expired; get a new one from your grant"
+            }
+            _ => "the gateway token was not accepted",
+        };
+        ApiError::new(ErrorKind::InvalidGatewayToken, message)
+            .with(how_to())
+            .detail(format!("{e:?}"))
+    })?;
+    ctx.trace.grant_id = Some(claims.grant_id.clone());
+    ctx.trace.token_id = Some(claims.token_id.clone());
+    let grant = grants::get(&claims.grant_id).map_err(store_error)?;
+    ctx.trace.principal = Some(grant.requester.clone());
+    if grant.status != RequestStatus::Approved {
+        return Err(ApiError::new(
+            ErrorKind::GrantNotActive,
+            format!("your grant is {}", status_name(grant.status)),
+        )
+        .with(how_to()));
+    }
+    Ok(Authorized { claims, grant })
+}

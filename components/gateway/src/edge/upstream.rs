@@ -1,0 +1,70 @@
+//! The Copilot token the gateway uses upstream: from the KV cache while it
+//! is fresh, else exchanged with the gateway-held GitHub token.
+
+use copilot_jit_common::unix_now as now;
+use copilot_jit_wasi::http::{Method, Request};
+
+use super::wasi::keyvalue::store;
+use super::wasi_http::settings;
+use crate::config::Upstream;
+use crate::error::{ApiError, ErrorKind};
+use crate::upstream_token::{CachedToken, CACHE_KEY};
+
+/// Largest token-endpoint answer read.
+const MAX_ENVELOPE_BYTES: usize = 256 * 1024;
+
+fn unavailable(detail: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        ErrorKind::UpstreamUnavailable,
+        "the gateway could not obtain upstream access",
+    )
+    .detail(detail.to_string())
+}
+
+/// The Copilot token, fresh from the token endpoint when `force_refresh`
+/// (upstream refused the cached one) or when the cached one is due.
+pub(super) fn copilot_token(force_refresh: bool) -> Result<String, ApiError> {
+    let bucket = store::open("default").map_err(|e| unavailable(format!("kv: {e:?}")))?;
+    if !force_refresh {
+        let cached: Option<CachedToken> = bucket
+            .get(CACHE_KEY)
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if let Some(c) = cached.filter(|c| c.is_fresh(now())) {
+            return Ok(c.token);
+        }
+    }
+    let settings = settings();
+    let github_token = settings.upstream_github_token().ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::GatewayMisconfigured,
+            "the gateway has no upstream credential configured",
+        )
+    })?;
+    let url = format!(
+        "{}/copilot_internal/v2/token",
+        settings.upstream(Upstream::GitHubApi)
+    );
+    let response = Request::new(Method::Get, &url)
+        .map(|r| {
+            r.header("authorization", format!("token {github_token}"))
+                .header("accept", "application/json")
+                .header("user-agent", "copilot-jit/0.1")
+        })
+        .and_then(|r| r.send(None))
+        .map_err(unavailable)?;
+    let status = response.status();
+    let body = response
+        .read_body(MAX_ENVELOPE_BYTES)
+        .map_err(unavailable)?;
+    if status != 200 {
+        return Err(unavailable(format!("token endpoint answered {status}")));
+    }
+    let entry = CachedToken::from_envelope(&body, now()).map_err(unavailable)?;
+    if let Ok(bytes) = serde_json::to_vec(&entry) {
+        // A failed cache write costs one more exchange later, nothing else.
+        let _ = bucket.set(CACHE_KEY, &bytes);
+    }
+    Ok(entry.token)
+}

@@ -9,24 +9,15 @@ use serde_json::{json, Map, Value};
 
 use crate::ocsf;
 
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "audit-sink",
-    generate_all,
-});
+copilot_jit_wasi::bindings_with_http!("audit-sink");
 
 use copilot_jit::gateway::types::{Finding, Principal, PrincipalKind};
 use copilot_jit_common::cas::{update, Step, UpdateError};
+use copilot_jit_wasi::http::{Method, Request};
 use exports::copilot_jit::gateway::audit::{
     AuditError, AuditEvent, AuditQuery, AuditStatus, FlushReport, Guest,
 };
 use std::time::{Duration, Instant};
-use wasi::config::store as config;
-use wasi::http::outgoing_handler;
-use wasi::http::types::{
-    Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
-};
-use wasi::io::streams::StreamError;
 use wasi::keyvalue::atomics;
 use wasi::keyvalue::store::{self, Bucket as Store};
 
@@ -61,7 +52,6 @@ const CATCH_UP_PER_APPEND: u32 = 8;
 const APPEND_BUDGET: Duration = Duration::from_millis(100);
 /// What an audit read or flush may spend sealing parked events.
 const SEAL_BUDGET: Duration = Duration::from_secs(20);
-const NANOS_PER_MS: u64 = 1_000_000;
 
 fn storage(e: store::Error) -> AuditError {
     AuditError::Storage(match e {
@@ -72,9 +62,7 @@ fn storage(e: store::Error) -> AuditError {
 }
 
 fn variable(name: &str) -> Option<String> {
-    config::get(name)
-        .ok()
-        .flatten()
+    copilot_jit_wasi::config::variable(name)
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
 }
@@ -151,85 +139,32 @@ fn settings() -> Result<Settings, AuditError> {
 
 // ---- wasi:http to the bucket ----------------------------------------------
 
+/// Slow storage counts as down: every wait is bounded by `timeout_ms`, and
+/// the record is spooled instead of holding the request.
 fn send(request: &SignedRequest, body: &[u8], timeout_ms: u64) -> Result<(u16, Vec<u8>), String> {
-    let headers: Vec<(String, Vec<u8>)> = request
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
-        .collect();
-    let fields = Fields::from_list(&headers).map_err(|e| format!("headers: {e:?}"))?;
-    let outgoing = OutgoingRequest::new(fields);
     let method = match request.method {
         "PUT" => Method::Put,
         "DELETE" => Method::Delete,
         _ => Method::Get,
     };
-    let scheme = if request.https {
-        Scheme::Https
-    } else {
-        Scheme::Http
-    };
-    let ok = outgoing.set_method(&method).is_ok()
-        && outgoing.set_scheme(Some(&scheme)).is_ok()
-        && outgoing.set_authority(Some(&request.host)).is_ok()
-        && outgoing
-            .set_path_with_query(Some(&request.path_and_query))
-            .is_ok();
-    if !ok {
-        return Err(format!("invalid storage URL {}", request.url()));
+    let mut outgoing = Request::at(
+        method,
+        request.https,
+        &request.host,
+        &request.path_and_query,
+    )
+    .timeout_ms(timeout_ms)
+    .between_bytes_timeout_ms(timeout_ms);
+    for (name, value) in &request.headers {
+        outgoing = outgoing.header(name, value);
     }
-    // Slow storage counts as down: the record is spooled instead of holding
-    // the request.
-    let options = RequestOptions::new();
-    let nanos = timeout_ms * NANOS_PER_MS;
-    let _ = options.set_connect_timeout(Some(nanos));
-    let _ = options.set_first_byte_timeout(Some(nanos));
-    let _ = options.set_between_bytes_timeout(Some(nanos));
-    let outgoing_body = outgoing
-        .body()
-        .map_err(|_| "request body unavailable".to_string())?;
-    let pending =
-        outgoing_handler::handle(outgoing, Some(options)).map_err(|e| format!("{e:?}"))?;
-    if !body.is_empty() {
-        let stream = outgoing_body
-            .write()
-            .map_err(|_| "request body stream unavailable".to_string())?;
-        for chunk in body.chunks(4096) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|e| format!("writing to storage: {e:?}"))?;
-        }
-        drop(stream);
-    }
-    OutgoingBody::finish(outgoing_body, None).map_err(|e| format!("{e:?}"))?;
-    pending.subscribe().block();
-    let response = match pending.get() {
-        Some(Ok(Ok(response))) => response,
-        Some(Ok(Err(e))) => return Err(format!("storage unreachable: {e:?}")),
-        _ => return Err("storage gave no response".into()),
-    };
+    let response = outgoing
+        .send((!body.is_empty()).then_some(body))
+        .map_err(|e| format!("storage unreachable: {e}"))?;
     let status = response.status();
-    let body = response
-        .consume()
-        .map_err(|_| "storage response has no body".to_string())?;
-    let stream = body
-        .stream()
-        .map_err(|_| "storage response has no body".to_string())?;
-    let mut bytes = Vec::new();
-    loop {
-        match stream.blocking_read(64 * 1024) {
-            Ok(chunk) => bytes.extend_from_slice(&chunk),
-            Err(StreamError::Closed) => break,
-            Err(StreamError::LastOperationFailed(_)) => {
-                return Err("storage response unreadable".into())
-            }
-        }
-        if bytes.len() > 64 * 1024 * 1024 {
-            return Err("storage response too large".into());
-        }
-    }
-    drop(stream);
-    IncomingBody::finish(body);
+    let bytes = response
+        .read_body(64 * 1024 * 1024)
+        .map_err(|e| format!("storage response: {e}"))?;
     Ok((status, bytes))
 }
 

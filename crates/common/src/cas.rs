@@ -83,6 +83,52 @@ pub fn backoff_us(attempt: u32, base_us: u64, cap_us: u64, jitter: f64) -> u64 {
     (ceiling as f64 * jitter.clamp(0.0, 1.0)) as u64
 }
 
+/// Implements [`CasStore`] for a component's `wasi:keyvalue` bindings (each
+/// component has its own generated types): `kv_cas_store!(Name)` defines
+/// `struct Name<'a>(&'a Bucket)`. Pauses sleep 0.2 ms doubling to 20 ms,
+/// jittered, on the component's `getrandom`.
+#[macro_export]
+macro_rules! kv_cas_store {
+    ($name:ident) => {
+        struct $name<'a>(&'a wasi::keyvalue::store::Bucket);
+
+        impl $crate::cas::CasStore for $name<'_> {
+            type Cas = wasi::keyvalue::atomics::Cas;
+            type Error = wasi::keyvalue::store::Error;
+
+            fn open(&self, key: &str) -> Result<Self::Cas, Self::Error> {
+                wasi::keyvalue::atomics::Cas::new(self.0, key)
+            }
+
+            fn current(&self, cas: &Self::Cas) -> Result<Option<Vec<u8>>, Self::Error> {
+                cas.current()
+            }
+
+            fn swap(
+                &self,
+                cas: Self::Cas,
+                value: &[u8],
+            ) -> Result<(), $crate::cas::SwapError<Self::Cas, Self::Error>> {
+                use wasi::keyvalue::atomics::CasError;
+                wasi::keyvalue::atomics::swap(cas, value).map_err(|e| match e {
+                    CasError::CasFailed(fresh) => $crate::cas::SwapError::Failed(fresh),
+                    CasError::StoreError(e) => $crate::cas::SwapError::Store(e),
+                })
+            }
+
+            fn pause(&self, attempt: u32) {
+                let mut bytes = [0u8; 4];
+                let jitter = match ::getrandom::fill(&mut bytes) {
+                    Ok(()) => u32::from_le_bytes(bytes) as f64 / u32::MAX as f64,
+                    Err(_) => 0.5,
+                };
+                let us = $crate::cas::backoff_us(attempt, 200, 20_000, jitter);
+                std::thread::sleep(std::time::Duration::from_micros(us));
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,50 +266,4 @@ mod tests {
         assert_eq!(backoff_us(30, 100, 10_000, 0.5), 5_000);
         assert_eq!(backoff_us(3, 100, 10_000, 0.0), 0);
     }
-}
-
-/// Implements [`CasStore`] for a component's `wasi:keyvalue` bindings (each
-/// component has its own generated types): `kv_cas_store!(Name)` defines
-/// `struct Name<'a>(&'a Bucket)`. Pauses sleep 0.2 ms doubling to 20 ms,
-/// jittered, on the component's `getrandom`.
-#[macro_export]
-macro_rules! kv_cas_store {
-    ($name:ident) => {
-        struct $name<'a>(&'a wasi::keyvalue::store::Bucket);
-
-        impl $crate::cas::CasStore for $name<'_> {
-            type Cas = wasi::keyvalue::atomics::Cas;
-            type Error = wasi::keyvalue::store::Error;
-
-            fn open(&self, key: &str) -> Result<Self::Cas, Self::Error> {
-                wasi::keyvalue::atomics::Cas::new(self.0, key)
-            }
-
-            fn current(&self, cas: &Self::Cas) -> Result<Option<Vec<u8>>, Self::Error> {
-                cas.current()
-            }
-
-            fn swap(
-                &self,
-                cas: Self::Cas,
-                value: &[u8],
-            ) -> Result<(), $crate::cas::SwapError<Self::Cas, Self::Error>> {
-                use wasi::keyvalue::atomics::CasError;
-                wasi::keyvalue::atomics::swap(cas, value).map_err(|e| match e {
-                    CasError::CasFailed(fresh) => $crate::cas::SwapError::Failed(fresh),
-                    CasError::StoreError(e) => $crate::cas::SwapError::Store(e),
-                })
-            }
-
-            fn pause(&self, attempt: u32) {
-                let mut bytes = [0u8; 4];
-                let jitter = match ::getrandom::fill(&mut bytes) {
-                    Ok(()) => u32::from_le_bytes(bytes) as f64 / u32::MAX as f64,
-                    Err(_) => 0.5,
-                };
-                let us = $crate::cas::backoff_us(attempt, 200, 20_000, jitter);
-                std::thread::sleep(std::time::Duration::from_micros(us));
-            }
-        }
-    };
 }

@@ -132,7 +132,10 @@ impl KeyValue {
     pub async fn set(&self, label: &str, key: &str, value: Vec<u8>) -> Result<(), String> {
         self.stats.write();
         match &self.backend {
-            Backend::Memory(m) => Ok(m.set(label, key, value)),
+            Backend::Memory(m) => {
+                m.set(label, key, value);
+                Ok(())
+            }
             Backend::Sqlite(s) => s.set(label, key, &value),
             Backend::Redis(r) => r.set(key, &value).await,
         }
@@ -141,7 +144,10 @@ impl KeyValue {
     pub async fn delete(&self, label: &str, key: &str) -> Result<(), String> {
         self.stats.write();
         match &self.backend {
-            Backend::Memory(m) => Ok(m.delete(label, key)),
+            Backend::Memory(m) => {
+                m.delete(label, key);
+                Ok(())
+            }
             Backend::Sqlite(s) => s.delete(label, key),
             Backend::Redis(r) => r.delete(key).await,
         }

@@ -474,7 +474,7 @@ async fn start_passthrough(
 /// behind one connection; Redis with Spin's command sequence on a real
 /// server), at 8 and 64 clients, beside the bare pass-through; with the KV
 /// calls each request makes.
-async fn spin_store_table(o: &Options, passthrough_url: &str) -> Result<String> {
+async fn spin_store_table(o: &Options, passthrough_url: &str, bare_token: &str) -> Result<String> {
     let redis = RedisServer::start().await?;
     let mut table = String::new();
     writeln!(
@@ -484,11 +484,11 @@ async fn spin_store_table(o: &Options, passthrough_url: &str) -> Result<String> 
     )?;
     writeln!(
         table,
-        "| store | clients | copilot-jit req/s | p50 ms | p99 ms | errors | bare req/s | bare p50 ms | ratio | KV reads/call | KV writes/call |"
+        "| store | clients | copilot-jit req/s | p50 ms | p99 ms | errors | instances alive, peak | bare req/s | bare p50 ms | ratio | KV reads/call | KV writes/call |"
     )?;
     writeln!(
         table,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )?;
     for (name, store) in [
         ("SQLite (Spin default)", StoreKind::Sqlite),
@@ -500,7 +500,6 @@ async fn spin_store_table(o: &Options, passthrough_url: &str) -> Result<String> 
         })
         .await?;
         let token = grant_token(&stack).await?;
-        let bare_token = upstream_copilot_token(&stack).await?;
         for clients in [8, 64] {
             let cell = Options {
                 seconds: o.seconds,
@@ -514,6 +513,8 @@ async fn spin_store_table(o: &Options, passthrough_url: &str) -> Result<String> 
             };
             eprintln!("load: {name}, {clients} clients");
             load(&stack.url, &token, Mix::Chat, &warm).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            stack.gateway.live_instances().take_peak();
             let stats = stack.gateway.kv().stats();
             let (reads, writes) = (stats.reads(), stats.writes());
             let f = load(&stack.url, &token, Mix::Chat, &cell).await;
@@ -522,11 +523,12 @@ async fn spin_store_table(o: &Options, passthrough_url: &str) -> Result<String> 
             let calls = f.calls.max(1) as f64;
             let per_call_reads = (stats.reads() - reads) as f64 / calls;
             let per_call_writes = (stats.writes() - writes) as f64 / calls;
-            load(passthrough_url, &bare_token, Mix::Chat, &warm).await;
-            let bare = load(passthrough_url, &bare_token, Mix::Chat, &cell).await;
+            let peak = stack.gateway.live_instances().take_peak();
+            load(passthrough_url, bare_token, Mix::Chat, &warm).await;
+            let bare = load(passthrough_url, bare_token, Mix::Chat, &cell).await;
             writeln!(
                 table,
-                "| {name} | {clients} | {:.0} | {:.2} | {:.2} | {} | {:.0} | {:.2} | {:.2} | {per_call_reads:.1} | {per_call_writes:.1} |",
+                "| {name} | {clients} | {:.0} | {:.2} | {:.2} | {} | {peak} | {:.0} | {:.2} | {:.2} | {per_call_reads:.1} | {per_call_writes:.1} |",
                 f.rps,
                 f.p50_ms,
                 f.p99_ms,
@@ -582,7 +584,8 @@ async fn main() -> Result<()> {
     let (passthrough, passthrough_url, _passthrough_task) =
         start_passthrough(&engine, &passthrough_file, &stack.upstream.base_url()).await?;
     if o.stores {
-        let table = spin_store_table(&o, &passthrough_url).await?;
+        let bare_token = upstream_copilot_token(&stack).await?;
+        let table = spin_store_table(&o, &passthrough_url, &bare_token).await?;
         println!("{table}");
         return Ok(());
     }

@@ -5,9 +5,7 @@ use copilot_jit_audit_log::layout::{self, Bucket, SignedRequest};
 use copilot_jit_audit_log::record::{AuditKey, ChainHead, Record};
 use copilot_jit_audit_log::sigv4::Credentials;
 use copilot_jit_common::unix_now_ms as now_ms;
-use serde_json::{json, Map, Value};
-
-use crate::ocsf;
+use serde_json::{Map, Value};
 
 copilot_jit_wasi::bindings_with_http!("audit-sink");
 
@@ -22,6 +20,7 @@ use wasi::keyvalue::atomics;
 use wasi::keyvalue::store::{self, Bucket as Store};
 
 use crate::claim::{self, Take};
+use crate::exchange::{record_event, Actor, Client, Exchange, Found};
 use crate::trail;
 
 copilot_jit_common::kv_cas_store!(KvCas);
@@ -503,83 +502,53 @@ fn principal_kind(p: &Principal) -> &'static str {
     }
 }
 
-fn findings_json(f: &[Finding]) -> Value {
-    f.iter()
-        .map(|f| {
-            json!({
-                "detector": f.detector,
-                "count": f.count,
-                "positions": f.positions,
-                "fingerprints": f.fingerprints,
-            })
-        })
-        .collect()
-}
-
-fn event(e: AuditEvent, id: String, retry_of: Option<String>) -> Map<String, Value> {
-    let principal = e.principal.as_ref();
-    let mut unmapped = Map::new();
-    let mut put = |k: &str, v: Value| {
-        if !v.is_null() {
-            unmapped.insert(k.to_string(), v);
-        }
-    };
-    put("request_id", json!(e.request_id));
-    put("client_request_id", json!(e.client_request_id));
-    put("retry_of", json!(retry_of));
-    put("action", json!(e.action));
-    put("outcome", json!(e.outcome));
-    put("reason", json!(e.reason));
-    put("grant_id", json!(e.grant_id));
-    put("token_id", json!(e.token_id));
-    put("model", json!(e.model));
-    put("principal_kind", json!(principal.map(principal_kind)));
-    put(
-        "client",
-        json!({
-            "editor_version": e.client.editor_version,
-            "plugin_version": e.client.plugin_version,
-            "integration_id": e.client.integration_id,
+/// The WIT event as the host-tested `exchange` module takes it.
+fn exchange(e: AuditEvent) -> Exchange {
+    Exchange {
+        actor: e.principal.map(|p| Actor {
+            kind: principal_kind(&p),
+            subject: p.subject,
+            issuer: p.issuer,
+            email: p.email,
+            groups: p.groups,
         }),
-    );
-    put("policy_ids", json!(e.policy_ids));
-    put("findings", findings_json(&e.findings));
-    put("prompt", json!(e.prompt));
-    put("response", json!(e.response));
-    put("upstream_status", json!(e.upstream_status));
-    put("upstream_ms", json!(e.upstream_ms));
-    put("ttfb_ms", json!(e.ttfb_ms));
-    put("bytes_in", json!(e.bytes_in));
-    put("bytes_out", json!(e.bytes_out));
-    let actor_user = principal.map(|p| {
-        json!({
-            "uid": p.subject,
-            "email_addr": p.email,
-            "type": principal_kind(p),
-            "groups": p.groups.iter().map(|g| json!({"name": g})).collect::<Vec<_>>(),
-        })
-    });
-    ocsf::event(ocsf::Parts {
-        record_id: id,
+        findings: e
+            .findings
+            .into_iter()
+            .map(|f: Finding| Found {
+                detector: f.detector,
+                count: f.count,
+                positions: f.positions,
+                fingerprints: f.fingerprints,
+            })
+            .collect(),
+        client: Client {
+            editor_version: e.client.editor_version,
+            plugin_version: e.client.plugin_version,
+            integration_id: e.client.integration_id,
+            user_agent: e.client.user_agent,
+        },
         request_id: e.request_id,
-        time_ms: now_ms(),
-        duration_ms: e.duration_ms,
+        client_request_id: e.client_request_id,
+        grant_id: e.grant_id,
+        token_id: e.token_id,
+        method: e.method,
+        path: e.path,
         action: e.action,
+        model: e.model,
         outcome: e.outcome,
         status: e.status,
         reason: e.reason,
-        method: e.method,
-        path: e.path,
-        model: e.model,
-        user_agent: e.client.user_agent,
-        app_name: e.client.editor_version,
-        actor_user,
-        issuer: principal.map(|p| p.issuer.clone()),
         policy_ids: e.policy_ids,
-        client_request_id: e.client_request_id,
+        prompt: e.prompt,
+        response: e.response,
+        upstream_status: e.upstream_status,
+        bytes_in: e.bytes_in,
         bytes_out: e.bytes_out,
-        unmapped,
-    })
+        duration_ms: e.duration_ms,
+        upstream_ms: e.upstream_ms,
+        ttfb_ms: e.ttfb_ms,
+    }
 }
 
 fn unreadable(e: String) -> AuditError {
@@ -678,7 +647,7 @@ impl Guest for Component {
         let id = new_id()?;
         let started = Instant::now();
         let deadline = started + APPEND_BUDGET;
-        let event = event(e, id.clone(), retry_of);
+        let event = record_event(exchange(e), id.clone(), retry_of, now_ms());
         match chain(&store, &s.key, &event, deadline) {
             Err(reason) => {
                 eprintln!("audit record {id} parked: {reason}");

@@ -5,6 +5,7 @@
 //! records stay in KV (local development).
 
 pub mod claim;
+pub mod exchange;
 pub mod ocsf;
 pub mod trail;
 

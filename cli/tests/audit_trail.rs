@@ -102,16 +102,14 @@ fn cli(garage: &Garage, public_key: &str, extra: &[&str]) -> (i32, String) {
 /// Waits until the trail's head has shipped (records are appended after
 /// each answer) and returns the status.
 async fn settled_status(stack: &Stack, s3: &S3) -> Value {
-    for _ in 0..50 {
+    eventually(|| async {
         let (_, status) = auditor(stack, "GET", "/v1/audit/status").await;
         let head = status["head"]["seq"].as_u64().unwrap_or(0);
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         // The status read itself is one more record.
-        if s3.list(PREFIX).unwrap().len() as u64 > head {
-            return status;
-        }
-    }
-    panic!("the trail did not settle");
+        (s3.list(PREFIX).ok()?.len() as u64 > head).then_some(status)
+    })
+    .await
+    .expect("the trail did not settle")
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -307,9 +307,18 @@ impl Stack {
 
     /// The audit trail as an auditor reads it (`query` as in the API, e.g. `grant=req_…`).
     pub async fn audit_records(&self, query: &str) -> Result<Vec<serde_json::Value>> {
+        self.audit_records_at(&self.url, query).await
+    }
+
+    /// The same, read on another instance (`base`) of this gateway.
+    pub async fn audit_records_at(
+        &self,
+        base: &str,
+        query: &str,
+    ) -> Result<Vec<serde_json::Value>> {
         let carol = self.person("carol", &[AUDITORS]);
         let body: serde_json::Value = reqwest::Client::new()
-            .get(format!("{}/v1/audit/records?limit=1000&{query}", self.url))
+            .get(format!("{base}/v1/audit/records?limit=10000&{query}"))
             .bearer_auth(&carol)
             .send()
             .await?

@@ -2,7 +2,9 @@
 //! language server and VS Code make (see the protocol reference), answered as
 //! they expect, with the gateway's checks in between.
 
-use copilot_jit_testkit::harness::{Stack, StackOptions, APPROVERS, UPSTREAM_GITHUB_TOKEN};
+use copilot_jit_testkit::harness::{
+    eventually, Stack, StackOptions, APPROVERS, UPSTREAM_GITHUB_TOKEN,
+};
 use copilot_jit_testkit::mock_upstream::{Failure, StreamScript};
 use futures::StreamExt;
 use reqwest::header::HeaderMap;
@@ -352,11 +354,10 @@ async fn a_dropped_stream_cancels_upstream_and_a_retry_is_recognised() {
     let first = body.next().await.expect("first bytes").expect("chunk");
     assert!(!first.is_empty());
     drop(body); // the editor moved on
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(
-        stack.upstream.cancelled_streams() >= 1,
-        "upstream was not cancelled"
-    );
+                // The gateway notices the drop and cancels upstream after it answered.
+    let cancelled =
+        eventually(|| async { (stack.upstream.cancelled_streams() >= 1).then_some(()) }).await;
+    assert!(cancelled.is_some(), "upstream was not cancelled");
 
     // The client retries with the same X-Request-Id.
     stack.upstream.script_stream(StreamScript::default());

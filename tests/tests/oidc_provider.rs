@@ -5,7 +5,7 @@
 //!
 //! `scripts/test.sh` installs the provider and sets OIDC_PROVIDER_DIR.
 
-use copilot_jit_testkit::harness::{workspace_root, Stack, StackOptions};
+use copilot_jit_testkit::harness::{eventually, workspace_root, Stack, StackOptions};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -128,13 +128,29 @@ async fn a_real_openid_provider_signs_agents_in_and_rotates_keys() {
 
     // 3. It comes back with a new signing key: the gateway follows without a
     //    restart, and tokens signed by the retired key stop working.
+    // The gateway refetches keys at most once per refetch interval, so the
+    // new key is picked up by a later call: poll for it.
     let provider = Provider::start(port, "key-b").await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
     let new_token = access_token(port).await;
-    let (status, body) = request_access(&stack, &new_token).await;
+    let picked_up = eventually(|| async {
+        let (status, _) = request_access(&stack, &new_token).await;
+        (status == 201).then_some(())
+    })
+    .await;
+    let (status, body) = match picked_up {
+        Some(()) => (201, Value::Null),
+        None => request_access(&stack, &new_token).await,
+    };
     assert_eq!(status, 201, "rotated key must be picked up: {body}");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (status, body) = request_access(&stack, &old_token).await;
+    let retired = eventually(|| async {
+        let (status, _) = request_access(&stack, &old_token).await;
+        (status == 401).then_some(())
+    })
+    .await;
+    let (status, body) = match retired {
+        Some(()) => (401, Value::Null),
+        None => request_access(&stack, &old_token).await,
+    };
     assert_eq!(status, 401, "the retired key must no longer verify: {body}");
     provider.stop().await;
 }

@@ -4,7 +4,7 @@
 //! by two instances, and SQLite behind one connection. Under Spin's instance
 //! pool (1000 memories, 2000 tables), as real Spin runs it.
 
-use copilot_jit_testkit::harness::{eventually, Peer, Stack, StackOptions, APPROVERS, AUDITORS};
+use copilot_jit_testkit::harness::{eventually, Peer, Stack, StackOptions, APPROVERS};
 use copilot_jit_testkit::kv::redis::RedisServer;
 use copilot_jit_testkit::kv::StoreKind;
 use copilot_jit_testkit::scenarios::{approval_race, post};
@@ -34,25 +34,9 @@ async fn chat(base: &str, token: &str) -> (u16, Value) {
 
 /// Copilot call records of a grant, as an auditor reads them (on `base`).
 async fn copilot_records(stack: &Stack, base: &str, grant: &str) -> Vec<Value> {
-    let carol = stack.person("carol", &[AUDITORS]);
-    let body: Value = reqwest::Client::new()
-        .get(format!("{base}/v1/audit/records?limit=10000&grant={grant}"))
-        .bearer_auth(&carol)
-        .send()
+    stack
+        .audit_records_at(base, &format!("grant={grant}"))
         .await
-        .expect("reachable")
-        .json()
-        .await
-        .expect("JSON");
-    if std::env::var_os("DEBUG_RECORDS").is_some() {
-        eprintln!(
-            "records answer: {}",
-            &body.to_string()[..body.to_string().len().min(600)]
-        );
-    }
-    body["records"]
-        .as_array()
-        .cloned()
         .unwrap_or_default()
         .into_iter()
         .filter(|r| r["unmapped"]["action"] == "copilot.chat")

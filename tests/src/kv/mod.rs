@@ -179,17 +179,19 @@ impl KeyValue {
         self.stats.read();
         match &self.backend {
             Backend::Redis(r) => r.get_many(keys).await,
-            _ => {
+            Backend::Memory(m) => Ok(keys
+                .into_iter()
+                .map(|k| {
+                    let v = m.get(label, &k);
+                    (k, v)
+                })
+                .collect()),
+            // Spin's SQLite store leaves absent keys out.
+            Backend::Sqlite(s) => {
                 let mut out = Vec::with_capacity(keys.len());
                 for key in keys {
-                    let value = match &self.backend {
-                        Backend::Memory(m) => m.get(label, &key),
-                        Backend::Sqlite(s) => s.get(label, &key)?,
-                        Backend::Redis(_) => None,
-                    };
-                    // Spin's SQLite store leaves absent keys out.
-                    if value.is_some() || matches!(self.backend, Backend::Memory(_)) {
-                        out.push((key, value));
+                    if let Some(v) = s.get(label, &key)? {
+                        out.push((key, Some(v)));
                     }
                 }
                 Ok(out)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks (not tests): copilot-jit against the upstream and a bare
 # pass-through component, on one host. Prints the figures and writes them to
-# target-bench-results.md. Options: --seconds N --concurrency N
+# target-bench-results.md. Options: --seconds N --concurrency N; --stores or
+# --masking for one table only
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ensure_toolchain
 build_artifact

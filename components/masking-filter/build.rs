@@ -5,6 +5,11 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
+#[path = "src/engine/anchor_spec.rs"]
+#[allow(dead_code)]
+mod anchor_spec;
+use anchor_spec::{Start, BUILTIN_ANCHORS};
+
 const BUILTIN: &[&str] = &[
     "github-token",
     "gitlab-token",
@@ -52,6 +57,9 @@ fn main() {
     let mut out = String::new();
     let mut actions = Vec::new();
     let mut org = String::new();
+    // The organisation's anchors: markers start where they are found, host
+    // names where their run of host bytes starts.
+    let mut org_anchors: Vec<(String, Start)> = Vec::new();
     for (kind, field, check) in [
         ("marker", "literal", "Literal"),
         ("hostname", "suffix", "HostSuffix"),
@@ -88,6 +96,12 @@ fn main() {
                 action(entry.get("prompt"), name),
                 action(entry.get("response"), name),
             ));
+            let start = if kind == "hostname" {
+                Start::HostRunStart
+            } else {
+                Start::Here
+            };
+            org_anchors.push((format!("(?i:{})", regex_syntax::escape(value)), start));
         }
     }
     let builtin = doc
@@ -156,9 +170,76 @@ fn main() {
         "const GROUP_ACTIONS: &[(&str, &str, Action, Action)] = &[\n{groups}];"
     )
     .ok();
-    let dest = std::path::Path::new(
-        &std::env::var("OUT_DIR").unwrap_or_else(|_| fail("OUT_DIR unset".into())),
+    let out_dir = std::env::var("OUT_DIR").unwrap_or_else(|_| fail("OUT_DIR unset".into()));
+    let out_dir = std::path::Path::new(&out_dir);
+    write_anchors(&org_anchors, &mut out, out_dir);
+    std::fs::write(out_dir.join("detectors.rs"), out)
+        .unwrap_or_else(|e| fail(format!("writing tables: {e}")));
+}
+
+/// Every detector's anchors as one reverse DFA (all matches, unanchored),
+/// serialised for zero-copy loading: a reverse scan's match ends are the
+/// forward positions where a detector can begin.
+fn write_anchors(org: &[(String, Start)], out: &mut String, out_dir: &std::path::Path) {
+    use regex_automata::dfa::{dense, Automaton, StartKind};
+    use regex_automata::nfa::thompson;
+    use regex_automata::util::syntax;
+    use regex_automata::{Anchored, MatchKind};
+    let anchors: Vec<(String, Start)> = BUILTIN_ANCHORS
+        .iter()
+        .map(|(_, re, start)| (re.to_string(), *start))
+        .chain(org.iter().cloned())
+        .collect();
+    let patterns: Vec<&str> = anchors.iter().map(|(re, _)| re.as_str()).collect();
+    let dfa = dense::Builder::new()
+        .configure(
+            dense::Config::new()
+                .match_kind(MatchKind::All)
+                .start_kind(StartKind::Unanchored)
+                .minimize(true)
+                .accelerate(false),
+        )
+        .syntax(syntax::Config::new().unicode(false).utf8(false))
+        .thompson(thompson::Config::new().reverse(true).utf8(false))
+        .build_many(&patterns)
+        .unwrap_or_else(|e| fail(format!("anchors do not compile: {e}")));
+    if dfa.universal_start_state(Anchored::No).is_none() {
+        fail("anchors must not use look-around".into());
+    }
+    // The longest anchor bounds how far from a buffer's end an anchor can be
+    // incomplete; e-mail and host anchors are handled by their runs instead.
+    let longest = anchors
+        .iter()
+        .filter(|(_, start)| matches!(start, Start::Here | Start::AfterContext))
+        .map(|(re, _)| {
+            regex_syntax::ParserBuilder::new()
+                .unicode(false)
+                .utf8(false)
+                .build()
+                .parse(re)
+                .ok()
+                .and_then(|hir| hir.properties().maximum_len())
+                .unwrap_or_else(|| fail(format!("anchor {re} must have a bounded length")))
+        })
+        .max()
+        .unwrap_or(1);
+    let (bytes, padding) = dfa.to_bytes_little_endian();
+    std::fs::write(out_dir.join("anchors.dfa"), &bytes[padding..])
+        .unwrap_or_else(|e| fail(format!("writing anchors: {e}")));
+    writeln!(
+        out,
+        "/// Where each anchor pattern's candidate is, by pattern id."
     )
-    .join("detectors.rs");
-    std::fs::write(dest, out).unwrap_or_else(|e| fail(format!("writing tables: {e}")));
+    .ok();
+    writeln!(out, "const ANCHOR_STARTS: &[Start] = &[").ok();
+    for (_, start) in &anchors {
+        writeln!(out, "    Start::{start:?},").ok();
+    }
+    writeln!(out, "];").ok();
+    writeln!(
+        out,
+        "/// The longest anchor: nearer a stream buffer's end than this, an anchor may be cut short."
+    )
+    .ok();
+    writeln!(out, "const LONGEST_ANCHOR: usize = {longest};").ok();
 }

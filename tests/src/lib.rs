@@ -8,6 +8,7 @@ pub mod harness;
 pub mod host;
 pub mod kv;
 pub mod manifest;
+pub mod masking_bench;
 pub mod mock_upstream;
 pub mod scenarios;
 pub mod serve;

@@ -1,16 +1,28 @@
 //! Secret detection without run-time pattern compilation.
 //!
-//! Every detector is a fixed-shape matcher written as code, so an instance
-//! pays nothing to start. Matching is greedy, left to right, on bytes; all
-//! patterns are ASCII, so match boundaries are always UTF-8 char boundaries.
-//! A decision at position `i` depends only on `text[i .. i + MAX_MATCH_LEN]`,
-//! which is what lets the stream masker hold back a bounded tail and still
-//! produce exactly what whole-text masking produces.
+//! One automaton built at compile time (`anchors`) finds the positions where
+//! any detector can begin, in one linear pass; each is then confirmed by its
+//! detector's exact matcher, written as code (`probes`, `long`). Matching is
+//! greedy, left to right, on bytes; all patterns are ASCII, so match
+//! boundaries are always UTF-8 char boundaries. A whole text is read as far
+//! as a token goes; a stream holds back at most its window and then redacts a
+//! token that outgrows it from where it began, so what a stream releases is
+//! what whole-text masking produces, and never less masked.
 
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::cell::Cell;
+
+// The anchor table itself is read by the build script and the tests.
+pub mod adversarial;
+#[cfg_attr(not(test), allow(dead_code))]
+mod anchor_spec;
+mod anchors;
+mod long;
+use anchor_spec::Start;
+use long::{Long, Step};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -33,9 +45,22 @@ enum Probe {
         len: usize,
         keep: usize,
     },
+    /// A token still going when the stream window is full: it is redacted
+    /// from `keep` and followed as it streams.
+    Long {
+        keep: usize,
+        long: Long,
+    },
     /// The text ends before the detector can decide.
     NeedMore,
     NoMatch,
+}
+
+/// What detectors learn about the text while scanning it once.
+#[derive(Default)]
+struct Memo {
+    /// A JWT cannot start before this position (`probe_jwt`).
+    jwt_fails_until: Cell<usize>,
 }
 
 fn matched(len: usize) -> Probe {
@@ -50,8 +75,12 @@ struct At<'a> {
     text: &'a [u8],
     prev: Option<u8>,
     complete: bool,
-    /// How far a detector may look: the configured hold-back.
+    /// How far a detector may look: a stream's hold-back, unbounded for a
+    /// whole text.
     limit: usize,
+    /// Where `text` starts in the scanned buffer.
+    pos: usize,
+    memo: &'a Memo,
 }
 
 /// How a detector looks at the text.
@@ -90,10 +119,10 @@ impl Detector {
     }
 }
 
-/// Longest text any detector needs to see to decide, and so the most a
-/// stream holds back: 4 KiB covers a JWT with a large claim set and a PEM
-/// key block; every other detector decides within 256 bytes, and text that
-/// cannot begin a match is never held at all.
+/// The most a stream holds back: 4 KiB covers a JWT with a large claim set
+/// and a PEM key block; every other detector decides within 256 bytes, text
+/// that cannot begin a match is never held at all, and a token longer than
+/// the window is redacted from its start as it streams on.
 pub const MAX_MATCH_LEN: usize = 4096;
 /// The smallest configurable hold-back: every fixed-shape secret fits.
 pub const MIN_HOLD_BACK: usize = 256;
@@ -222,8 +251,9 @@ impl Profile {
         }
     }
 
-    /// A smaller hold-back trades whole-JWT and whole-PEM matching (longer
-    /// ones lose only what fits) for less delay on text that could begin one.
+    /// A smaller hold-back means less delay on text that could begin a JWT
+    /// or PEM key; a longer token is then redacted from where it began
+    /// before its end is seen (on a stream only: whole texts are unbounded).
     pub fn with_hold_back(mut self, bytes: usize) -> Profile {
         self.hold_back = bytes.clamp(MIN_HOLD_BACK, MAX_MATCH_LEN);
         self
@@ -300,27 +330,30 @@ impl Findings {
     }
 }
 
-/// HMAC-SHA256 of a matched value under the fingerprint key, 16 hex digits.
-fn fingerprint(key: &[u8], value: &[u8]) -> Option<String> {
-    use hmac::{Mac, SimpleHmac};
+type Mac = hmac::SimpleHmac<sha2::Sha256>;
+
+/// A keyed MAC for one value's fingerprint; none without a key.
+fn fingerprint_mac(key: &[u8]) -> Option<Mac> {
     if key.is_empty() {
         return None;
     }
-    let mut mac = <SimpleHmac<sha2::Sha256> as Mac>::new_from_slice(key).ok()?;
-    mac.update(value);
+    <Mac as hmac::Mac>::new_from_slice(key).ok()
+}
+
+/// The first 8 bytes of the MAC, as 16 hex digits.
+fn fingerprint_hex(mac: Mac) -> String {
+    use hmac::Mac as _;
     let digest = mac.finalize().into_bytes();
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    Some(
-        digest[..8]
-            .iter()
-            .flat_map(|b| {
-                [
-                    HEX[usize::from(b >> 4)] as char,
-                    HEX[usize::from(b & 15)] as char,
-                ]
-            })
-            .collect(),
-    )
+    digest[..8]
+        .iter()
+        .flat_map(|b| {
+            [
+                HEX[usize::from(b >> 4)] as char,
+                HEX[usize::from(b & 15)] as char,
+            ]
+        })
+        .collect()
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -334,96 +367,305 @@ fn replacement(name: &str) -> String {
     format!("[REDACTED:{name}]")
 }
 
-/// Scans `text[start..]`, appending decided output to `out`. With
-/// `at_end == false`, stops at the first position a detector cannot decide
-/// yet and returns it; otherwise returns `text.len()`.
-#[allow(clippy::too_many_arguments)]
-fn scan_into(
-    text: &str,
-    profile: &Profile,
-    direction: Direction,
-    at_end: bool,
-    prev: Option<u8>,
-    offset: u64,
-    out: &mut String,
-    findings: &mut Findings,
-    blocked: &mut bool,
-) -> usize {
-    let bytes = text.as_bytes();
-    // Complete input gets the sentinel once, not a copy per position.
-    let padded;
-    let scanned: &[u8] = if at_end {
-        padded = [bytes, &[0u8]].concat();
-        &padded
-    } else {
-        bytes
+/// Which positions a scan probes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Positions {
+    /// Only where the anchors automaton says a detector can begin.
+    Anchored,
+    /// Every position: the reference the anchored scan is tested against.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Every,
+}
+
+/// What one position holds.
+enum Decision {
+    /// No detector matches here.
+    Pass,
+    /// A detector cannot decide before more text arrives.
+    Undecided,
+    Hit {
+        index: usize,
+        detector: &'static Detector,
+        len: usize,
+        keep: usize,
+    },
+    Long {
+        index: usize,
+        detector: &'static Detector,
+        keep: usize,
+        long: Long,
+    },
+}
+
+/// Tries the detectors in priority order at `at` (those in `detectors`: the
+/// others cannot begin here): the first that matches wins, unless one
+/// before it cannot decide yet.
+fn decide(at: &At, at_end: bool, detectors: anchors::Detectors) -> Decision {
+    let Some(&first) = at.text.first() else {
+        return Decision::Pass;
     };
-    let mut i = 0;
-    let mut copied_from = 0;
-    while i < bytes.len() {
-        let limit = profile.hold_back;
-        let window_end = scanned.len().min(i + limit + 1);
-        let window = &scanned[i..window_end];
-        let at = At {
-            text: window,
-            prev: if i == 0 { prev } else { Some(bytes[i - 1]) },
-            complete: at_end && window_end == scanned.len(),
-            limit,
-        };
-        let mut hit = None;
-        let mut undecided = false;
-        let first = bytes[i];
-        let word_start = !at
-            .prev
-            .is_some_and(|p| p.is_ascii_alphanumeric() || p == b'_');
-        for (index, detector) in all_detectors().enumerate() {
-            if !detector.may_start(first, word_start) {
-                continue;
-            }
-            match detector.probe(&at) {
-                Probe::Match { len, keep } => {
-                    hit = Some((index, detector, len, keep));
-                    break;
-                }
-                Probe::NeedMore if !at_end && window.len() <= limit => undecided = true,
-                _ => {}
-            }
-        }
-        if let Some((index, detector, len, keep)) = hit {
-            if undecided {
-                // An earlier detector might still match here: wait for it.
-                break;
-            }
-            let action = profile.action(index, direction);
-            if action == Action::Allow {
-                // Allowed text passes whole: nothing else may fire inside it.
-                i += len;
-                continue;
-            }
-            out.push_str(&text[copied_from..i + keep]);
-            findings.add(
-                detector.name,
-                offset + (i + keep) as u64,
-                fingerprint(&profile.fingerprint_key, &bytes[i + keep..i + len]),
-            );
-            if action == Action::Block {
-                *blocked = true;
-            }
-            out.push_str(&replacement(detector.name));
-            i += len;
-            copied_from = i;
+    let word_start = !at
+        .prev
+        .is_some_and(|p| p.is_ascii_alphanumeric() || p == b'_');
+    let mut undecided = false;
+    for (index, detector) in all_detectors().enumerate() {
+        let listed = index >= 64 || detectors & (1 << index) != 0;
+        if !listed || !detector.may_start(first, word_start) {
             continue;
         }
-        if undecided {
-            break;
+        let decision = match detector.probe(at) {
+            Probe::Match { len, keep } => Decision::Hit {
+                index,
+                detector,
+                len,
+                keep,
+            },
+            Probe::Long { keep, long } => Decision::Long {
+                index,
+                detector,
+                keep,
+                long,
+            },
+            Probe::NeedMore if !at_end && at.text.len() <= at.limit => {
+                undecided = true;
+                continue;
+            }
+            _ => continue,
+        };
+        // An earlier detector might still match here: wait for it.
+        return if undecided {
+            Decision::Undecided
+        } else {
+            decision
+        };
+    }
+    if undecided {
+        Decision::Undecided
+    } else {
+        Decision::Pass
+    }
+}
+
+/// A token followed past the stream window (`Probe::Long`).
+struct LongRun {
+    detector: &'static str,
+    /// Where its finding is, from the stream's start.
+    position: u64,
+    /// Redacted (the replacement is out already) or allowed (passes as is).
+    redact: bool,
+    mac: Option<Mac>,
+    long: Long,
+}
+
+impl core::fmt::Debug for LongRun {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LongRun")
+            .field("detector", &self.detector)
+            .field("position", &self.position)
+            .field("redact", &self.redact)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LongRun {
+    /// Follows the token through `bytes`: how many belong to it, and
+    /// whether it ended there.
+    fn feed(&mut self, bytes: &[u8]) -> (usize, bool) {
+        use hmac::Mac as _;
+        for (k, b) in bytes.iter().enumerate() {
+            let (used, ended) = match self.long.feed(*b) {
+                Step::More => (k + 1, false),
+                Step::EndAfter => (k + 1, true),
+                Step::EndBefore | Step::Fail => (k, true),
+            };
+            if ended {
+                if let Some(mac) = self.mac.as_mut() {
+                    mac.update(&bytes[..used]);
+                }
+                return (used, true);
+            }
         }
-        i += 1;
-        while i < bytes.len() && !text.is_char_boundary(i) {
-            i += 1;
+        if let Some(mac) = self.mac.as_mut() {
+            mac.update(bytes);
+        }
+        (bytes.len(), false)
+    }
+
+    fn record(self, findings: &mut Findings) {
+        if self.redact {
+            findings.add(self.detector, self.position, self.mac.map(fingerprint_hex));
         }
     }
-    out.push_str(&text[copied_from..i]);
-    i
+}
+
+/// What a scan decided: how much of the text is done, and a token it left
+/// to follow as the stream goes on.
+struct Scanned {
+    consumed: usize,
+    long: Option<LongRun>,
+}
+
+/// One scan of a buffer: whole text (`at_end`) or a stream's pending bytes.
+struct Scanner<'a> {
+    profile: &'a Profile,
+    direction: Direction,
+    at_end: bool,
+    /// The byte before the buffer, for left boundaries.
+    prev: Option<u8>,
+    /// Where the buffer starts in the stream, for finding positions.
+    offset: u64,
+    positions: Positions,
+}
+
+impl Scanner<'_> {
+    /// Scans `text`, appending decided output to `out`. With `at_end ==
+    /// false`, stops at the first position a detector cannot decide yet, or
+    /// where a token outgrows the window.
+    fn scan(
+        &self,
+        text: &str,
+        out: &mut String,
+        findings: &mut Findings,
+        blocked: &mut bool,
+    ) -> Scanned {
+        let bytes = text.as_bytes();
+        // Complete input gets the sentinel once, not a copy per position.
+        let padded;
+        let scanned: &[u8] = if self.at_end {
+            padded = [bytes, &[0u8]].concat();
+            &padded
+        } else {
+            bytes
+        };
+        let limit = if self.at_end {
+            usize::MAX
+        } else {
+            self.profile.hold_back
+        };
+        // Before `fast_end` only candidates are probed; after it (the last
+        // bytes of a stream piece, where an anchor may be cut short) every
+        // position is.
+        let mut fast_end = match self.positions {
+            Positions::Every => 0,
+            Positions::Anchored if self.at_end => bytes.len(),
+            Positions::Anchored => bytes.len().saturating_sub(anchors::TAIL),
+        };
+        while !text.is_char_boundary(fast_end) {
+            fast_end -= 1;
+        }
+        let candidates = if fast_end > 0 {
+            anchors::candidates(bytes, self.at_end)
+        } else {
+            Vec::new()
+        };
+        let keyed = fingerprint_mac(&self.profile.fingerprint_key);
+        let fingerprint_of = |value: &[u8]| {
+            keyed.clone().map(|mut mac| {
+                use hmac::Mac as _;
+                mac.update(value);
+                fingerprint_hex(mac)
+            })
+        };
+        let memo = Memo::default();
+        let mut next_candidate = candidates.iter().peekable();
+        let mut i = 0;
+        let mut copied_from = 0;
+        while i < bytes.len() {
+            let mut detectors = anchors::ANY_DETECTOR;
+            if i < fast_end {
+                while next_candidate.next_if(|(c, _)| (*c as usize) < i).is_some() {}
+                (i, detectors) = next_candidate
+                    .peek()
+                    .map(|(c, d)| (*c as usize, *d))
+                    .filter(|(c, _)| *c < fast_end)
+                    .unwrap_or((fast_end, anchors::ANY_DETECTOR));
+                if i >= bytes.len() {
+                    break;
+                }
+            }
+            let window_end = scanned.len().min(i.saturating_add(limit).saturating_add(1));
+            let at = At {
+                text: &scanned[i..window_end],
+                prev: if i == 0 {
+                    self.prev
+                } else {
+                    Some(bytes[i - 1])
+                },
+                complete: self.at_end && window_end == scanned.len(),
+                limit,
+                pos: i,
+                memo: &memo,
+            };
+            match decide(&at, self.at_end, detectors) {
+                Decision::Pass => {
+                    i += 1;
+                    while i < bytes.len() && !text.is_char_boundary(i) {
+                        i += 1;
+                    }
+                }
+                Decision::Undecided => break,
+                Decision::Hit {
+                    index,
+                    detector,
+                    len,
+                    keep,
+                } => {
+                    let action = self.profile.action(index, self.direction);
+                    if action != Action::Allow {
+                        // Allowed text passes whole: nothing else may fire inside it.
+                        out.push_str(&text[copied_from..i + keep]);
+                        findings.add(
+                            detector.name,
+                            self.offset + (i + keep) as u64,
+                            fingerprint_of(&bytes[i + keep..i + len]),
+                        );
+                        *blocked |= action == Action::Block;
+                        out.push_str(&replacement(detector.name));
+                        copied_from = i + len;
+                    }
+                    i += len;
+                }
+                Decision::Long {
+                    index,
+                    detector,
+                    keep,
+                    long,
+                } => {
+                    // Only a stream window fills up; its tokens are never
+                    // refused, only redacted or allowed.
+                    let redact = self.profile.action(index, self.direction) != Action::Allow;
+                    let mut mac = None;
+                    if redact {
+                        out.push_str(&text[copied_from..i + keep]);
+                        out.push_str(&replacement(detector.name));
+                        mac = keyed.clone().map(|mut m| {
+                            use hmac::Mac as _;
+                            m.update(&bytes[i + keep..window_end]);
+                            m
+                        });
+                    } else {
+                        out.push_str(&text[copied_from..window_end]);
+                    }
+                    return Scanned {
+                        consumed: window_end,
+                        long: Some(LongRun {
+                            detector: detector.name,
+                            position: self.offset + (i + keep) as u64,
+                            redact,
+                            mac,
+                            long,
+                        }),
+                    };
+                }
+            }
+        }
+        let i = i.min(bytes.len());
+        out.push_str(&text[copied_from..i]);
+        Scanned {
+            consumed: i,
+            long: None,
+        }
+    }
 }
 
 pub fn scan(text: &str, direction: Direction) -> Scan {
@@ -432,20 +674,22 @@ pub fn scan(text: &str, direction: Direction) -> Scan {
 
 /// Masks `text` whole with the actions of `profile`.
 pub fn scan_with(text: &str, profile: &Profile, direction: Direction) -> Scan {
+    scan_whole(text, profile, direction, Positions::Anchored)
+}
+
+fn scan_whole(text: &str, profile: &Profile, direction: Direction, positions: Positions) -> Scan {
     let mut out = String::with_capacity(text.len());
     let mut findings = Findings::default();
     let mut blocked = false;
-    scan_into(
-        text,
+    let scanner = Scanner {
         profile,
         direction,
-        true,
-        None,
-        0,
-        &mut out,
-        &mut findings,
-        &mut blocked,
-    );
+        at_end: true,
+        prev: None,
+        offset: 0,
+        positions,
+    };
+    scanner.scan(text, &mut out, &mut findings, &mut blocked);
     Scan {
         text: out,
         findings,
@@ -453,9 +697,9 @@ pub fn scan_with(text: &str, profile: &Profile, direction: Direction) -> Scan {
     }
 }
 
-/// Incremental masking of one response text stream. Holds back at most
-/// `MAX_MATCH_LEN - 1` bytes: only a tail that could still become a match.
-#[derive(Debug, Default)]
+/// Incremental masking of one response text stream. Holds back at most the
+/// profile's window: only a tail that could still become a match.
+#[derive(Debug)]
 pub struct StreamMasker {
     profile: Profile,
     pending: String,
@@ -464,58 +708,88 @@ pub struct StreamMasker {
     /// The last byte already released: left boundaries need it.
     prev: Option<u8>,
     findings: Findings,
+    /// A token that outgrew the window, followed until it ends.
+    long: Option<LongRun>,
+    positions: Positions,
+}
+
+impl Default for StreamMasker {
+    fn default() -> Self {
+        StreamMasker::with_profile(Profile::default())
+    }
 }
 
 impl StreamMasker {
     pub fn with_profile(profile: Profile) -> StreamMasker {
         StreamMasker {
             profile,
-            ..StreamMasker::default()
+            pending: String::new(),
+            offset: 0,
+            prev: None,
+            findings: Findings::default(),
+            long: None,
+            positions: Positions::Anchored,
         }
     }
 
     pub fn push(&mut self, text: &str) -> String {
         self.pending.push_str(text);
-        let mut out = String::with_capacity(self.pending.len());
-        let mut blocked = false;
-        let consumed = scan_into(
-            &self.pending,
-            &self.profile,
-            Direction::Response,
-            false,
-            self.prev,
-            self.offset,
-            &mut out,
-            &mut self.findings,
-            &mut blocked,
-        );
-        if consumed > 0 {
-            self.prev = Some(self.pending.as_bytes()[consumed - 1]);
-            self.offset += consumed as u64;
-        }
-        self.pending.drain(..consumed);
-        out
+        self.advance(false)
     }
 
     pub fn finish(&mut self) -> String {
-        let pending = core::mem::take(&mut self.pending);
-        let mut out = String::with_capacity(pending.len());
-        let mut blocked = false;
-        scan_into(
-            &pending,
-            &self.profile,
-            Direction::Response,
-            true,
-            self.prev,
-            self.offset,
-            &mut out,
-            &mut self.findings,
-            &mut blocked,
-        );
-        if let Some(last) = pending.as_bytes().last() {
-            self.prev = Some(*last);
+        let out = self.advance(true);
+        // The stream is over: a token still followed ends here.
+        if let Some(run) = self.long.take() {
+            run.record(&mut self.findings);
         }
         out
+    }
+
+    /// Releases what can be decided: a followed token first, then a scan,
+    /// which may hand on a new token to follow.
+    fn advance(&mut self, at_end: bool) -> String {
+        let mut out = String::with_capacity(self.pending.len());
+        loop {
+            if let Some(run) = self.long.as_mut() {
+                let (used, ended) = run.feed(self.pending.as_bytes());
+                if !run.redact {
+                    out.push_str(&self.pending[..used]);
+                }
+                self.release(used);
+                if !ended {
+                    break;
+                }
+                if let Some(run) = self.long.take() {
+                    run.record(&mut self.findings);
+                }
+            }
+            let scanner = Scanner {
+                profile: &self.profile,
+                direction: Direction::Response,
+                at_end,
+                prev: self.prev,
+                offset: self.offset,
+                positions: self.positions,
+            };
+            let mut blocked = false;
+            let scanned = scanner.scan(&self.pending, &mut out, &mut self.findings, &mut blocked);
+            self.release(scanned.consumed);
+            match scanned.long {
+                Some(run) => self.long = Some(run),
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// Drops the first `consumed` pending bytes, which are decided.
+    fn release(&mut self, consumed: usize) {
+        if consumed > 0 {
+            self.prev = Some(self.pending.as_bytes()[consumed - 1]);
+            self.offset += consumed as u64;
+            self.pending.drain(..consumed);
+        }
     }
 
     pub fn held_back(&self) -> usize {
@@ -527,5 +801,7 @@ impl StreamMasker {
     }
 }
 
+#[cfg(test)]
+mod anchored_tests;
 #[cfg(test)]
 mod tests;

@@ -30,6 +30,8 @@ struct Options {
     focus: bool,
     /// Only the table on Spin's stores (SQLite, Redis) at 8 and 64 clients.
     stores: bool,
+    /// Only the masking figures.
+    masking: bool,
 }
 
 fn options() -> Result<Options> {
@@ -38,6 +40,7 @@ fn options() -> Result<Options> {
         concurrency: 8,
         focus: false,
         stores: false,
+        masking: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -49,12 +52,16 @@ fn options() -> Result<Options> {
             o.stores = true;
             continue;
         }
+        if a == "--masking" {
+            o.masking = true;
+            continue;
+        }
         let value = args.next().context("every option takes a value")?;
         match a.as_str() {
             "--seconds" => o.seconds = value.parse()?,
             "--concurrency" => o.concurrency = value.parse()?,
             _ => bail!(
-                "usage: copilot-jit-bench [--seconds N] [--concurrency N] [--focus] [--stores]"
+                "usage: copilot-jit-bench [--seconds N] [--concurrency N] [--focus] [--stores] [--masking]"
             ),
         }
     }
@@ -225,113 +232,6 @@ async fn grant_token(stack: &Stack) -> Result<String> {
         .as_str()
         .context("envelope token")?
         .to_string())
-}
-
-/// About 4 MiB of code-like text with a secret every few kilobytes.
-fn masking_corpus() -> String {
-    let line =
-        "    let total = items.iter().map(|i| i.price * i.quantity).sum::<u64>(); // see docs\n";
-    let mut text = String::new();
-    let mut n = 0;
-    while text.len() < 4 << 20 {
-        text.push_str(line);
-        n += 1;
-        if n % 40 == 0 {
-            text.push_str(
-                "token = \"ghp_0123456789abcdefghijABCDEFGHIJ012345\" // mail ops@example.com\n",
-            );
-        }
-    }
-    text
-}
-
-/// Masking throughput natively and inside the component, and what the
-/// filter alone costs to instantiate: its detectors are compiled in, so
-/// there is nothing to build per request.
-async fn masking_figures(engine: &wasmtime::Engine, root: &std::path::Path) -> Result<String> {
-    use masking_filter::engine::{scan_with, Direction, Profile, StreamMasker};
-    use wasmtime::component::{Component, Linker, Val};
-    let corpus = masking_corpus();
-    let mb = corpus.len() as f64 / (1024.0 * 1024.0);
-    let profile = Profile::for_groups(&[]).with_fingerprint_key(b"bench");
-    let started = Instant::now();
-    let whole = scan_with(&corpus, &profile, Direction::Response);
-    let native_whole = mb / started.elapsed().as_secs_f64();
-    let started = Instant::now();
-    let mut masker = StreamMasker::with_profile(profile);
-    let mut streamed = 0;
-    for piece in corpus.as_bytes().chunks(16) {
-        streamed += masker.push(std::str::from_utf8(piece).unwrap_or("")).len();
-    }
-    streamed += masker.finish().len();
-    let native_stream = mb / started.elapsed().as_secs_f64();
-    anyhow::ensure!(
-        streamed == whole.text.len(),
-        "streamed and whole masking differ"
-    );
-
-    let component = Component::from_file(engine, root.join("dist/components/masking-filter.wasm"))
-        .map_err(anyhow::Error::from)?;
-    let linker: Linker<()> = Linker::new(engine);
-    let pre = linker.instantiate_pre(&component)?;
-    let mut start_total = Duration::ZERO;
-    for _ in 0..500 {
-        let mut store = wasmtime::Store::new(engine, ());
-        let t = Instant::now();
-        pre.instantiate_async(&mut store).await?;
-        start_total += t.elapsed();
-    }
-    let mut store = wasmtime::Store::new(engine, ());
-    let instance = pre.instantiate_async(&mut store).await?;
-    let iface = instance
-        .get_export_index(&mut store, None, "copilot-jit:gateway/masking@0.1.0")
-        .context("masking interface")?;
-    let func_index = instance
-        .get_export_index(&mut store, Some(&iface), "mask-response")
-        .context("mask-response")?;
-    let func = instance
-        .get_func(&mut store, func_index)
-        .context("mask-response func")?;
-    let ctx = Val::Record(vec![
-        ("groups".into(), Val::List(Vec::new())),
-        (
-            "fingerprint-key".into(),
-            Val::List(b"bench".iter().map(|b| Val::U8(*b)).collect()),
-        ),
-        ("max-hold-back".into(), Val::U32(4096)),
-    ]);
-    let mut results = vec![Val::Bool(false)];
-    let started = Instant::now();
-    func.call_async(
-        &mut store,
-        &[Val::String(corpus.clone()), ctx],
-        &mut results,
-    )
-    .await?;
-    let in_component = mb / started.elapsed().as_secs_f64();
-    let mut out = String::new();
-    writeln!(out, "| measure | figure |")?;
-    writeln!(out, "|---|---:|")?;
-    writeln!(out, "| native, whole text | {native_whole:.0} MB/s |")?;
-    writeln!(
-        out,
-        "| native, streamed in 16-byte pieces | {native_stream:.0} MB/s |"
-    )?;
-    writeln!(
-        out,
-        "| inside the component (`mask-response`, {mb:.1} MiB call) | {in_component:.0} MB/s |"
-    )?;
-    writeln!(
-        out,
-        "| masking-filter instantiation, mean of 500 | {:.1} µs |",
-        start_total.as_secs_f64() * 1e6 / 500.0
-    )?;
-    writeln!(
-        out,
-        "| findings in the corpus | {} |",
-        whole.findings.counts().iter().map(|(_, c)| c).sum::<u32>()
-    )?;
-    Ok(out)
 }
 
 /// What the access policy costs a request: parsing the text (what is not
@@ -564,6 +464,14 @@ async fn upstream_copilot_token(stack: &Stack) -> Result<String> {
 async fn main() -> Result<()> {
     let o = options()?;
     let root = harness::workspace_root();
+    if o.masking {
+        let engine = host::engine()?;
+        println!(
+            "{}",
+            copilot_jit_testkit::masking_bench::figures(&engine, &root).await?
+        );
+        return Ok(());
+    }
     eprintln!("starting the stack (issuer, mock upstream, copilot-jit)");
     let stack = Stack::start().await?;
     let gateway_token = grant_token(&stack).await?;
@@ -736,7 +644,7 @@ async fn main() -> Result<()> {
     )?;
 
     eprintln!("masking throughput");
-    let masking = masking_figures(&engine, &root).await?;
+    let masking = copilot_jit_testkit::masking_bench::figures(&engine, &root).await?;
     eprintln!("access policy");
     let policy = policy_figures(&root)?;
 

@@ -1,6 +1,7 @@
 //! The detectors' matchers: one function per secret shape, each looking at
 //! the text from one position (`At`) and answering a `Probe`.
 
+use super::long::{Jwt, Long, PemBody, Step, PEM_TAIL};
 use super::{matched, At, Probe};
 
 pub(super) fn probe_literal(at: &At, literal: &[u8]) -> Probe {
@@ -211,7 +212,7 @@ pub(super) fn probe_aws_secret(at: &At) -> Probe {
                     }
                 }
                 Probe::NeedMore => outcome = Probe::NeedMore,
-                Probe::NoMatch => {}
+                Probe::NoMatch | Probe::Long { .. } => {}
             },
         }
     }
@@ -259,7 +260,7 @@ pub(super) fn probe_assignment(at: &At) -> Probe {
                         }
                     }
                     Probe::NeedMore => outcome = Probe::NeedMore,
-                    Probe::NoMatch => {}
+                    Probe::NoMatch | Probe::Long { .. } => {}
                 }
             }
         }
@@ -267,52 +268,48 @@ pub(super) fn probe_assignment(at: &At) -> Probe {
     outcome
 }
 
-/// `eyJ….eyJ….<signature>`: three base64url parts, at most MAX_MATCH_LEN.
+/// `eyJ….eyJ….<signature>` (`long::Jwt`). A whole text is read to the
+/// token's end however long it is; a stream window that fills up first
+/// hands the token on (`Probe::Long`) instead of letting it pass.
 pub(super) fn probe_jwt(at: &At) -> Probe {
-    let t = at.text;
-    if !starts_word(at) {
+    if !starts_word(at) || at.pos < at.memo.jwt_fails_until.get() {
         return Probe::NoMatch;
     }
-    let mut i = 0;
-    for (part, prefix) in [(0, &b"eyJ"[..]), (1, b"eyJ"), (2, b"")] {
-        let rest = &t[i..];
-        let known = rest.len().min(prefix.len());
-        if rest[..known] != prefix[..known] {
-            return Probe::NoMatch;
-        }
-        if rest.len() < prefix.len() {
-            return Probe::NeedMore;
-        }
-        let run = rest[prefix.len()..]
-            .iter()
-            .take_while(|b| is_token_char(**b))
-            .count();
-        i += prefix.len() + run;
-        if i >= t.len() {
-            return if t.len() >= at.limit {
-                Probe::NoMatch
-            } else {
-                Probe::NeedMore
-            };
-        }
-        if part < 2 {
-            if t[i] != b'.' || run < 8 {
+    let mut jwt = Jwt::default();
+    for (k, b) in at.text.iter().enumerate() {
+        match jwt.feed(*b) {
+            Step::More => {}
+            Step::EndBefore | Step::EndAfter => return matched(k),
+            Step::Fail => {
+                // Every later start inside the first part ends where this
+                // one did and fails the same way: remember, stay linear.
+                if k >= b"eyJ".len() {
+                    let first_part_end = at.text[..k].iter().position(|b| *b == b'.').unwrap_or(k);
+                    at.memo.jwt_fails_until.set(at.pos + first_part_end);
+                }
                 return Probe::NoMatch;
             }
-            i += 1;
-        } else if run < 16 {
-            return Probe::NoMatch;
         }
     }
-    matched(i)
+    unfinished(at, Long::Jwt(jwt))
+}
+
+/// The text ran out before a `long` recognition ended: wait for more, or,
+/// once the stream window is full, hand it on to continue as it streams.
+fn unfinished(at: &At, long: Long) -> Probe {
+    if at.text.len() > at.limit {
+        Probe::Long { keep: 0, long }
+    } else {
+        Probe::NeedMore
+    }
 }
 
 /// A PEM private key: from `-----BEGIN … PRIVATE KEY-----` to the matching
-/// END line, bounded by MAX_MATCH_LEN (a longer block still loses its header).
+/// END line (`long::PemBody`). A complete text cut short is key material to
+/// its end.
 pub(super) fn probe_private_key(at: &At) -> Probe {
     const HEAD: &[u8] = b"-----BEGIN ";
-    const TAIL: &[u8] = b"PRIVATE KEY-----";
-    const END: &[u8] = b"-----END ";
+    const MAX_LABEL: usize = 40;
     let t = at.text;
     let known = t.len().min(HEAD.len());
     if t[..known] != HEAD[..known] {
@@ -321,40 +318,36 @@ pub(super) fn probe_private_key(at: &At) -> Probe {
     if t.len() < HEAD.len() {
         return Probe::NeedMore;
     }
-    let header_limit = t.len().min(HEAD.len() + 40 + TAIL.len());
-    let Some(header_end) =
-        (HEAD.len() + TAIL.len()..=header_limit).find(|e| t[..*e].ends_with(TAIL))
-    else {
-        let plausible = t[HEAD.len()..header_limit]
-            .iter()
-            .all(|b| b.is_ascii_uppercase() || *b == b' ' || *b == b'-');
-        return if plausible && t.len() < HEAD.len() + 40 + TAIL.len() {
-            Probe::NeedMore
-        } else {
-            Probe::NoMatch
-        };
-    };
-    if !t[HEAD.len()..header_end - TAIL.len()]
-        .iter()
-        .all(|b| b.is_ascii_uppercase() || *b == b' ')
-    {
-        return Probe::NoMatch;
-    }
-    // The body up to the END line; a block cut short is key material to its
-    // end, and one longer than the window loses at least its header.
-    let to_end = if at.complete { t.len() - 1 } else { header_end };
-    match t[header_end..].windows(END.len()).position(|w| w == END) {
-        Some(p) => {
-            let end_start = header_end + p;
-            match t[end_start..].windows(TAIL.len()).position(|w| w == TAIL) {
-                Some(q) => matched(end_start + q + TAIL.len()),
-                None if !at.complete && t.len() < at.limit => Probe::NeedMore,
-                None => matched(to_end),
-            }
+    // The label: capitals and spaces, then `PRIVATE KEY-----`; one pass.
+    let mut k = HEAD.len();
+    let header_end = loop {
+        if k - HEAD.len() > MAX_LABEL {
+            return Probe::NoMatch;
         }
-        None if !at.complete && t.len() < at.limit => Probe::NeedMore,
-        None => matched(to_end),
+        let rest = &t[k..];
+        let known = rest.len().min(PEM_TAIL.len());
+        if rest[..known] == PEM_TAIL[..known] {
+            if known == PEM_TAIL.len() {
+                break k + PEM_TAIL.len();
+            }
+            return Probe::NeedMore;
+        }
+        match rest.first() {
+            Some(b) if b.is_ascii_uppercase() || *b == b' ' => k += 1,
+            _ => return Probe::NoMatch,
+        }
+    };
+    let mut body = PemBody::default();
+    for (k, b) in t[header_end..].iter().enumerate() {
+        if body.feed(*b) == Step::EndAfter {
+            return matched(header_end + k + 1);
+        }
     }
+    if at.complete {
+        // The sentinel is not part of the key.
+        return matched(t.len() - 1);
+    }
+    unfinished(at, Long::Pem(body))
 }
 
 pub(super) fn luhn_ok(digits: &[u8]) -> bool {

@@ -1,0 +1,100 @@
+//! Secrets with no fixed bound: JWTs and PEM private keys.
+//!
+//! Each is recognised byte by byte, so the same code decides a whole text
+//! (however long the token) and carries on across stream pieces when a token
+//! outgrows the stream's hold-back: the stream then redacts from where the
+//! token began and keeps swallowing it as it comes, never releasing it.
+
+use super::probes::is_token_char;
+
+/// What one more byte does to a recognition under way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Step {
+    /// Part of the token; go on.
+    More,
+    /// The token ended just before this byte.
+    EndBefore,
+    /// The token ends with this byte.
+    EndAfter,
+    /// Not a token after all: the recognition stops before this byte.
+    Fail,
+}
+
+/// `eyJ….eyJ….<signature>`: three base64url parts, the first two of at
+/// least 8 bytes after `eyJ`, the signature of at least 16.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Jwt {
+    part: u8,
+    /// Bytes of the current part seen so far, its `eyJ` included.
+    len: usize,
+}
+
+impl Jwt {
+    pub(super) fn feed(&mut self, b: u8) -> Step {
+        let prefix: &[u8] = if self.part < 2 { b"eyJ" } else { b"" };
+        if let Some(expected) = prefix.get(self.len) {
+            if b != *expected {
+                return Step::Fail;
+            }
+            self.len += 1;
+            return Step::More;
+        }
+        if is_token_char(b) {
+            self.len += 1;
+            return Step::More;
+        }
+        let run = self.len - prefix.len();
+        match self.part {
+            0 | 1 if b == b'.' && run >= 8 => {
+                self.part += 1;
+                self.len = 0;
+                Step::More
+            }
+            2 if run >= 16 => Step::EndBefore,
+            _ => Step::Fail,
+        }
+    }
+}
+
+const PEM_END: &[u8] = b"-----END ";
+pub(super) const PEM_TAIL: &[u8] = b"PRIVATE KEY-----";
+
+/// A PEM body after its header: up to the first `-----END ` and then the
+/// first `PRIVATE KEY-----`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct PemBody {
+    seen_end: bool,
+    /// The last bytes seen, newest last: markers may straddle pieces.
+    recent: [u8; 16],
+}
+
+impl PemBody {
+    pub(super) fn feed(&mut self, b: u8) -> Step {
+        self.recent.copy_within(1.., 0);
+        self.recent[15] = b;
+        if !self.seen_end {
+            self.seen_end = self.recent.ends_with(PEM_END);
+            Step::More
+        } else if self.recent.ends_with(PEM_TAIL) {
+            Step::EndAfter
+        } else {
+            Step::More
+        }
+    }
+}
+
+/// A recognition that can continue past a stream piece.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Long {
+    Jwt(Jwt),
+    Pem(PemBody),
+}
+
+impl Long {
+    pub(super) fn feed(&mut self, b: u8) -> Step {
+        match self {
+            Long::Jwt(jwt) => jwt.feed(b),
+            Long::Pem(pem) => pem.feed(b),
+        }
+    }
+}

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use crate::config::Upstream;
 use crate::copilot;
+use crate::error::{ApiError, ErrorKind};
 use crate::routes::CopilotCall;
 
 /// How much of a failed upstream answer a client sees (masked).
@@ -36,6 +37,42 @@ pub fn named_model(call: &CopilotCall, body: &Value) -> Option<String> {
             .and_then(Value::as_str)
             .map(str::to_string),
     }
+}
+
+/// The model a generating call uses, checked against the grant. A call that
+/// names none (or not as a string) would get upstream's default, which
+/// neither the grant's model list nor a model policy could see: refused.
+pub fn checked_model(
+    call: &CopilotCall,
+    body: &Value,
+    granted: &[String],
+) -> Result<Option<String>, ApiError> {
+    if call.is_listing() {
+        return Ok(None);
+    }
+    let Some(model) = named_model(call, body) else {
+        return Err(if granted.is_empty() {
+            ApiError::new(
+                ErrorKind::BadRequest,
+                "the request must name its model (a string `model` field)",
+            )
+        } else {
+            ApiError::new(
+                ErrorKind::ModelNotGranted,
+                format!(
+                    "your grant allows only {}; this call names no model",
+                    granted.join(", ")
+                ),
+            )
+        });
+    };
+    if !model_granted(granted, &model) {
+        return Err(ApiError::new(
+            ErrorKind::ModelNotGranted,
+            format!("your grant does not include model {model}"),
+        ));
+    }
+    Ok(Some(model))
 }
 
 pub fn wants_stream(body: &Value) -> bool {
@@ -256,5 +293,36 @@ mod tests {
         let (status, body) = upstream_error(500, &[b'x'; 5000], |t| t.to_string());
         assert_eq!(status, 500);
         assert_eq!(body["error"]["message"].as_str().map(str::len), Some(2000));
+    }
+}
+
+#[cfg(test)]
+mod model_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_generating_call_must_name_a_granted_model() {
+        let chat = CopilotCall::ChatCompletions;
+        let limited = vec!["gpt-4o".to_string()];
+        assert_eq!(
+            checked_model(&chat, &json!({"model": "gpt-4o"}), &limited).ok(),
+            Some(Some("gpt-4o".into()))
+        );
+        for body in [json!({}), json!({"model": 4}), json!({"model": null})] {
+            let refused = checked_model(&chat, &body, &limited).err().map(|e| e.kind);
+            assert_eq!(refused, Some(ErrorKind::ModelNotGranted), "{body}");
+            let refused = checked_model(&chat, &body, &[]).err().map(|e| e.kind);
+            assert_eq!(refused, Some(ErrorKind::BadRequest), "{body}");
+        }
+        let other = checked_model(&chat, &json!({"model": "o1-preview"}), &limited);
+        assert_eq!(
+            other.err().map(|e| e.kind),
+            Some(ErrorKind::ModelNotGranted)
+        );
+        assert_eq!(
+            checked_model(&CopilotCall::Models, &json!({}), &limited).ok(),
+            Some(None)
+        );
     }
 }

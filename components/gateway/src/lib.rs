@@ -14,6 +14,7 @@ pub mod findings;
 pub mod headers;
 pub mod outcome;
 pub mod routes;
+pub mod slack;
 pub mod sse;
 pub mod token_answers;
 pub mod typed_sse;

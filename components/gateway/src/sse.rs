@@ -164,10 +164,12 @@ pub fn error_event(why: &str) -> String {
     )
 }
 
-/// Which text of a choice: its content/text, or one tool call's arguments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// Which text of a choice: its content/text, another text member of its
+/// delta (`refusal`, `reasoning_content` …), or one tool call's arguments.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Slot {
     Content,
+    Member(String),
     ToolArguments(u64),
 }
 
@@ -236,13 +238,31 @@ impl<M: TextMasker> SseMasker<M> {
         Ok(())
     }
 
+    /// Streamed text fields go through their slot's masker; every other
+    /// string of the event (events without `choices`, content arrays,
+    /// names, anything new) is masked whole: nothing passes unread.
     fn mask_event(&mut self, event: &mut Value) {
+        let mut choices = event.get_mut("choices").map(std::mem::take);
+        self.mask_rest_whole(event);
+        if let (Some(slot), Some(choices)) = (event.get_mut("choices"), choices.take()) {
+            *slot = choices;
+        }
         let Some(choices) = event.get_mut("choices").and_then(Value::as_array_mut) else {
             return;
         };
         for choice in choices {
             let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
             let finished = choice.get("finish_reason").is_some_and(|r| !r.is_null());
+            let streamed: Vec<(&str, Value)> = ["text", "delta"]
+                .into_iter()
+                .filter_map(|k| Some((k, std::mem::take(choice.get_mut(k)?))))
+                .collect();
+            self.mask_rest_whole(choice);
+            for (k, v) in streamed {
+                if let Some(slot) = choice.get_mut(k) {
+                    *slot = v;
+                }
+            }
             if let Some(Value::String(text)) = choice.get_mut("text") {
                 self.completions_shape = true;
                 *text = self.mask(index, Slot::Content, text, finished);
@@ -255,59 +275,100 @@ impl<M: TextMasker> SseMasker<M> {
             let Some(delta) = choice.get_mut("delta") else {
                 continue;
             };
-            match delta.get_mut("content") {
-                Some(Value::String(text)) => {
-                    *text = self.mask(index, Slot::Content, text, finished)
-                }
-                _ if finished => {
-                    let rest = self.flush_slot(index, Slot::Content);
-                    if !rest.is_empty() {
-                        match delta.as_object_mut() {
-                            Some(obj) => {
-                                obj.insert("content".into(), Value::String(rest));
-                            }
-                            // A malformed delta still carries the released text.
-                            None => *delta = serde_json::json!({ "content": rest }),
+            self.mask_delta(index, delta, finished);
+        }
+    }
+
+    /// Every text string of `value`, each masked whole.
+    fn mask_rest_whole(&mut self, value: &mut Value) {
+        let new_masker = &mut self.new_masker;
+        crate::content::for_each_text(value, &mut |s| {
+            let mut masker = new_masker();
+            let mut masked = masker.push(s);
+            masked.push_str(&masker.finish());
+            *s = masked;
+        });
+    }
+
+    fn mask_delta(&mut self, index: u64, delta: &mut Value, finished: bool) {
+        match delta.get_mut("content") {
+            Some(Value::String(text)) => *text = self.mask(index, Slot::Content, text, finished),
+            _ if finished => {
+                let rest = self.flush_slot(index, Slot::Content);
+                if !rest.is_empty() {
+                    match delta.as_object_mut() {
+                        Some(obj) => {
+                            obj.insert("content".into(), Value::String(rest));
                         }
-                    }
-                }
-                _ => {}
-            }
-            if let Some(calls) = delta.get_mut("tool_calls").and_then(Value::as_array_mut) {
-                for (position, call) in calls.iter_mut().enumerate() {
-                    let tool = call
-                        .get("index")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(position as u64);
-                    if let Some(Value::String(args)) = call.pointer_mut("/function/arguments") {
-                        *args = self.mask(index, Slot::ToolArguments(tool), args, finished);
+                        // A malformed delta still carries the released text.
+                        None => *delta = serde_json::json!({ "content": rest }),
                     }
                 }
             }
-            if finished {
-                // A finished choice releases every text it still holds back.
-                let tools: Vec<Slot> = self
-                    .maskers
-                    .keys()
-                    .filter(|(i, s)| *i == index && *s != Slot::Content)
-                    .map(|(_, s)| *s)
-                    .collect();
-                for slot in tools {
-                    let rest = self.flush_slot(index, slot);
-                    if !rest.is_empty() {
-                        let Slot::ToolArguments(tool) = slot else {
-                            continue;
-                        };
-                        let calls = delta.as_object_mut().map(|d| {
-                            d.entry("tool_calls")
-                                .or_insert_with(|| Value::Array(Vec::new()))
-                        });
-                        if let Some(Value::Array(calls)) = calls {
+            _ => {}
+        }
+        if let Some(members) = delta.as_object_mut() {
+            for (key, value) in members.iter_mut() {
+                match value {
+                    Value::String(text) if key != "content" && key != "role" => {
+                        *text = self.mask(index, Slot::Member(key.clone()), text, finished);
+                    }
+                    Value::String(_) => {}
+                    // Content arrays and other shapes: masked whole.
+                    _ if key != "tool_calls" => self.mask_rest_whole(value),
+                    _ => {}
+                }
+            }
+        }
+        if let Some(calls) = delta.get_mut("tool_calls").and_then(Value::as_array_mut) {
+            for (position, call) in calls.iter_mut().enumerate() {
+                let tool = call
+                    .get("index")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(position as u64);
+                let arguments = call.pointer_mut("/function/arguments").map(std::mem::take);
+                self.mask_rest_whole(call);
+                if let (Some(slot), Some(arguments)) =
+                    (call.pointer_mut("/function/arguments"), arguments)
+                {
+                    *slot = arguments;
+                }
+                if let Some(Value::String(args)) = call.pointer_mut("/function/arguments") {
+                    *args = self.mask(index, Slot::ToolArguments(tool), args, finished);
+                }
+            }
+        }
+        if finished {
+            // A finished choice releases every text it still holds back.
+            let held: Vec<Slot> = self
+                .maskers
+                .keys()
+                .filter(|(i, s)| *i == index && *s != Slot::Content)
+                .map(|(_, s)| s.clone())
+                .collect();
+            for slot in held {
+                let rest = self.flush_slot(index, slot.clone());
+                if rest.is_empty() {
+                    continue;
+                }
+                let Some(members) = delta.as_object_mut() else {
+                    continue;
+                };
+                match slot {
+                    Slot::ToolArguments(tool) => {
+                        if let Value::Array(calls) = members
+                            .entry("tool_calls")
+                            .or_insert_with(|| Value::Array(Vec::new()))
+                        {
                             calls.push(
                                 serde_json::json!({"index": tool, "function": {"arguments": rest}}),
                             );
                         }
                     }
+                    Slot::Member(key) => {
+                        members.insert(key, Value::String(rest));
+                    }
+                    Slot::Content => {}
                 }
             }
         }
@@ -316,26 +377,28 @@ impl<M: TextMasker> SseMasker<M> {
     fn mask(&mut self, index: u64, slot: Slot, text: &str, finished: bool) -> String {
         let masker = self
             .maskers
-            .entry((index, slot))
+            .entry((index, slot.clone()))
             .or_insert_with(&mut self.new_masker);
         let mut released = masker.push(text);
+        let is_content = slot == Slot::Content;
         if finished {
             released.push_str(&masker.finish());
             self.maskers.remove(&(index, slot));
         }
-        if slot == Slot::Content {
+        if is_content {
             self.record(&released);
         }
         released
     }
 
     fn flush_slot(&mut self, index: u64, slot: Slot) -> String {
+        let is_content = slot == Slot::Content;
         let rest = self
             .maskers
             .remove(&(index, slot))
             .map(|mut m| m.finish())
             .unwrap_or_default();
-        if slot == Slot::Content {
+        if is_content {
             self.record(&rest);
         }
         rest
@@ -344,9 +407,9 @@ impl<M: TextMasker> SseMasker<M> {
     /// Emits one event per choice that still holds text back (a stream that
     /// ends without `finish_reason`), shaped like the events before it.
     fn flush_all(&mut self, out: &mut Vec<u8>) {
-        let keys: Vec<(u64, Slot)> = self.maskers.keys().copied().collect();
+        let keys: Vec<(u64, Slot)> = self.maskers.keys().cloned().collect();
         for (index, slot) in keys {
-            let rest = self.flush_slot(index, slot);
+            let rest = self.flush_slot(index, slot.clone());
             if rest.is_empty() || self.done {
                 continue;
             }
@@ -360,6 +423,9 @@ impl<M: TextMasker> SseMasker<M> {
                 }
                 (Slot::Content, false) => {
                     serde_json::json!({"index": index, "delta": {"content": rest}, "finish_reason": null})
+                }
+                (Slot::Member(key), _) => {
+                    serde_json::json!({"index": index, "delta": {key: rest}, "finish_reason": null})
                 }
                 (Slot::ToolArguments(tool), _) => serde_json::json!({
                     "index": index,
@@ -536,6 +602,44 @@ mod tests {
         // Held-back text of both choices is released, whatever came around it.
         assert_eq!(out.matches("SEC").count(), 2, "{out}");
         assert_eq!(transcript.matches("SEC").count(), 2);
+    }
+
+    #[test]
+    fn every_string_of_a_chat_event_is_masked_not_only_the_listed_fields() {
+        let input = concat!(
+            // No `choices` at all.
+            "data: {\"error\":{\"message\":\"the SECRET leaked\"},\"model\":\"gpt-4o\"}\n\n",
+            // A refusal and reasoning streamed across events, a secret split.
+            "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"refusal\":\"no SE\",\"reasoning_content\":\"think SEC\"}}]}\n\n",
+            "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"CRET\",\"reasoning_content\":\"RET\"}}]}\n\n",
+            // Content as an array of parts, and a tool call's name.
+            "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":[{\"type\":\"text\",\"text\":\"a SECRET\"}],\"tool_calls\":[{\"index\":0,\"id\":\"t1\",\"function\":{\"name\":\"SECRET\",\"arguments\":\"{}\"}}]}}]}\n\n",
+            "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+            "data: [DONE]\n\n",
+        );
+        for split in [1, 7, 1000] {
+            let (out, _) = run(input, split);
+            assert!(!out.contains("SECRET"), "split {split}: {out}");
+            let streamed = |member: &str| -> String {
+                out.lines()
+                    .filter_map(|l| l.strip_prefix("data: "))
+                    .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+                    .filter_map(|v| {
+                        v["choices"][0]["delta"][member]
+                            .as_str()
+                            .map(str::to_string)
+                    })
+                    .collect()
+            };
+            assert_eq!(streamed("refusal"), "no ******", "split {split}");
+            assert_eq!(
+                streamed("reasoning_content"),
+                "think ******",
+                "split {split}"
+            );
+            // Identifiers and model names are not text: untouched.
+            assert!(out.contains("\"model\":\"gpt-4o\"") && out.contains("\"id\":\"c1\""));
+        }
     }
 
     #[test]

@@ -17,13 +17,15 @@ mod bindings {
 /// wasi:config/store, for `with` mappings.
 pub use bindings::wasi::config::store;
 
-/// A variable's value as configured; unset, blank or unreadable is `None`.
-/// The value is not trimmed: secrets are used exactly as given.
+/// A variable's value as configured, without surrounding whitespace (a
+/// secret from Vault or a file often ends in a newline, which would make a
+/// URL invalid or a key wrong); unset, blank or unreadable is `None`.
 pub fn variable(name: &str) -> Option<String> {
     store::get(name)
         .ok()
         .flatten()
-        .filter(|v| !v.trim().is_empty())
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
 }
 
 /// Why a required variable has no value.
@@ -46,7 +48,7 @@ impl std::fmt::Display for VariableError {
 /// cannot be read says so rather than looking unset.
 pub fn required(name: &str) -> Result<String, VariableError> {
     match store::get(name) {
-        Ok(Some(v)) if !v.trim().is_empty() => Ok(v),
+        Ok(Some(v)) if !v.trim().is_empty() => Ok(v.trim().to_string()),
         Ok(_) => Err(VariableError::Unset(name.to_string())),
         Err(_) => Err(VariableError::Unreadable(name.to_string())),
     }

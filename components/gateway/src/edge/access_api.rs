@@ -128,11 +128,25 @@ pub(super) fn create_request(ctx: &mut Ctx, request: &IncomingRequest) -> Result
     ctx.trace.bytes_in = body.len() as u64;
     let asked: AccessAsk = parse_json(&body)?;
     let asked_secs = ask::check_ask(&asked)?;
+    let duration = asked_secs.unwrap_or(ask::DEFAULT_DURATION_SECS);
+    let decisions = request_decisions(ctx, &principal, &asked, duration)?;
+    let created = create_under_policy(ctx, principal, &asked, asked_secs, decisions, None)?;
+    Ok(Reply::Json(201, json!({"request": request_json(&created)})))
+}
+
+/// The `request` decision for every scope of `asked`, each of which must be
+/// permitted: a new request and a renewal pass the same policies.
+fn request_decisions(
+    ctx: &mut Ctx,
+    principal: &Principal,
+    asked: &AccessAsk,
+    duration_secs: u64,
+) -> Result<Vec<Decision>, ApiError> {
     let (hour, weekday) = clock();
     let mut decisions = Vec::new();
     for scope in &asked.scopes {
         let mut context = json!({
-            "duration_secs": asked_secs.unwrap_or(ask::DEFAULT_DURATION_SECS),
+            "duration_secs": duration_secs,
             "reason": asked.reason,
             "hour": hour,
             "weekday": weekday,
@@ -142,12 +156,7 @@ pub(super) fn create_request(ctx: &mut Ctx, request: &IncomingRequest) -> Result
         if let Some(repo) = &asked.repository {
             context["repository"] = json!(repo);
         }
-        let d = policy::decide(
-            &principal,
-            Action::Request,
-            &Resource::Scope(scope),
-            context,
-        )?;
+        let d = policy::decide(principal, Action::Request, &Resource::Scope(scope), context)?;
         if !d.allowed {
             ctx.trace.policy_ids = d.policy_ids.clone();
         }
@@ -158,8 +167,7 @@ pub(super) fn create_request(ctx: &mut Ctx, request: &IncomingRequest) -> Result
             )
         })?);
     }
-    let created = create_under_policy(ctx, principal, &asked, asked_secs, decisions, None)?;
-    Ok(Reply::Json(201, json!({"request": request_json(&created)})))
+    Ok(decisions)
 }
 
 fn bad_query(message: impl Into<String>) -> ApiError {
@@ -413,6 +421,10 @@ pub(super) fn renew(ctx: &mut Ctx, request: &IncomingRequest, id: &str) -> Resul
         reason,
         repository: current.repository.clone(),
     };
+    // Every forbid a new request meets applies to a renewal (production
+    // code, a working day…), with the groups of the token asking now; the
+    // renew policy alone sets how it is approved.
+    request_decisions(ctx, &principal, &renewal, duration)?;
     let created = create_under_policy(
         ctx,
         principal,

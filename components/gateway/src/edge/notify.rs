@@ -16,12 +16,19 @@ use super::trace::Notification;
 use super::wasi_http::settings;
 use super::Ctx;
 use crate::outcome::Outcome;
+use crate::slack;
 
 /// A webhook that does not answer in time counts as failed.
 const WEBHOOK_TIMEOUT_MS: u64 = 3000;
 
 fn who(p: &Principal) -> String {
     p.email.clone().unwrap_or_else(|| p.subject.clone())
+}
+
+/// A person as the message text names them, escaped like everything a
+/// person or their IdP controls.
+fn who_text(p: &Principal) -> String {
+    slack::escape(&who(p))
 }
 
 /// Queues the message for a new request, approved at once or pending.
@@ -36,7 +43,7 @@ pub(super) fn created(ctx: &mut Ctx, r: &AccessRequest) {
             NotifyEvent::AutoApproved,
             format!(
                 "{} was granted {} for {}s at once (policy {}). {link}",
-                who(&r.requester),
+                who_text(&r.requester),
                 r.scopes.join(", "),
                 r.duration_secs,
                 r.policy_ids.join(", ")
@@ -47,10 +54,10 @@ pub(super) fn created(ctx: &mut Ctx, r: &AccessRequest) {
             NotifyEvent::Requested,
             format!(
                 "{} asks for {} for {}s: \"{}\". Needs {} approval(s) from {}. {link}",
-                who(&r.requester),
+                who_text(&r.requester),
                 r.scopes.join(", "),
                 r.duration_secs,
-                r.reason,
+                slack::escape(&r.reason),
                 r.required_approvals,
                 r.approver_groups.join(", ")
             ),
@@ -79,17 +86,17 @@ pub(super) fn decided(ctx: &mut Ctx, r: &AccessRequest, by: &Principal, comment:
     let comment = if comment.is_empty() {
         String::new()
     } else {
-        format!(": \"{comment}\"")
+        format!(": \"{}\"", slack::escape(comment))
     };
     ctx.trace.notifications.push(Notification {
         event,
         message: json!({
             "text": format!(
                 "{}: your request {} for {} was {verb} by {}{comment}",
-                who(&r.requester),
+                who_text(&r.requester),
                 r.id,
                 r.scopes.join(", "),
-                who(by)
+                who_text(by)
             ),
             "copilot_jit": {
                 "event": event.name(),
@@ -107,10 +114,18 @@ enum DeliveryError {
     Refused(u16),
 }
 
+/// What is recorded and logged: the kind of failure, never the host's
+/// message, which can spell the webhook's secret URL.
 impl std::fmt::Display for DeliveryError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DeliveryError::Unreachable(e) => write!(f, "{e}"),
+            DeliveryError::Unreachable(e) => f.write_str(match e {
+                HttpError::Url(_) => "the webhook URL is not a valid URL",
+                HttpError::Headers(_) => "the request headers were refused",
+                HttpError::NotSent(_) => "not sent (host not allowed, unreachable or timed out)",
+                HttpError::BodyNotWritten(_) => "the message could not be written",
+                HttpError::NoResponse(_) => "no response",
+            }),
             DeliveryError::Refused(status) => write!(f, "webhook answered {status}"),
         }
     }

@@ -12,6 +12,8 @@
 //! 5. record: `trace::record` once the answer is out, as for every request
 //!    (`logging`).
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Instant;
 
 use copilot_jit_access_policy::{Action, Resource};
@@ -31,11 +33,11 @@ use crate::body::{parse_json, MAX_PROMPT_BODY, MAX_UPSTREAM_BODY};
 use crate::content;
 use crate::copilot::{filter_models, how_to_request};
 use crate::copilot_call::{
-    answer_shape, model_granted, named_model, retry_with_fresh_token, scope_granted,
+    answer_shape, checked_model, model_granted, named_model, retry_with_fresh_token, scope_granted,
     upstream_error, upstream_of, wants_stream, AnswerShape, Framing, WholeMasking,
 };
 use crate::error::{ApiError, ErrorKind};
-use crate::findings::{self, AuditText};
+use crate::findings::{self, AuditText, Finding};
 use crate::headers::{FORWARDED_REQUEST_HEADERS, FORWARDED_RESPONSE_HEADERS};
 use crate::outcome::Outcome;
 use crate::routes::CopilotCall;
@@ -164,17 +166,8 @@ fn prepare_prompt(
     let bytes = read_request_body(request, MAX_PROMPT_BODY)?;
     ctx.trace.bytes_in = bytes.len() as u64;
     let mut body: Value = parse_json(&bytes)?;
-    let model = named_model(call, &body);
-    ctx.trace.model = model.clone();
-    if let Some(m) = model
-        .as_deref()
-        .filter(|m| !model_granted(&granted.grant.models, m))
-    {
-        return Err(ApiError::new(
-            ErrorKind::ModelNotGranted,
-            format!("your grant does not include model {m}"),
-        ));
-    }
+    ctx.trace.model = named_model(call, &body);
+    let model = checked_model(call, &body, &granted.grant.models)?;
     may_use(ctx, &granted.grant, call.scope(), model.as_deref())?;
     let wants_stream = wants_stream(&body);
     inspect_prompt(ctx, &mut body, &granted.masking)?;
@@ -390,32 +383,54 @@ fn mask_whole(ctx: &mut Ctx, body: &mut Value, what: WholeMasking, masking_ctx: 
     ctx.trace.response = Some(response_log.into_bounded());
 }
 
-struct ComponentMasker(masking::StreamMasker);
+/// One text's masker in the masking-filter component. What it found joins
+/// the call's findings when it is done with (every streamed text, every
+/// string masked whole), so a streamed record carries them like a whole one.
+struct ComponentMasker {
+    masker: masking::StreamMasker,
+    found: Rc<RefCell<Vec<Finding>>>,
+}
 
 impl TextMasker for ComponentMasker {
     fn push(&mut self, text: &str) -> String {
-        self.0.push(text)
+        self.masker.push(text)
     }
     fn finish(&mut self) -> String {
-        self.0.finish()
+        self.masker.finish()
     }
 }
 
-/// The stream filter for `framing`. Frames that cannot be inspected end the
-/// stream (default) or, by policy, are dropped; they are never passed on
-/// unmasked.
-fn stream_filter(framing: Framing, masking_ctx: &MaskingContext) -> Box<dyn StreamFilter> {
+impl Drop for ComponentMasker {
+    fn drop(&mut self) {
+        let found = self.masker.findings().into_iter().map(from_wit);
+        findings::merge(&mut self.found.borrow_mut(), found);
+    }
+}
+
+/// The stream filter for `framing`, and where its maskers leave their
+/// findings. Frames that cannot be inspected end the stream (default) or,
+/// by policy, are dropped; they are never passed on unmasked.
+fn stream_filter(
+    framing: Framing,
+    masking_ctx: &MaskingContext,
+) -> (Box<dyn StreamFilter>, Rc<RefCell<Vec<Finding>>>) {
     let stream_ctx = masking_ctx.clone();
-    let new_masker = move || ComponentMasker(masking::StreamMasker::new(&stream_ctx));
+    let found = Rc::new(RefCell::new(Vec::new()));
+    let sink = found.clone();
+    let new_masker = move || ComponentMasker {
+        masker: masking::StreamMasker::new(&stream_ctx),
+        found: sink.clone(),
+    };
     let drop_unparseable = settings().drop_unparseable_frames();
-    match framing {
+    let filter: Box<dyn StreamFilter> = match framing {
         Framing::EventTyped => {
             Box::new(TypedSseMasker::new(new_masker).dropping_unparseable(drop_unparseable))
         }
         Framing::Chunks => {
             Box::new(SseMasker::new(new_masker).dropping_unparseable(drop_unparseable))
         }
-    }
+    };
+    (filter, found)
 }
 
 /// Streams upstream's answer to the client through the masker, chunk by
@@ -427,7 +442,7 @@ fn stream_answer(
     framing: Framing,
     masking_ctx: &MaskingContext,
 ) {
-    let mut masker = stream_filter(framing, masking_ctx);
+    let (mut masker, found) = stream_filter(framing, masking_ctx);
     let fields = response_fields(ctx, &upstream.content_type, &upstream.passed);
     let Some(outgoing) = respond(out, 200, fields) else {
         ctx.trace.outcome = Some(Outcome::Failed);
@@ -485,4 +500,7 @@ fn stream_answer(
         ));
     }
     ctx.trace.response = Some(masker.transcript().to_string());
+    // Dropping the filter retires its last maskers into `found`.
+    drop(masker);
+    findings::merge(&mut ctx.trace.findings, found.take());
 }

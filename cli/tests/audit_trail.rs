@@ -375,9 +375,37 @@ async fn a_healthy_call_writes_nothing_to_kv() {
         let stats = stack.gateway.kv().stats();
         let (reads, writes) = (stats.reads() - reads, stats.writes() - writes);
         eprintln!("{what}: {reads} KV reads, {writes} KV writes");
+        // The grant, the cached upstream token, the spool's depth.
         assert_eq!(writes, 0, "{what} wrote to KV");
         assert!(reads <= 3, "{what}: {reads} KV reads");
     }
+
+    // Unauthenticated noise with fresh request ids leaves nothing in KV.
+    let stats = stack.gateway.kv().stats();
+    let writes = stats.writes();
+    let before = objects();
+    for i in 0..5 {
+        let r = http
+            .post(format!("{}/chat/completions", stack.url))
+            .header("x-request-id", format!("fresh-noise-{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    // Their records are written after the answers: wait for all five.
+    settled(before + 5).await.expect("the noise is recorded");
+    assert_eq!(
+        stack.gateway.kv().stats().writes(),
+        writes,
+        "noise wrote to KV"
+    );
+    let kv = stack.gateway.kv().snapshot("default").await.unwrap();
+    assert!(
+        !kv.iter()
+            .any(|(k, _)| k.contains("fresh-noise") || k.starts_with("audit-client-request:")),
+        "a request id became a KV key"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

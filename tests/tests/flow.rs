@@ -500,6 +500,25 @@ async fn jit_flow_end_to_end() {
         let record: Record = serde_json::from_value(r.clone()).unwrap();
         assert_eq!(verify_record(&record, &keys), Ok(()), "{r}");
     }
+    // Without a bucket the log is sealed in KV, the same way.
+    let (status, sealed) = client
+        .call("POST", "/v1/audit/seal", Some(&carol), None)
+        .await;
+    assert_eq!(status, 200, "{sealed}");
+    assert!(
+        sealed["size"].as_u64() >= Some(all.len() as u64),
+        "{sealed}"
+    );
+    let (_, audit_status) = client
+        .call("GET", "/v1/audit/status", Some(&carol), None)
+        .await;
+    assert_eq!(
+        audit_status["log"]["size"], sealed["size"],
+        "{audit_status}"
+    );
+    assert!(audit_status["log"]["checkpoint"]
+        .as_str()
+        .is_some_and(|c| c.contains("\n\n\u{2014} ")));
 
     // No record holds a credential or the planted secret.
     let upstream_copilot_token = upstream_auth.trim_start_matches("Bearer ").to_string();

@@ -455,7 +455,7 @@ impl Guest for Component {
         let id = new_record_id(time_ms)?;
         // Retries (same client request id) are linked when the trail is
         // read, not here: detecting them would need shared state per call.
-        let event = record_event(exchange(e), id.clone(), None, time_ms);
+        let event = record_event(exchange(e), id.clone(), time_ms);
         let record = s
             .key
             .seal(event)

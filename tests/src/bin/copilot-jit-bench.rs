@@ -558,39 +558,47 @@ async fn spin_store_table(o: &Options, passthrough_url: &str, bare_token: &str) 
         Mix::CompletionsStream,
         Mix::Models,
     ];
-    let mut setups: Vec<(
-        &str,
-        StoreKind,
-        HashMap<String, String>,
-        Vec<Mix>,
-        Vec<usize>,
-    )> = Vec::new();
-    if garage.is_some() {
-        setups.push((
-            "SQLite, bucket",
-            StoreKind::Sqlite,
-            bucket_vars.clone(),
-            all_mixes.to_vec(),
-            vec![1, 8, 64],
-        ));
+    struct Setup {
+        label: &'static str,
+        store: StoreKind,
+        variables: HashMap<String, String>,
+        mixes: Vec<Mix>,
+        clients: Vec<usize>,
     }
-    setups.push((
-        "SQLite, KV only",
-        StoreKind::Sqlite,
-        HashMap::new(),
-        vec![Mix::Chat],
-        vec![1, 8, 64],
-    ));
+    let mut setups = Vec::new();
     if garage.is_some() {
-        setups.push((
-            "Redis, bucket",
-            StoreKind::Redis(redis.url.clone()),
-            bucket_vars.clone(),
-            vec![Mix::Chat],
-            vec![8, 64],
-        ));
+        setups.push(Setup {
+            label: "SQLite, bucket",
+            store: StoreKind::Sqlite,
+            variables: bucket_vars.clone(),
+            mixes: all_mixes.to_vec(),
+            clients: vec![1, 8, 64],
+        });
     }
-    for (label, store, variables, mixes, clients) in setups {
+    setups.push(Setup {
+        label: "SQLite, KV only",
+        store: StoreKind::Sqlite,
+        variables: HashMap::new(),
+        mixes: vec![Mix::Chat],
+        clients: vec![1, 8, 64],
+    });
+    if garage.is_some() {
+        setups.push(Setup {
+            label: "Redis, bucket",
+            store: StoreKind::Redis(redis.url.clone()),
+            variables: bucket_vars.clone(),
+            mixes: vec![Mix::Chat],
+            clients: vec![8, 64],
+        });
+    }
+    for Setup {
+        label,
+        store,
+        variables,
+        mixes,
+        clients,
+    } in setups
+    {
         let stack = Stack::start_with(StackOptions {
             store,
             variables,

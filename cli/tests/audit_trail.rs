@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::process::Command;
 
 use copilot_jit_audit_log::layout::parse_object_key;
-use copilot_jit_audit_log::seal::parse_entry;
+use copilot_jit_audit_log::merkle;
+use copilot_jit_audit_log::seal::{self, parse_entry};
 use copilot_jit_audit_log::sigv4::Credentials;
 use copilot_jit_cli::s3::S3;
 use copilot_jit_cli::trail::BucketTrail;
@@ -262,6 +263,24 @@ async fn records_ship_seal_and_verify_and_each_tampering_is_named() {
     assert_eq!(report["checkpoint"]["size"], size);
     let witness = std::env::temp_dir().join(format!("witness-{}.txt", std::process::id()));
     std::fs::write(&witness, &checkpoint).unwrap();
+    // A copy of the bucket in a directory (as `aws s3 sync` leaves it)
+    // verifies the same way.
+    let copy_dir = std::env::temp_dir().join(format!("audit-copy-{}", std::process::id()));
+    for k in store.list(PREFIX).unwrap() {
+        let path = copy_dir.join(&k);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, store.get(&k).unwrap()).unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_copilot-jit"))
+        .args(["audit", "verify", "--dir"])
+        .arg(&copy_dir)
+        .args(["--prefix", PREFIX, "--public-key", &public_key])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains(&format!("{size} records")), "{text}");
+    let _ = std::fs::remove_dir_all(&copy_dir);
 
     // Tampering with sealed records: edit, delete, swap two, insert a copy
     // under a new name, truncate the two newest.
@@ -434,6 +453,43 @@ async fn two_sealers_at_once_one_wins_and_the_tree_holds_each_record_once() {
             "{status} {body}"
         );
     }
+    // The winner's tree is what a single sealer makes of the same records:
+    // their entries in name order, each leaf the record's own hash.
+    let winner = [&a, &b]
+        .into_iter()
+        .filter(|(s, _)| *s == 200)
+        .max_by_key(|(_, body)| body["size"].as_u64())
+        .map(|(_, body)| body.clone())
+        .unwrap();
+    let first = winner["size"].as_u64().unwrap();
+    let names = sealed_names(&garage, first);
+    assert!(
+        names.windows(2).all(|w| w[0] < w[1]),
+        "name order: {names:?}"
+    );
+    let leaves: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let bytes = store.get(&format!("{PREFIX}{name}")).unwrap();
+            let record: copilot_jit_audit_log::record::Record =
+                serde_json::from_slice(&bytes).unwrap();
+            merkle::leaf_hash(&seal::entry(name, &record.integrity.hash))
+        })
+        .collect();
+    assert_eq!(winner["root"], hex::encode(merkle::root(&leaves)));
+
+    // The scheduler's command does the same.
+    let carol = stack.person("carol", &[AUDITORS]);
+    let out = Command::new(env!("CARGO_BIN_EXE_copilot-jit"))
+        .args(["audit", "seal", "--url", &stack.url])
+        .env("COPILOT_JIT_TOKEN", &carol)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let answer: Value = serde_json::from_str(text.trim()).unwrap();
+    assert!(answer["size"].as_u64() >= Some(first), "{answer}");
+
     let status = sealed_status(&stack).await;
     let size = status["log"]["size"].as_u64().unwrap();
     let names = sealed_names(&garage, size);

@@ -197,6 +197,21 @@ impl Sealer<'_> {
         let log = log_prefix(self.prefix);
         let found = pending(blobs, self.prefix, self.now_ms, self.late_day.as_deref())?;
         let mut state = found.state;
+        // A state behind the signed log (lost or rolled back) would rebuild
+        // the tree from there: refuse instead of rewriting history.
+        let current = blobs.get(&format!("{log}checkpoint"))?;
+        let signed = current
+            .as_deref()
+            .and_then(|c| std::str::from_utf8(c).ok())
+            .and_then(|c| checkpoint::open(c, &self.key.verifying_key()).ok());
+        if let Some(cp) = &signed {
+            if cp.size > state.size {
+                return Err(SealError::Storage(format!(
+                    "the sealer's state ({} records) is behind the signed checkpoint ({}): not sealing over it",
+                    state.size, cp.size
+                )));
+            }
+        }
         let mut ring = Keyring::default();
         ring.add(self.key.verifying_key());
 
@@ -267,12 +282,7 @@ impl Sealer<'_> {
             size: edge.size,
             root: report.root,
         };
-        let current = blobs.get(&format!("{log}checkpoint"))?;
-        let up_to_date = current
-            .as_deref()
-            .and_then(|c| std::str::from_utf8(c).ok())
-            .and_then(|c| checkpoint::open(c, &self.key.verifying_key()).ok())
-            .is_some_and(|c| c == cp);
+        let up_to_date = signed.is_some_and(|c| c == cp);
         report.checkpoint = match current {
             Some(text) if up_to_date => String::from_utf8_lossy(&text).into_owned(),
             _ => {
@@ -349,6 +359,21 @@ pub(crate) mod tests {
             .get("audit/log/checkpoints/00000000000000000200")
             .unwrap()
             .is_some());
+    }
+
+    #[test]
+    fn a_lost_state_does_not_reseal_over_the_signed_log() {
+        let key = AuditKey::new([5; 32]);
+        let blobs = MemoryBlobs::default();
+        let recs = records(&key, 3);
+        store_records(&blobs, &recs);
+        let now = recs[2].time_ms();
+        sealer(&key, now).seal(&blobs).unwrap();
+        blobs.delete("audit/log/state.json");
+        assert!(matches!(
+            sealer(&key, now).seal(&blobs),
+            Err(SealError::Storage(_))
+        ));
     }
 
     #[test]

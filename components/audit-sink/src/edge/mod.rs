@@ -39,8 +39,9 @@ const CATCH_UP_PER_APPEND: u32 = 8;
 const CATCH_UP_BUDGET: Duration = Duration::from_millis(30);
 /// The sealer's lease outlives any one seal.
 const LEASE_MS: u64 = 120_000;
-/// Most records one seal integrates.
-const SEAL_MAX: usize = 20_000;
+/// Most records one seal integrates (each is read once), well within the
+/// lease; the rest waits for the next seal (`remaining`).
+const SEAL_MAX: usize = 5_000;
 
 thread_local! {
     /// The spool depth `admit` read, for this request's `append` (one

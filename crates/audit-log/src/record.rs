@@ -207,7 +207,63 @@ impl Keyring {
     }
 }
 
-/// Checks one record's own hash and signature (not its place in the chain).
+/// Refuses JSON whose objects repeat a key: a reader that takes the first
+/// occurrence and one that takes the last would see different records under
+/// one valid signature.
+pub fn check_unique_keys(text: &str) -> Result<(), String> {
+    use serde::de::{Deserialize, Deserializer, Error, MapAccess, SeqAccess, Visitor};
+
+    struct Unique;
+    impl<'de> Deserialize<'de> for Unique {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(UniqueVisitor)
+        }
+    }
+    struct UniqueVisitor;
+    impl<'de> Visitor<'de> for UniqueVisitor {
+        type Value = Unique;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Unique, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if !seen.insert(key.clone()) {
+                    return Err(A::Error::custom(format!("the key {key:?} appears twice")));
+                }
+                map.next_value::<Unique>()?;
+            }
+            Ok(Unique)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Unique, A::Error> {
+            while seq.next_element::<Unique>()?.is_some() {}
+            Ok(Unique)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_unit<E>(self) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+    }
+    serde_json::from_str::<Unique>(text)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Checks one record's own hash and signature (not its place in the log).
 pub fn verify_record(record: &Record, keys: &Keyring) -> Result<(), VerifyError> {
     let key = keys
         .get(&record.integrity.seal.kid)
@@ -297,6 +353,19 @@ pub(crate) mod tests {
             String::from_utf8(out).unwrap(),
             r#"{"a":null,"b":[1,{"c":"é","d":1}]}"#
         );
+    }
+
+    #[test]
+    fn a_repeated_key_is_refused_at_any_depth() {
+        assert_eq!(
+            check_unique_keys(r#"{"a":1,"b":[{"c":2}],"d":{"e":null}}"#),
+            Ok(())
+        );
+        assert!(check_unique_keys(r#"{"a":1,"a":2}"#).is_err());
+        assert!(check_unique_keys(r#"{"x":[{"o":"allowed","o":"denied"}]}"#).is_err());
+        let key = AuditKey::new([3; 32]);
+        let line = records(&key, 1)[0].to_line().unwrap();
+        assert_eq!(check_unique_keys(&line), Ok(()));
     }
 
     #[test]

@@ -225,7 +225,10 @@ impl Sealer<'_> {
             let Some(bytes) = blobs.get(&key)? else {
                 continue;
             };
-            let record: Option<Record> = serde_json::from_slice(&bytes).ok();
+            let text = String::from_utf8_lossy(&bytes);
+            let record: Option<Record> = crate::record::check_unique_keys(&text)
+                .ok()
+                .and_then(|()| serde_json::from_str(&text).ok());
             let own = record.filter(|r| {
                 verify_record(r, &ring).is_ok()
                     && layout::parse_object_key(name).map(|(_, id)| id).as_deref() == Some(r.id())

@@ -240,6 +240,8 @@ fn check_tree(blobs: &impl Blobs, o: &Options, report: &mut Report) -> Result<Ve
 
 fn record_of(bytes: &[u8]) -> Result<Record, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8")?;
+    crate::record::check_unique_keys(text.trim_end())
+        .map_err(|e| format!("refused as ambiguous: {e}"))?;
     serde_json::from_str(text.trim_end()).map_err(|e| format!("not an audit record: {e}"))
 }
 
@@ -288,7 +290,13 @@ pub fn verify(blobs: &impl Blobs, o: &Options) -> Result<Report, String> {
         let record = match record_of(&bytes) {
             Ok(r) => r,
             Err(e) => {
-                report.flag(Problem::Unreadable, key, e);
+                // A sealed object that no longer parses was changed.
+                let problem = if by_name.contains_key(name) {
+                    Problem::Modified
+                } else {
+                    Problem::Unreadable
+                };
+                report.flag(problem, key, e);
                 continue;
             }
         };
@@ -482,6 +490,25 @@ mod tests {
         );
         assert!(p.contains(&(Problem::Inserted, fake.clone())), "{p:?}");
         assert_eq!(p.len(), 5, "{p:?}");
+    }
+
+    #[test]
+    fn a_sealed_record_with_a_repeated_key_is_modified() {
+        let f = sealed(2);
+        let text = String::from_utf8(f.blobs.get(&f.keys[0]).unwrap().unwrap()).unwrap();
+        // A second "outcome" after the signed one: serde would read the last.
+        let forged = text.replacen(
+            "\"outcome\":\"allowed\"",
+            "\"outcome\":\"allowed\",\"outcome\":\"denied\"",
+            1,
+        );
+        assert_ne!(forged, text);
+        f.blobs.put(&f.keys[0], forged.as_bytes()).unwrap();
+        let report = run(&f, None);
+        assert_eq!(
+            problems(&report),
+            vec![(Problem::Modified, f.keys[0].clone())]
+        );
     }
 
     #[test]

@@ -6,6 +6,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ensure_toolchain
 build_artifact
+# The stores table writes the audit log to a bucket too (Garage on loopback).
+case " $* " in *" --stores "*) install_garage ;; esac
 echo "==> building the bare pass-through component"
 cargo build --quiet --release --target wasm32-wasip2 -p bench-passthrough
 mkdir -p dist/bench

@@ -73,6 +73,14 @@ impl S3 {
         )
     }
 
+    /// The object, or `None` when the bucket has none under `key`.
+    pub fn get_optional(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        match self.call(self.bucket.get_object(key, now()), b"")? {
+            (404, _) => Ok(None),
+            answer => Self::expect_ok(&format!("reading {key}"), answer).map(Some),
+        }
+    }
+
     pub fn put(&self, key: &str, body: &[u8]) -> Result<(), String> {
         Self::expect_ok(
             &format!("writing {key}"),

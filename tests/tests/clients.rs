@@ -3,7 +3,7 @@
 //! they expect, with the gateway's checks in between.
 
 use copilot_jit_testkit::harness::{
-    eventually, Stack, StackOptions, APPROVERS, UPSTREAM_GITHUB_TOKEN,
+    eventually, Stack, StackOptions, APPROVERS, AUDITORS, UPSTREAM_GITHUB_TOKEN,
 };
 use copilot_jit_testkit::mock_upstream::{Failure, StreamScript};
 use futures::StreamExt;
@@ -371,22 +371,33 @@ async fn a_dropped_stream_cancels_upstream_and_a_retry_is_recognised() {
         .unwrap();
     assert!(resp.text().await.unwrap().ends_with("data: [DONE]\n\n"));
 
-    let records = stack
-        .audit_records(&format!("grant={grant_id}"))
+    // Retries are linked when the trail is read (no per-call state).
+    let carol = stack.person("carol", &[AUDITORS]);
+    let trail: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/audit/records?limit=10000&grant={grant_id}",
+            stack.url
+        ))
+        .bearer_auth(&carol)
+        .send()
         .await
-        .expect("audit");
-    let calls: Vec<&Value> = records
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let calls: Vec<&Value> = trail["records"]
+        .as_array()
+        .unwrap()
         .iter()
         .filter(|r| r["unmapped"]["client_request_id"] == "retry-me")
         .collect();
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0]["unmapped"]["outcome"], "cancelled");
-    assert!(calls[0]["unmapped"]["retry_of"].is_null());
     assert_eq!(calls[1]["unmapped"]["outcome"], "allowed");
-    assert_eq!(
-        calls[1]["unmapped"]["retry_of"],
-        calls[0]["metadata"]["uid"]
-    );
+    let first = calls[0]["metadata"]["uid"].as_str().unwrap();
+    let second = calls[1]["metadata"]["uid"].as_str().unwrap();
+    assert!(trail["retries"].get(first).is_none());
+    assert_eq!(trail["retries"][second], first);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

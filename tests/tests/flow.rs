@@ -3,8 +3,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use copilot_jit_audit_log::record::Keyring;
-use copilot_jit_audit_log::verify::{verify, Stored};
+use copilot_jit_audit_log::record::{verify_record, Keyring, Record};
 use copilot_jit_testkit::harness::{Body, Stack, APPROVERS, AUDITORS, UPSTREAM_GITHUB_TOKEN};
 use copilot_jit_testkit::mock_upstream::StreamScript;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
@@ -473,49 +472,60 @@ async fn jit_flow_end_to_end() {
     assert_eq!(chat_record["actor"]["user"]["uid"], "alice");
     assert_eq!(chat_record["unmapped"]["upstream_status"], 200);
 
-    // The whole trail is one unbroken, signed chain.
+    // Every record is a signed OCSF event, in time order.
     let (_, all) = client
         .call("GET", "/v1/audit/records?limit=1000", Some(&carol), None)
         .await;
     let all = all["records"].as_array().unwrap();
-    let mut prev = "0".repeat(64);
-    for (i, r) in all.iter().enumerate() {
-        let integrity = &r["integrity"];
-        assert_eq!(integrity["seq"].as_u64().unwrap(), i as u64 + 1);
-        assert_eq!(integrity["prev"].as_str().unwrap(), prev);
+    let ids: Vec<&str> = all
+        .iter()
+        .map(|r| r["metadata"]["uid"].as_str().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "time order: {ids:?}");
+    for r in all {
         assert_eq!(r["class_uid"], 6003, "each record is an OCSF API Activity");
-        prev = integrity["hash"].as_str().unwrap().to_string();
+        assert_eq!(r["integrity"]["v"], 2);
     }
     // ...and its signatures verify under the key the gateway publishes.
     let (status, audit_status) = client
         .call("GET", "/v1/audit/status", Some(&carol), None)
         .await;
     assert_eq!(status, 200, "{audit_status}");
-    // (Reading the trail is itself recorded, after the answer.)
-    assert!(audit_status["head"]["seq"].as_u64() >= Some(all.len() as u64));
     assert_eq!(audit_status["storage"], "kv");
+    assert_eq!(audit_status["records_lost"], 0);
     let mut keys = Keyring::default();
     keys.add_encoded(audit_status["public_key"]["x"].as_str().unwrap())
         .unwrap();
-    let stored: Vec<Stored> = all
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Stored {
-            location: format!("record {i}"),
-            slot: None,
-            line: r.to_string(),
-        })
-        .collect();
-    let report = verify(stored, &keys);
-    assert!(report.is_clean(), "{:?}", report.findings);
-    assert_eq!(report.records, all.len() as u64);
+    for r in all {
+        let record: Record = serde_json::from_value(r.clone()).unwrap();
+        assert_eq!(verify_record(&record, &keys), Ok(()), "{r}");
+    }
+    // Without a bucket the log is sealed in KV, the same way.
+    let (status, sealed) = client
+        .call("POST", "/v1/audit/seal", Some(&carol), None)
+        .await;
+    assert_eq!(status, 200, "{sealed}");
+    assert!(
+        sealed["size"].as_u64() >= Some(all.len() as u64),
+        "{sealed}"
+    );
+    let (_, audit_status) = client
+        .call("GET", "/v1/audit/status", Some(&carol), None)
+        .await;
+    assert_eq!(
+        audit_status["log"]["size"], sealed["size"],
+        "{audit_status}"
+    );
+    assert!(audit_status["log"]["checkpoint"]
+        .as_str()
+        .is_some_and(|c| c.contains("\n\n\u{2014} ")));
 
     // No record holds a credential or the planted secret.
     let upstream_copilot_token = upstream_auth.trim_start_matches("Bearer ").to_string();
     let stored = stack.gateway.kv().snapshot("default").await.unwrap();
     let audit_bytes: Vec<u8> = stored
         .iter()
-        .filter(|(k, _)| k.starts_with("audit-record:"))
+        .filter(|(k, _)| k.starts_with("audit-object:"))
         .flat_map(|(_, v)| v.clone())
         .collect();
     let audit_text = String::from_utf8_lossy(&audit_bytes);

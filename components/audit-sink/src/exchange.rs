@@ -71,14 +71,9 @@ fn findings_json(f: &[Found]) -> Value {
         .collect()
 }
 
-/// The event of record `id` (`retry_of`: the first record of the same client
-/// request id), at `time_ms`.
-pub fn record_event(
-    e: Exchange,
-    id: String,
-    retry_of: Option<String>,
-    time_ms: u64,
-) -> Map<String, Value> {
+/// The event of record `id`, at `time_ms`. (Retries of a client request id
+/// are linked when the trail is read: nothing per call knows the first.)
+pub fn record_event(e: Exchange, id: String, time_ms: u64) -> Map<String, Value> {
     let actor = e.actor.as_ref();
     let mut unmapped = Map::new();
     let mut put = |k: &str, v: Value| {
@@ -88,7 +83,6 @@ pub fn record_event(
     };
     put("request_id", json!(e.request_id));
     put("client_request_id", json!(e.client_request_id));
-    put("retry_of", json!(retry_of));
     put("action", json!(e.action));
     put("outcome", json!(e.outcome));
     put("reason", json!(e.reason));
@@ -177,7 +171,7 @@ mod tests {
 
     #[test]
     fn an_exchange_becomes_an_ocsf_event_with_the_rest_unmapped() {
-        let event = record_event(chat(), "aud_1".into(), None, 1_764_000_000_000);
+        let event = record_event(chat(), "aud_1".into(), 1_764_000_000_000);
         let v = Value::Object(event);
         assert_eq!(v["class_uid"], 6003);
         assert_eq!(v["time"], 1_764_000_000_000u64);
@@ -193,22 +187,14 @@ mod tests {
     }
 
     #[test]
-    fn absent_fields_are_left_out_and_a_retry_points_at_the_first() {
-        let first = Value::Object(record_event(chat(), "aud_1".into(), None, 0));
-        assert!(first["unmapped"].get("retry_of").is_none());
+    fn absent_fields_are_left_out() {
+        let first = Value::Object(record_event(chat(), "aud_1".into(), 0));
         assert!(first["unmapped"].get("upstream_status").is_none());
-        let retry = Value::Object(record_event(
-            chat(),
-            "aud_2".into(),
-            Some("aud_1".into()),
-            0,
-        ));
-        assert_eq!(retry["unmapped"]["retry_of"], "aud_1");
         let anonymous = Exchange {
             actor: None,
             ..chat()
         };
-        let v = Value::Object(record_event(anonymous, "aud_3".into(), None, 0));
+        let v = Value::Object(record_event(anonymous, "aud_3".into(), 0));
         assert!(v["unmapped"].get("principal_kind").is_none());
     }
 }

@@ -39,12 +39,12 @@ pub fn matches(r: &Record, q: &Query) -> bool {
         && q.until.is_none_or(|t| time_s <= t)
 }
 
-/// The records `q` selects, in chain order, each place once, the newest
-/// `limit` (1..=10,000).
+/// The records `q` selects, in time order (ids are time-ordered), each
+/// once, the newest `limit` (1..=10,000).
 pub fn select(mut records: Vec<Record>, q: &Query) -> Vec<Record> {
     records.retain(|r| matches(r, q));
-    records.sort_by_key(Record::seq);
-    records.dedup_by_key(|r| r.seq());
+    records.sort_by(|a, b| a.id().cmp(b.id()));
+    records.dedup_by(|a, b| a.id() == b.id());
     let limit = q.limit.clamp(1, 10_000) as usize;
     let skip = records.len().saturating_sub(limit);
     records.into_iter().skip(skip).collect()
@@ -85,24 +85,24 @@ pub fn days_to_list(q: &Query, now_ms: u64) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use copilot_jit_audit_log::record::{AuditKey, ChainHead};
+    use copilot_jit_audit_log::layout::record_id;
+    use copilot_jit_audit_log::record::AuditKey;
     use serde_json::json;
 
     fn records(n: u64) -> Vec<Record> {
         let key = AuditKey::new([9; 32]);
-        let mut head = ChainHead::default();
         (1..=n)
             .map(|i| {
+                let time = 1_764_000_000_000u64 + i * 1000;
                 let Value::Object(event) = json!({
-                    "time": 1_764_000_000_000u64 + i * 1000,
+                    "time": time,
+                    "metadata": {"uid": record_id(time, &[i as u8; 8])},
                     "actor": {"user": {"uid": if i % 2 == 0 { "alice" } else { "bob" }}},
                     "unmapped": {"grant_id": format!("req_{}", i % 3)},
                 }) else {
                     return Err("not an object");
                 };
-                let r = key.seal(event, "main", &head).map_err(|_| "seal")?;
-                head = head.after(&r);
-                Ok(r)
+                key.seal(event).map_err(|_| "seal")
             })
             .collect::<Result<_, _>>()
             .unwrap_or_default()
@@ -117,7 +117,8 @@ mod tests {
             limit: 100,
             ..Query::default()
         };
-        let seqs: Vec<u64> = select(all.clone(), &q).iter().map(Record::seq).collect();
+        let n = |r: &Record| r.time_ms() / 1000 - 1_764_000_000;
+        let seqs: Vec<u64> = select(all.clone(), &q).iter().map(n).collect();
         assert_eq!(seqs, vec![2, 4, 6, 8]);
         let q = Query {
             grant_id: Some("req_0".into()),
@@ -125,7 +126,7 @@ mod tests {
             limit: 1,
             ..Query::default()
         };
-        let seqs: Vec<u64> = select(all, &q).iter().map(Record::seq).collect();
+        let seqs: Vec<u64> = select(all, &q).iter().map(n).collect();
         assert_eq!(seqs, vec![9], "the newest of 6 and 9");
     }
 
@@ -149,7 +150,8 @@ mod tests {
         bytes.extend_from_slice(&claimed);
         let mut out = Vec::new();
         assert_eq!(parse_lines(&bytes, &mut out), Ok(()));
-        assert_eq!(out.iter().map(Record::seq).collect::<Vec<_>>(), vec![1, 2]);
+        let ids: Vec<&str> = out.iter().map(Record::id).collect();
+        assert_eq!(ids, vec![all[0].id(), all[1].id()]);
         assert!(parse_lines(b"{not json", &mut out).is_err());
     }
 

@@ -20,8 +20,10 @@ pub enum Route {
     AuditReplay(String),
     /// `POST /v1/audit/flush`: ship spooled records (for a scheduler).
     AuditFlush,
-    /// `GET /v1/audit/status`: storage, spool depth, chain head, public key.
+    /// `GET /v1/audit/status`: storage, spool, the log's checkpoint, public key.
     AuditStatus,
+    /// `POST /v1/audit/seal`: integrate new records into the log (for a scheduler).
+    AuditSeal,
     /// `POST /v1/token-exchange`: a GitHub Actions OIDC token for a gateway token (RFC 8693).
     TokenExchange,
     /// `GET /copilot_internal/v2/token`: the Copilot token exchange clients perform.
@@ -57,6 +59,7 @@ impl Route {
             Route::AuditReplay(_) => Action::AuditReplay,
             Route::AuditFlush => Action::AuditFlush,
             Route::AuditStatus => Action::AuditStatus,
+            Route::AuditSeal => Action::AuditSeal,
             Route::TokenExchange => Action::GrantExchange,
             Route::CopilotToken => Action::CopilotToken,
             Route::CopilotUser | Route::GithubUser => Action::CopilotUser,
@@ -71,7 +74,11 @@ impl Route {
     /// Reading the spool's state and flushing it stay open, to recover from
     /// an outage.
     pub fn needs_audit_room(&self) -> bool {
-        is_recorded(self.action()) && !matches!(self, Route::AuditFlush | Route::AuditStatus)
+        is_recorded(self.action())
+            && !matches!(
+                self,
+                Route::AuditFlush | Route::AuditStatus | Route::AuditSeal
+            )
     }
 }
 
@@ -221,6 +228,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
         }
         ["v1", "audit", "flush"] => only("POST", Route::AuditFlush),
         ["v1", "audit", "status"] => only("GET", Route::AuditStatus),
+        ["v1", "audit", "seal"] => only("POST", Route::AuditSeal),
         ["v1", "token-exchange"] => only("POST", Route::TokenExchange),
         ["chat", "completions"] => only("POST", Route::Copilot(CopilotCall::ChatCompletions)),
         ["v1", "engines", model, "completions"] if model_ok(model) => only(
@@ -434,6 +442,7 @@ mod tests {
         // An outage must stay recoverable while the spool is full.
         assert!(!route("POST", "/v1/audit/flush").unwrap().needs_audit_room());
         assert!(!route("GET", "/v1/audit/status").unwrap().needs_audit_room());
+        assert!(!route("POST", "/v1/audit/seal").unwrap().needs_audit_room());
     }
 
     #[test]

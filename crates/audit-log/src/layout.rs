@@ -1,18 +1,36 @@
 //! Where records live in an S3-compatible bucket, and how a bucket is
 //! addressed.
 //!
-//! One object per record, named by its place in the chain:
-//! `{prefix}dt=YYYY-MM-DD/{chain}-{seq:020}.jsonl`. The name is a pure function of
-//! the record, so shipping it twice writes the same object: retries never
-//! duplicate. Names sort in chain order within a day.
+//! One object per record, named by its own id: `{prefix}dt=YYYY-MM-DD/{id}.json`,
+//! the id time-ordered (`aud_{ms:013}_{random}`), so names sort by time
+//! within a day and writing one never needs to know another. The name is a
+//! pure function of the record: shipping it twice writes the same object
+//! (with `If-None-Match: *` where the store honours it).
 
 use crate::sigv4::{self, Credentials};
 
-pub fn object_key(prefix: &str, chain: &str, seq: u64, time_ms: u64) -> String {
-    format!(
-        "{prefix}dt={}/{chain}-{seq:020}.jsonl",
-        crate::time::day_of_ms(time_ms)
-    )
+/// A time-ordered, unique record id: milliseconds, then 8 random bytes.
+pub fn record_id(time_ms: u64, random: &[u8; 8]) -> String {
+    format!("aud_{time_ms:013}_{}", hex::encode(random))
+}
+
+/// The milliseconds a record id starts with.
+pub fn id_time_ms(id: &str) -> Option<u64> {
+    let rest = id.strip_prefix("aud_")?;
+    let (ms, random) = rest.split_once('_')?;
+    if ms.len() != 13 || random.len() != 16 || !random.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    ms.parse().ok()
+}
+
+/// The record's name under the audit prefix: `dt=YYYY-MM-DD/{id}.json`.
+pub fn record_name(id: &str, time_ms: u64) -> String {
+    format!("dt={}/{id}.json", crate::time::day_of_ms(time_ms))
+}
+
+pub fn object_key(prefix: &str, id: &str, time_ms: u64) -> String {
+    format!("{prefix}{}", record_name(id, time_ms))
 }
 
 /// The partition prefix of one day (`YYYY-MM-DD`).
@@ -20,17 +38,17 @@ pub fn day_prefix(prefix: &str, day: &str) -> String {
     format!("{prefix}dt={day}/")
 }
 
-/// (day, chain, seq) from an object key written by `object_key`.
-pub fn parse_object_key(key: &str) -> Option<(String, String, u64)> {
+/// (day, id) from a record's key (or name) written by `object_key`.
+pub fn parse_object_key(key: &str) -> Option<(String, String)> {
     let at = key.rfind("dt=")?;
     let rest = &key[at + 3..];
     let (day, name) = rest.split_once('/')?;
-    let stem = name.strip_suffix(".jsonl")?;
-    let (chain, seq) = stem.rsplit_once('-')?;
-    if seq.len() != 20 || chain.is_empty() {
+    let id = name.strip_suffix(".json")?;
+    id_time_ms(id)?;
+    if day.len() != 10 || name.contains('/') {
         return None;
     }
-    Some((day.to_string(), chain.to_string(), seq.parse().ok()?))
+    Some((day.to_string(), id.to_string()))
 }
 
 /// An S3-compatible bucket. `endpoint` is the origin requests go to: for
@@ -147,7 +165,21 @@ impl Bucket {
             "PUT",
             self.path(key),
             &[],
-            &[("content-type", "application/x-ndjson")],
+            &[("content-type", content_type(key))],
+            body,
+            unix_secs,
+        )
+    }
+
+    /// A PUT that the store refuses (412) when the object exists, where it
+    /// honours `If-None-Match: *` (AWS S3, R2, MinIO, GCS; Garage 2.5 does
+    /// not look at it and overwrites).
+    pub fn put_new_object(&self, key: &str, body: &[u8], unix_secs: u64) -> SignedRequest {
+        self.signed(
+            "PUT",
+            self.path(key),
+            &[],
+            &[("content-type", content_type(key)), ("if-none-match", "*")],
             body,
             unix_secs,
         )
@@ -178,6 +210,14 @@ impl Bucket {
             "/".to_string()
         };
         self.signed("GET", path, &query, &[], b"", unix_secs)
+    }
+}
+
+fn content_type(key: &str) -> &'static str {
+    if key.ends_with(".json") {
+        "application/json"
+    } else {
+        "application/octet-stream"
     }
 }
 
@@ -246,20 +286,31 @@ mod tests {
 
     #[test]
     fn object_keys_are_partitioned_by_day_and_parse_back() {
-        let key = object_key("audit/", "main", 42, 1_796_000_000_000);
-        assert_eq!(key, "audit/dt=2026-11-30/main-00000000000000000042.jsonl");
+        let id = record_id(1_796_000_000_000, &[0xab; 8]);
+        assert_eq!(id, "aud_1796000000000_abababababababab");
+        let key = object_key("audit/", &id, 1_796_000_000_000);
+        assert_eq!(key, format!("audit/dt=2026-11-30/{id}.json"));
         assert_eq!(
             parse_object_key(&key),
-            Some(("2026-11-30".into(), "main".into(), 42))
+            Some(("2026-11-30".into(), id.clone()))
         );
+        assert_eq!(id_time_ms(&id), Some(1_796_000_000_000));
         assert_eq!(parse_object_key("audit/dt=2026-11-30/other.txt"), None);
-        assert_eq!(parse_object_key("audit/dt=2026-11-30/main-42.jsonl"), None);
+        assert_eq!(parse_object_key("audit/dt=2026-11-30/aud_1.json"), None);
+        assert_eq!(parse_object_key("audit/log/tile/0/000"), None);
+        // Later ids sort after earlier ones.
+        assert!(record_id(1_796_000_000_001, &[0; 8]) > id);
     }
 
     #[test]
     fn path_and_virtual_host_addressing() {
         let path = Bucket::new("http://127.0.0.1:3900", "audit", true, "garage", creds()).unwrap();
         let put = path.put_object("a/dt=2026-01-01/main-1.jsonl", b"{}", 0);
+        let new = path.put_new_object("a/x.json", b"{}", 0);
+        assert!(new
+            .headers
+            .iter()
+            .any(|(k, v)| k == "if-none-match" && v == "*"));
         assert_eq!(
             put.url(),
             "http://127.0.0.1:3900/audit/a/dt%3D2026-01-01/main-1.jsonl"

@@ -1,7 +1,8 @@
-//! One audit record per line: an OCSF event (its own fields at the top level,
-//! so SIEMs read it as is) plus an `integrity` member that signs it (Ed25519)
-//! and chains it to its predecessor (SHA-256), so that edits, deletions,
-//! insertions and reordering show.
+//! One audit record: an OCSF event (its own fields at the top level, so SIEMs
+//! read it as is) plus an `integrity` member with its canonical SHA-256 hash
+//! and an Ed25519 signature over it. Where a record stands among the others
+//! is not part of it: the sealer's Merkle tree (`log`) fixes that later, so
+//! writing a record needs no shared state.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -10,68 +11,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2: one object per record, no chain; order and completeness come
+/// from the Merkle tree the sealer builds over the records (`log`).
+pub const FORMAT_VERSION: u32 = 2;
 
-/// Where a chain stands: the last record's sequence number and hash, and
-/// the hashes (16-hex prefixes) of the last [`RECENT`] records, newest first,
-/// so a writer whose swap was reported failed can tell whether its record
-/// took its place even after others chained behind it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChainHead {
-    pub seq: u64,
-    pub hash: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub recent: Vec<String>,
-}
-
-/// Records a head remembers.
-pub const RECENT: usize = 64;
-const RECENT_PREFIX: usize = 16;
-
-impl Default for ChainHead {
-    fn default() -> Self {
-        ChainHead {
-            seq: 0,
-            hash: GENESIS_HASH.to_string(),
-            recent: Vec::new(),
-        }
-    }
-}
-
-impl ChainHead {
-    /// The head once `record` (sealed on this head) is chained.
-    pub fn after(&self, record: &Record) -> ChainHead {
-        let hash = record.integrity.hash.clone();
-        let mut recent = Vec::with_capacity(RECENT);
-        recent.push(hash.get(..RECENT_PREFIX).unwrap_or(&hash).to_string());
-        recent.extend(self.recent.iter().take(RECENT - 1).cloned());
-        ChainHead {
-            seq: record.seq(),
-            hash,
-            recent,
-        }
-    }
-
-    /// Whether the record `seq`/`hash` is in this chain: `None` when it is
-    /// older than the head remembers.
-    pub fn holds(&self, seq: u64, hash: &str) -> Option<bool> {
-        if seq > self.seq || seq == 0 {
-            return Some(false);
-        }
-        let back = (self.seq - seq) as usize;
-        let prefix = hash.get(..RECENT_PREFIX).unwrap_or(hash);
-        self.recent.get(back).map(|h| h == prefix)
-    }
-}
-
-/// The signed place of a record in its chain.
+/// What the signature covers besides the event: the format and the key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Seal {
     pub v: u32,
-    pub chain: String,
-    pub seq: u64,
-    pub prev: String,
     pub kid: String,
 }
 
@@ -105,10 +52,6 @@ impl Record {
     /// When it happened (OCSF `time`, Unix milliseconds).
     pub fn time_ms(&self) -> u64 {
         self.event.get("time").and_then(Value::as_u64).unwrap_or(0)
-    }
-
-    pub fn seq(&self) -> u64 {
-        self.integrity.seal.seq
     }
 
     /// One JSON Lines line (without the newline).
@@ -210,18 +153,10 @@ impl AuditKey {
         self.signing.verifying_key()
     }
 
-    /// Signs `event` as record `seq` of `chain`, after `prev`.
-    pub fn seal(
-        &self,
-        event: Map<String, Value>,
-        chain: &str,
-        head: &ChainHead,
-    ) -> Result<Record, serde_json::Error> {
+    /// Hashes and signs `event`.
+    pub fn seal(&self, event: Map<String, Value>) -> Result<Record, serde_json::Error> {
         let seal = Seal {
             v: FORMAT_VERSION,
-            chain: chain.to_string(),
-            seq: head.seq + 1,
-            prev: head.hash.clone(),
             kid: self.kid.clone(),
         };
         let hash = record_hash(&event, &seal)?;
@@ -234,6 +169,11 @@ impl AuditKey {
                 sig: URL_SAFE_NO_PAD.encode(sig.to_bytes()),
             },
         })
+    }
+
+    /// The key itself, for signing checkpoints.
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.signing
     }
 }
 
@@ -267,7 +207,63 @@ impl Keyring {
     }
 }
 
-/// Checks one record's own hash and signature (not its place in the chain).
+/// Refuses JSON whose objects repeat a key: a reader that takes the first
+/// occurrence and one that takes the last would see different records under
+/// one valid signature.
+pub fn check_unique_keys(text: &str) -> Result<(), String> {
+    use serde::de::{Deserialize, Deserializer, Error, MapAccess, SeqAccess, Visitor};
+
+    struct Unique;
+    impl<'de> Deserialize<'de> for Unique {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(UniqueVisitor)
+        }
+    }
+    struct UniqueVisitor;
+    impl<'de> Visitor<'de> for UniqueVisitor {
+        type Value = Unique;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Unique, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if !seen.insert(key.clone()) {
+                    return Err(A::Error::custom(format!("the key {key:?} appears twice")));
+                }
+                map.next_value::<Unique>()?;
+            }
+            Ok(Unique)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Unique, A::Error> {
+            while seq.next_element::<Unique>()?.is_some() {}
+            Ok(Unique)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_unit<E>(self) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+    }
+    serde_json::from_str::<Unique>(text)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Checks one record's own hash and signature (not its place in the log).
 pub fn verify_record(record: &Record, keys: &Keyring) -> Result<(), VerifyError> {
     let key = keys
         .get(&record.integrity.seal.kid)
@@ -290,22 +286,21 @@ pub fn verify_record(record: &Record, keys: &Keyring) -> Result<(), VerifyError>
 pub(crate) mod tests {
     use super::*;
 
-    pub fn chain(key: &AuditKey, n: u64) -> Vec<Record> {
-        let mut head = ChainHead::default();
+    /// `n` records a millisecond apart, with ids in time order.
+    pub fn records(key: &AuditKey, n: u64) -> Vec<Record> {
         (1..=n)
-            .map(|seq| {
+            .map(|i| {
+                let time = 1_764_000_000_000u64 + i;
                 let event = serde_json::json!({
                     "class_uid": 6003,
-                    "time": 1_764_000_000_000u64 + seq,
-                    "metadata": {"uid": format!("aud_{seq}")},
-                    "unmapped": {"outcome": "allowed", "n": seq},
+                    "time": time,
+                    "metadata": {"uid": crate::layout::record_id(time, &[i as u8; 8])},
+                    "unmapped": {"outcome": "allowed", "n": i},
                 });
                 let Value::Object(event) = event else {
                     unreachable!()
                 };
-                let record = key.seal(event, "main", &head).unwrap();
-                head = head.after(&record);
-                record
+                key.seal(event).unwrap()
             })
             .collect()
     }
@@ -319,24 +314,23 @@ pub(crate) mod tests {
     #[test]
     fn records_round_trip_through_json_lines() {
         let key = AuditKey::new([3; 32]);
-        let record = &chain(&key, 2)[1];
+        let record = &records(&key, 2)[1];
         let line = record.to_line().unwrap();
         assert!(!line.contains('\n'));
         let back: Record = serde_json::from_str(&line).unwrap();
         assert_eq!(&back, record);
-        assert_eq!(back.id(), "aud_2");
-        assert_eq!(back.seq(), 2);
+        assert!(back.id().starts_with("aud_"));
         assert_eq!(verify_record(&back, &ring(&key)), Ok(()));
         // The OCSF fields are at the top level of the line.
         let plain: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(plain["class_uid"], 6003);
-        assert_eq!(plain["integrity"]["seq"], 2);
+        assert_eq!(plain["integrity"]["v"], 2);
     }
 
     #[test]
     fn the_hash_does_not_depend_on_key_order() {
         let key = AuditKey::new([3; 32]);
-        let record = chain(&key, 1).remove(0);
+        let record = records(&key, 1).remove(0);
         // The same event with its keys in reverse order verifies.
         let mut reversed = Map::new();
         for (k, v) in record.event.iter().rev() {
@@ -362,9 +356,22 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_repeated_key_is_refused_at_any_depth() {
+        assert_eq!(
+            check_unique_keys(r#"{"a":1,"b":[{"c":2}],"d":{"e":null}}"#),
+            Ok(())
+        );
+        assert!(check_unique_keys(r#"{"a":1,"a":2}"#).is_err());
+        assert!(check_unique_keys(r#"{"x":[{"o":"allowed","o":"denied"}]}"#).is_err());
+        let key = AuditKey::new([3; 32]);
+        let line = records(&key, 1)[0].to_line().unwrap();
+        assert_eq!(check_unique_keys(&line), Ok(()));
+    }
+
+    #[test]
     fn edits_and_foreign_keys_fail_verification() {
         let key = AuditKey::new([3; 32]);
-        let mut record = chain(&key, 1).remove(0);
+        let mut record = records(&key, 1).remove(0);
         record.event.insert("status".into(), Value::from("denied"));
         assert_eq!(
             verify_record(&record, &ring(&key)),
@@ -372,51 +379,13 @@ pub(crate) mod tests {
         );
 
         let other = AuditKey::new([4; 32]);
-        let record = chain(&key, 1).remove(0);
+        let record = records(&key, 1).remove(0);
         assert_eq!(
             verify_record(&record, &ring(&other)),
             Err(VerifyError::UnknownKey)
         );
-        let mut resigned = chain(&other, 1).remove(0);
+        let mut resigned = records(&other, 1).remove(0);
         resigned.integrity.seal.kid = key.kid().to_string();
         assert!(verify_record(&resigned, &ring(&key)).is_err());
-    }
-
-    #[test]
-    fn a_head_remembers_which_records_took_their_place() {
-        let key = AuditKey::new([7u8; 32]);
-        let records = chain(&key, 3);
-        let mut head = ChainHead::default();
-        for r in &records {
-            head = head.after(r);
-        }
-        assert_eq!(head.seq, 3);
-        for r in &records {
-            assert_eq!(head.holds(r.seq(), &r.integrity.hash), Some(true));
-        }
-        // Another record sealed for place 2 is not the one there.
-        let other = key
-            .seal(
-                Map::new(),
-                "main",
-                &ChainHead {
-                    seq: 1,
-                    ..head.clone()
-                },
-            )
-            .unwrap();
-        assert_eq!(head.holds(2, &other.integrity.hash), Some(false));
-        assert_eq!(head.holds(4, &other.integrity.hash), Some(false));
-        // Too far back to tell.
-        let later = ChainHead {
-            seq: head.seq + RECENT as u64,
-            ..head.clone()
-        };
-        assert_eq!(later.holds(1, &records[0].integrity.hash), None);
-        let mut long = head.clone();
-        for _ in 0..RECENT + 5 {
-            long = long.after(&other);
-        }
-        assert_eq!(long.recent.len(), RECENT);
     }
 }

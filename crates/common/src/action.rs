@@ -26,6 +26,7 @@ pub enum Action {
     AuditReplay,
     AuditFlush,
     AuditStatus,
+    AuditSeal,
     CopilotToken,
     CopilotUser,
     CopilotAgents,
@@ -101,7 +102,7 @@ impl Activity {
 
 impl Action {
     /// Every action but the webhook ones (see `NotifyEvent::ALL`).
-    pub const REQUESTS: [Action; 25] = [
+    pub const REQUESTS: [Action; 26] = [
         Action::Unrouted,
         Action::Health,
         Action::Jwks,
@@ -120,6 +121,7 @@ impl Action {
         Action::AuditReplay,
         Action::AuditFlush,
         Action::AuditStatus,
+        Action::AuditSeal,
         Action::CopilotToken,
         Action::CopilotUser,
         Action::CopilotAgents,
@@ -150,6 +152,7 @@ impl Action {
             Action::AuditReplay => "audit.replay",
             Action::AuditFlush => "audit.flush",
             Action::AuditStatus => "audit.status",
+            Action::AuditSeal => "audit.seal",
             Action::CopilotToken => "copilot.token",
             Action::CopilotUser => "copilot.user",
             Action::CopilotAgents => "copilot.agents",
@@ -191,7 +194,8 @@ impl Action {
             Action::AccessApprove
             | Action::AccessDeny
             | Action::GrantRenew
-            | Action::AuditFlush => Activity::Update,
+            | Action::AuditFlush
+            | Action::AuditSeal => Activity::Update,
             Action::GrantRevoke => Activity::Delete,
             Action::Unrouted
             | Action::Health

@@ -73,6 +73,7 @@ enum Mix {
     Chat,
     ChatStream,
     CompletionsStream,
+    Models,
 }
 
 impl Mix {
@@ -81,6 +82,7 @@ impl Mix {
             Mix::Chat => "chat",
             Mix::ChatStream => "chat, streamed",
             Mix::CompletionsStream => "completions, streamed",
+            Mix::Models => "/models",
         }
     }
 
@@ -96,6 +98,7 @@ impl Mix {
                 json!({"model": "gpt-4o", "stream": true,
                        "messages": [{"role": "user", "content": "explain this function: def add(a, b): return a + b"}]}),
             ),
+            Mix::Models => (format!("{base}/models"), Value::Null),
             Mix::CompletionsStream => (
                 format!("{base}/v1/engines/gpt-41-copilot/completions"),
                 json!({"prompt": "def add(a, b):\n    ", "suffix": "", "max_tokens": 50, "n": 1, "stream": true}),
@@ -137,13 +140,12 @@ async fn load(base: &str, token: &str, mix: Mix, o: &Options) -> Figures {
             let mut errors = 0;
             while Instant::now() < deadline {
                 let t = Instant::now();
-                let ok = match client
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .json(&body)
-                    .send()
-                    .await
-                {
+                let call = if body.is_null() {
+                    client.get(&url)
+                } else {
+                    client.post(&url).json(&body)
+                };
+                let ok = match call.bearer_auth(&token).send().await {
                     Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
                     _ => false,
                 };
@@ -217,7 +219,7 @@ async fn mean_instantiation(gateway: &Gateway, n: usize) -> Result<f64> {
 
 async fn grant_token(stack: &Stack) -> Result<String> {
     let (_, jwt) = stack
-        .approved_grant(&["chat", "completions"], &[], Some("grant"))
+        .approved_grant(&["chat", "completions", "models"], &[], Some("grant"))
         .await?;
     // Clients trade it for the envelope's session token, which every
     // completion and chat call then carries.
@@ -370,76 +372,183 @@ async fn start_passthrough(
     Ok((passthrough, format!("http://{addr}"), task))
 }
 
-/// Non-streamed chat on Spin's two stores, rebuilt in the test host (SQLite
-/// behind one connection; Redis with Spin's command sequence on a real
-/// server), at 8 and 64 clients, beside the bare pass-through; with the KV
-/// calls each request makes.
+/// One row of the stores table: `mix` at `clients` on `stack` beside the
+/// bare pass-through, with the KV calls each request made.
+async fn store_row(
+    label: &str,
+    stack: &Stack,
+    token: &str,
+    bare: (&str, &str),
+    mix: Mix,
+    clients: usize,
+    seconds: u64,
+) -> Result<String> {
+    let cell = Options {
+        seconds,
+        concurrency: clients,
+        ..Options::default()
+    };
+    let warm = Options {
+        seconds: 1,
+        concurrency: clients,
+        ..Options::default()
+    };
+    eprintln!("load: {label}, {}, {clients} clients", mix.name());
+    load(&stack.url, token, mix, &warm).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stack.gateway.live_instances().take_peak();
+    let stats = stack.gateway.kv().stats();
+    let (reads, writes) = (stats.reads(), stats.writes());
+    let f = load(&stack.url, token, mix, &cell).await;
+    // Work after the answer (the audit record) settles first.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let calls = f.calls.max(1) as f64;
+    let per_call_reads = (stats.reads() - reads) as f64 / calls;
+    let per_call_writes = (stats.writes() - writes) as f64 / calls;
+    let peak = stack.gateway.live_instances().take_peak();
+    load(bare.0, bare.1, mix, &warm).await;
+    let b = load(bare.0, bare.1, mix, &cell).await;
+    Ok(format!(
+        "| {label} | {} | {clients} | {:.0} | {:.2} | {:.2} | {} | {peak} | {:.0} | {:.2} | {:.2} | {per_call_reads:.2} | {per_call_writes:.2} |",
+        mix.name(),
+        f.rps,
+        f.p50_ms,
+        f.p99_ms,
+        f.errors,
+        b.rps,
+        b.p50_ms,
+        f.rps / b.rps
+    ))
+}
+
+/// Spin's two stores, rebuilt in the test host (SQLite behind one
+/// connection; Redis with Spin's command sequence on a real server), with
+/// the audit log in a bucket (Garage, when installed) or in KV (the laptop
+/// default), beside the bare pass-through; with the KV calls per request.
 async fn spin_store_table(o: &Options, passthrough_url: &str, bare_token: &str) -> Result<String> {
     let redis = RedisServer::start().await?;
+    let garage = match copilot_jit_testkit::garage::Garage::start().await {
+        Ok(g) => Some(g),
+        Err(e) => {
+            eprintln!("no Garage ({e}): the bucket rows are left out");
+            None
+        }
+    };
     let mut table = String::new();
     writeln!(
         table,
-        "## On Spin's stores ({} s per cell, non-streamed chat, Spin's instance pool)\n",
+        "## On Spin's stores ({} s per cell, Spin's instance pool)\n",
         o.seconds
     )?;
     writeln!(
         table,
-        "| store | clients | copilot-jit req/s | p50 ms | p99 ms | errors | instances alive, peak | bare req/s | bare p50 ms | ratio | KV reads/call | KV writes/call |"
+        "| store, audit | request | clients | copilot-jit req/s | p50 ms | p99 ms | errors | instances alive, peak | bare req/s | bare p50 ms | ratio | KV reads/call | KV writes/call |"
     )?;
     writeln!(
         table,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )?;
-    for (name, store) in [
-        ("SQLite (Spin default)", StoreKind::Sqlite),
-        ("Redis (Spin's store)", StoreKind::Redis(redis.url.clone())),
-    ] {
+    let bucket_vars: HashMap<String, String> = garage
+        .as_ref()
+        .map(|g| g.audit_variables().into_iter().collect())
+        .unwrap_or_default();
+    let all_mixes = [
+        Mix::Chat,
+        Mix::ChatStream,
+        Mix::CompletionsStream,
+        Mix::Models,
+    ];
+    struct Setup {
+        label: &'static str,
+        store: StoreKind,
+        variables: HashMap<String, String>,
+        mixes: Vec<Mix>,
+        clients: Vec<usize>,
+    }
+    let mut setups = Vec::new();
+    if garage.is_some() {
+        setups.push(Setup {
+            label: "SQLite, bucket",
+            store: StoreKind::Sqlite,
+            variables: bucket_vars.clone(),
+            mixes: all_mixes.to_vec(),
+            clients: vec![1, 8, 64],
+        });
+    }
+    setups.push(Setup {
+        label: "SQLite, KV only",
+        store: StoreKind::Sqlite,
+        variables: HashMap::new(),
+        mixes: vec![Mix::Chat],
+        clients: vec![1, 8, 64],
+    });
+    if garage.is_some() {
+        setups.push(Setup {
+            label: "Redis, bucket",
+            store: StoreKind::Redis(redis.url.clone()),
+            variables: bucket_vars.clone(),
+            mixes: vec![Mix::Chat],
+            clients: vec![8, 64],
+        });
+    }
+    for Setup {
+        label,
+        store,
+        variables,
+        mixes,
+        clients,
+    } in setups
+    {
         let stack = Stack::start_with(StackOptions {
             store,
+            variables,
             ..StackOptions::default()
         })
         .await?;
         let token = grant_token(&stack).await?;
-        for clients in [8, 64] {
-            let cell = Options {
-                seconds: o.seconds,
-                concurrency: clients,
-                ..Options::default()
-            };
-            let warm = Options {
-                seconds: 1,
-                concurrency: clients,
-                ..Options::default()
-            };
-            eprintln!("load: {name}, {clients} clients");
-            load(&stack.url, &token, Mix::Chat, &warm).await;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            stack.gateway.live_instances().take_peak();
-            let stats = stack.gateway.kv().stats();
-            let (reads, writes) = (stats.reads(), stats.writes());
-            let f = load(&stack.url, &token, Mix::Chat, &cell).await;
-            // Work after the answer (the audit record) settles first.
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let calls = f.calls.max(1) as f64;
-            let per_call_reads = (stats.reads() - reads) as f64 / calls;
-            let per_call_writes = (stats.writes() - writes) as f64 / calls;
-            let peak = stack.gateway.live_instances().take_peak();
-            load(passthrough_url, bare_token, Mix::Chat, &warm).await;
-            let bare = load(passthrough_url, bare_token, Mix::Chat, &cell).await;
-            writeln!(
-                table,
-                "| {name} | {clients} | {:.0} | {:.2} | {:.2} | {} | {peak} | {:.0} | {:.2} | {:.2} | {per_call_reads:.1} | {per_call_writes:.1} |",
-                f.rps,
-                f.p50_ms,
-                f.p99_ms,
-                f.errors,
-                bare.rps,
-                bare.p50_ms,
-                f.rps / bare.rps
-            )?;
+        for mix in mixes {
+            for &n in &clients {
+                let row = store_row(
+                    label,
+                    &stack,
+                    &token,
+                    (passthrough_url, bare_token),
+                    mix,
+                    n,
+                    o.seconds,
+                )
+                .await?;
+                writeln!(table, "{row}")?;
+            }
         }
     }
     Ok(table)
+}
+
+/// Per-record authentication cost, natively: Ed25519 (what records carry,
+/// publicly verifiable) against HMAC-SHA256 (needs the secret to verify).
+fn record_auth_figures() -> String {
+    use hmac::{Hmac, Mac};
+    let key = copilot_jit_audit_log::record::AuditKey::new([7; 32]);
+    let hash = [42u8; 32];
+    let n = 20_000;
+    let started = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(ed25519_dalek::Signer::sign(key.signing_key(), &hash));
+    }
+    let ed = started.elapsed().as_secs_f64() * 1e6 / n as f64;
+    let started = Instant::now();
+    for _ in 0..n {
+        let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(&[7; 32]) else {
+            return String::new();
+        };
+        mac.update(&hash);
+        std::hint::black_box(mac.finalize());
+    }
+    let hm = started.elapsed().as_secs_f64() * 1e6 / n as f64;
+    format!(
+        "Per-record authentication (native, this machine): Ed25519 sign {ed:.1} µs, HMAC-SHA256 {hm:.2} µs.\n"
+    )
 }
 
 /// The upstream's own Copilot token, as a client of Copilot presents it.
@@ -494,7 +603,7 @@ async fn main() -> Result<()> {
     if o.stores {
         let bare_token = upstream_copilot_token(&stack).await?;
         let table = spin_store_table(&o, &passthrough_url, &bare_token).await?;
-        println!("{table}");
+        println!("{table}\n{}", record_auth_figures());
         return Ok(());
     }
 

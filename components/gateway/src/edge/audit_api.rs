@@ -1,5 +1,5 @@
 //! The auditor's API: records, a grant's replay against today's policy,
-//! shipping the spool, and the trail's status.
+//! shipping the spool, sealing the log, and the trail's status.
 
 use copilot_jit_access_policy::{Action, Resource};
 use serde_json::{json, Value};
@@ -62,7 +62,37 @@ pub(super) fn records(ctx: &mut Ctx) -> Result<Reply, ApiError> {
         .iter()
         .filter_map(|r| serde_json::from_str(r).ok())
         .collect();
-    Ok(Reply::Json(200, json!({"records": records})))
+    let retries = retries(&records);
+    Ok(Reply::Json(
+        200,
+        json!({"records": records, "retries": retries}),
+    ))
+}
+
+/// Retries, linked when the trail is read (the hot path keeps no state to
+/// link them): record id → the first record (oldest, records come in time
+/// order) with the same caller and client request id.
+fn retries(records: &[Value]) -> serde_json::Map<String, Value> {
+    let mut first: std::collections::HashMap<(String, String), String> = Default::default();
+    let mut out = serde_json::Map::new();
+    for r in records {
+        let (Some(id), Some(client_id)) = (
+            r["metadata"]["uid"].as_str(),
+            r["unmapped"]["client_request_id"].as_str(),
+        ) else {
+            continue;
+        };
+        let caller = r["actor"]["user"]["uid"].as_str().unwrap_or("").to_string();
+        match first.entry((caller, client_id.to_string())) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                out.insert(id.to_string(), json!(e.get()));
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(id.to_string());
+            }
+        }
+    }
+    out
 }
 
 /// The groups a recorded caller had.
@@ -77,7 +107,7 @@ fn recorded_groups(record: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// `GET /v1/audit/grants/{id}/replay`: one grant's records in chain order,
+/// `GET /v1/audit/grants/{id}/replay`: one grant's records in time order,
 /// prompts and responses as recorded, each re-checked against today's
 /// masking policy: would it pass today? `as_groups=a,b` re-checks as if
 /// members of those groups had sent them.
@@ -99,15 +129,15 @@ pub(super) fn replay(ctx: &mut Ctx, grant_id: &str) -> Result<Reply, ApiError> {
         limit: MAX_RECORDS,
     })
     .map_err(audit_failure)?;
+    let records: Vec<Value> = records
+        .iter()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let retries = retries(&records);
     let mut exchanges = Vec::new();
-    for line in &records {
-        let Ok(record) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
+    for record in &records {
         let unmapped = &record["unmapped"];
-        let groups = as_groups
-            .clone()
-            .unwrap_or_else(|| recorded_groups(&record));
+        let groups = as_groups.clone().unwrap_or_else(|| recorded_groups(record));
         let masking_ctx = masking_context(&groups)?;
         let recheck = |text: Option<&str>, prompt: bool| -> Value {
             let Some(text) = text else { return Value::Null };
@@ -122,12 +152,13 @@ pub(super) fn replay(ctx: &mut Ctx, grant_id: &str) -> Result<Reply, ApiError> {
         let prompt = unmapped["prompt"].as_str();
         let response = unmapped["response"].as_str();
         let today_prompt = recheck(prompt, true);
-        let today_policy = replay_policy(&record, &groups)?;
+        let today_policy = replay_policy(record, &groups)?;
         let would_block =
             today_prompt["blocked"].as_bool().unwrap_or(false) || today_policy["allowed"] == false;
+        let id = record["metadata"]["uid"].as_str().unwrap_or("");
         exchanges.push(json!({
-            "seq": record["integrity"]["seq"],
-            "id": record["metadata"]["uid"],
+            "id": id,
+            "retry_of": retries.get(id),
             "time": record["time"],
             "action": unmapped["action"],
             "path": record["http_request"]["url"]["path"],
@@ -218,17 +249,58 @@ pub(super) fn flush(ctx: &mut Ctx) -> Result<Reply, ApiError> {
     }
 }
 
-/// `GET /v1/audit/status`: storage, spool, chain head, the signing key.
+/// `GET /v1/audit/status`: storage, spool, losses, the log's checkpoint
+/// and what waits to be sealed, the signing key.
 pub(super) fn status(ctx: &mut Ctx) -> Result<Reply, ApiError> {
     require_auditor(ctx)?;
     let s = audit::status().map_err(audit_failure)?;
+    let stale = s
+        .oldest_unsealed_age_ms
+        .is_some_and(|age| age > s.unsealed_max_age_ms);
     Ok(Reply::Json(
         200,
         json!({
             "storage": s.storage,
             "spool": {"depth": s.spool_depth, "max": s.spool_max},
-            "head": {"chain": "main", "seq": s.head_seq, "hash": s.head_hash},
+            "records_lost": s.records_lost,
+            "unauthenticated_not_spooled": s.unauthenticated_not_spooled,
+            "log": {
+                "origin": s.origin,
+                "size": s.log_size,
+                "root": s.log_root,
+                "checkpoint": s.checkpoint,
+                "unsealed": s.unsealed,
+                "oldest_unsealed_age_ms": s.oldest_unsealed_age_ms,
+                "unsealed_max_age_ms": s.unsealed_max_age_ms,
+                "overdue": stale,
+            },
             "public_key": {"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "kid": s.kid, "x": s.public_key},
+        }),
+    ))
+}
+
+/// `POST /v1/audit/seal`: integrates the records written since the last
+/// checkpoint into the log and signs a new checkpoint; for a scheduler
+/// (an identity the policy lets read the audit trail). One at a time.
+pub(super) fn seal(ctx: &mut Ctx) -> Result<Reply, ApiError> {
+    require_auditor(ctx)?;
+    let report = audit::seal().map_err(|e| match e {
+        audit::AuditError::SealerBusy(why) => ApiError::new(
+            ErrorKind::InvalidState,
+            "another sealer is running; try again later",
+        )
+        .detail(why),
+        other => audit_failure(other),
+    })?;
+    Ok(Reply::Json(
+        200,
+        json!({
+            "sealed": report.sealed,
+            "size": report.size,
+            "root": report.root,
+            "checkpoint": report.checkpoint,
+            "refused": report.refused,
+            "remaining": report.remaining,
         }),
     ))
 }

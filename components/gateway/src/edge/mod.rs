@@ -170,6 +170,7 @@ fn dispatch(
         Route::AuditReplay(grant) => audit_api::replay(ctx, &grant),
         Route::AuditFlush => audit_api::flush(ctx),
         Route::AuditStatus => audit_api::status(ctx),
+        Route::AuditSeal => audit_api::seal(ctx),
         Route::CopilotToken => copilot_api::token_envelope(ctx),
         Route::CopilotUser => copilot_api::user(ctx, false),
         Route::GithubUser => copilot_api::user(ctx, true),

@@ -97,7 +97,7 @@ fn main() {
                 action(entry.get("response"), name),
             ));
             let start = if kind == "hostname" {
-                Start::HostRunStart
+                Start::HostRun
             } else {
                 Start::Here
             };

@@ -122,9 +122,7 @@ impl InComponent {
             &mut results,
         )
         .await?;
-        let took = started.elapsed();
-        func.post_return_async(&mut self.store).await?;
-        Ok(took)
+        Ok(started.elapsed())
     }
 
     async fn mb_per_s(&mut self, text: &str) -> Result<f64> {

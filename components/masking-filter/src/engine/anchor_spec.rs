@@ -20,7 +20,7 @@ pub enum Start {
     BeforeAt,
     /// The anchor is a host-name suffix: the candidate is the start of the
     /// run of host-name bytes that contains it.
-    HostRunStart,
+    HostRun,
 }
 
 /// (detector, anchor, where the candidate is), in detector order.

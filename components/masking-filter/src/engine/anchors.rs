@@ -111,7 +111,7 @@ pub(super) fn candidates(text: &[u8], complete: bool) -> Vec<(u32, Detectors)> {
             Start::Here => Some(at),
             Start::AfterContext => Some(at + 1),
             Start::BeforeAt => run_start(text, at, MAX_LOCAL, is_local).filter(|s| *s < at),
-            Start::HostRunStart => {
+            Start::HostRun => {
                 let mut s = host_low.filter(|low| *low <= at).unwrap_or(at);
                 while s > 0 && is_host(text[s - 1]) && at - s < MAX_HOST {
                     s -= 1;

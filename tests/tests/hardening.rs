@@ -483,3 +483,144 @@ async fn a_renewal_passes_every_policy_a_new_request_would() {
         .await;
     assert_eq!(renewed.status, 201, "{}", renewed.text);
 }
+
+/// An Entra-like token: a different `sub` per app, the same `oid`.
+fn entra_token(stack: &Stack, oid: &str, app: &str, groups: &[&str]) -> String {
+    use copilot_jit_testkit::dev_issuer::{now, Alg};
+    let now = now();
+    stack.issuer.sign(
+        Alg::Rs256,
+        json!({"iss": stack.issuer.issuer(), "sub": format!("{oid}-pairwise-{app}"), "oid": oid,
+               "aud": app, "email": format!("{oid}@Example.com"), "email_verified": true,
+               "name": oid, "groups": groups, "iat": now, "nbf": now, "exp": now + 3600}),
+    )
+}
+
+#[tokio::test]
+async fn one_person_with_tokens_for_two_apps_is_one_approver() {
+    use copilot_jit_testkit::harness::APPROVERS;
+    let stack = Stack::start_with(StackOptions {
+        variables: [
+            (
+                "oidc_audience".to_string(),
+                "copilot-jit,second-app".to_string(),
+            ),
+            ("oidc_subject_claim".to_string(), "oid".to_string()),
+        ]
+        .into(),
+        ..StackOptions::default()
+    })
+    .await
+    .expect("stack");
+    // Sam asks with one app's token and tries to approve with the other's.
+    let sam_a = entra_token(&stack, "sam", "copilot-jit", &["developers", APPROVERS]);
+    let sam_b = entra_token(&stack, "sam", "second-app", &[APPROVERS]);
+    let asked = stack
+        .call(
+            "POST",
+            "/v1/access-requests",
+            Some(&sam_a),
+            json!({"scopes": ["chat"], "reason": "x"}),
+        )
+        .await;
+    assert_eq!(asked.status, 201, "{}", asked.text);
+    assert_eq!(asked.json["request"]["requester"]["subject"], "sam");
+    assert_eq!(
+        asked.json["request"]["requester"]["email"],
+        "sam@example.com"
+    );
+    let id = asked.json["request"]["id"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let approved = stack
+        .call(
+            "POST",
+            &format!("/v1/access-requests/{id}/approve"),
+            Some(&sam_b),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        approved.status, 403,
+        "self-approval through a second app: {}",
+        approved.text
+    );
+
+    // A contractor's request needs two people from security: one person's
+    // two tokens count once.
+    let cora = entra_token(&stack, "cora", "copilot-jit", &["contractors"]);
+    let asked = stack
+        .call(
+            "POST",
+            "/v1/access-requests",
+            Some(&cora),
+            json!({"scopes": ["chat"], "reason": "x"}),
+        )
+        .await;
+    assert_eq!(asked.status, 201, "{}", asked.text);
+    let id = asked.json["request"]["id"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let sec_a = entra_token(&stack, "sec-1", "copilot-jit", &["security"]);
+    let sec_b = entra_token(&stack, "sec-1", "second-app", &["security"]);
+    let first = stack
+        .call(
+            "POST",
+            &format!("/v1/access-requests/{id}/approve"),
+            Some(&sec_a),
+            json!({}),
+        )
+        .await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let second = stack
+        .call(
+            "POST",
+            &format!("/v1/access-requests/{id}/approve"),
+            Some(&sec_b),
+            json!({}),
+        )
+        .await;
+    let status = stack
+        .call(
+            "GET",
+            &format!("/v1/access-requests/{id}"),
+            Some(&cora),
+            copilot_jit_testkit::harness::Body::Empty,
+        )
+        .await;
+    assert_eq!(
+        status.json["request"]["status"], "pending",
+        "second: {} now: {}",
+        second.text, status.text
+    );
+}
+
+#[tokio::test]
+async fn an_unverified_email_is_not_shown_to_approvers() {
+    use copilot_jit_testkit::dev_issuer::{now, Alg};
+    let stack = Stack::start().await.expect("stack");
+    let now = now();
+    let token = stack.issuer.sign(
+        Alg::Rs256,
+        json!({"iss": stack.issuer.issuer(), "sub": "eve", "aud": "copilot-jit",
+               "email": "ceo@example.com", "email_verified": false, "name": "Eve",
+               "groups": ["developers"], "iat": now, "nbf": now, "exp": now + 3600}),
+    );
+    let asked = stack
+        .call(
+            "POST",
+            "/v1/access-requests",
+            Some(&token),
+            json!({"scopes": ["chat"], "reason": "x"}),
+        )
+        .await;
+    assert_eq!(asked.status, 201, "{}", asked.text);
+    assert!(
+        asked.json["request"]["requester"]["email"].is_null(),
+        "{}",
+        asked.text
+    );
+    assert!(!asked.text.contains("ceo@example.com"));
+}

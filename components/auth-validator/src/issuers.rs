@@ -17,6 +17,8 @@ pub struct Issuer {
     /// Accepted audiences (`oidc_audience` may list several, comma-separated).
     pub audiences: Vec<String>,
     pub algorithms: Vec<String>,
+    /// The claim that identifies a person (`oidc_subject_claim`, `sub`).
+    pub subject_claim: String,
     pub groups_claim: String,
     pub email_claim: String,
     pub name_claim: String,
@@ -72,6 +74,7 @@ pub fn configured(get: impl Fn(&str) -> Option<String>) -> Result<Vec<Issuer>, S
                 audiences
             },
             algorithms: algorithms("oidc_algorithms")?,
+            subject_claim: get("oidc_subject_claim").unwrap_or_else(|| "sub".into()),
             groups_claim: get("oidc_groups_claim").unwrap_or_else(|| "groups".into()),
             email_claim: get("oidc_email_claim").unwrap_or_else(|| "email".into()),
             name_claim: get("oidc_name_claim").unwrap_or_else(|| "name".into()),
@@ -88,6 +91,7 @@ pub fn configured(get: impl Fn(&str) -> Option<String>) -> Result<Vec<Issuer>, S
             audiences: list(&audience),
             // GitHub signs Actions tokens with RS256.
             algorithms: vec!["RS256".into()],
+            subject_claim: "sub".into(),
             groups_claim: String::new(),
             email_claim: String::new(),
             name_claim: String::new(),

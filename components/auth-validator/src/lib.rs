@@ -2,6 +2,7 @@
 //! issuer. Keys come from the issuer's discovery document and JWKS over
 //! outbound HTTP and are cached in `wasi:keyvalue`.
 
+pub mod claims;
 pub mod issuers;
 pub mod jwt;
 
@@ -132,34 +133,22 @@ mod bindings {
     fn principal(
         claims: &serde_json::Map<String, serde_json::Value>,
         issuer: &Issuer,
-    ) -> Principal {
-        let text = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_string);
-        let groups = match claims.get(&issuer.groups_claim) {
-            Some(serde_json::Value::Array(list)) => list
-                .iter()
-                .filter_map(|g| g.as_str().map(str::to_string))
-                .collect(),
-            Some(serde_json::Value::String(s)) => vec![s.clone()],
-            _ => Vec::new(),
-        };
-        Principal {
+    ) -> Result<Principal, AuthError> {
+        let who = super::claims::identity(claims, issuer)
+            .map_err(|why| fail(AuthFailure::Malformed, why))?;
+        Ok(Principal {
             kind: match issuer.kind {
                 Kind::Human => PrincipalKind::Human,
                 Kind::Workload => PrincipalKind::Workload,
                 Kind::Agent => PrincipalKind::Agent,
             },
             issuer: issuer.issuer.clone(),
-            subject: text("sub").unwrap_or_default(),
-            email: text("email"),
-            // A workflow run is known by its repository.
-            name: if issuer.github_actions {
-                text("repository")
-            } else {
-                text("name")
-            },
-            groups,
+            subject: who.subject,
+            email: who.email,
+            name: who.name,
+            groups: who.groups,
             claims_json: serde_json::Value::Object(claims.clone()).to_string(),
-        }
+        })
     }
 
     struct Component;
@@ -194,15 +183,7 @@ mod bindings {
             token
                 .verify_signature(jwk, &allowed)
                 .map_err(from_rejection)?;
-            let subject_ok = token
-                .claims
-                .get("sub")
-                .and_then(|s| s.as_str())
-                .is_some_and(|s| !s.is_empty());
-            if !subject_ok {
-                return Err(fail(AuthFailure::Malformed, "sub is missing"));
-            }
-            Ok(principal(&token.claims, issuer))
+            principal(&token.claims, issuer)
         }
     }
 

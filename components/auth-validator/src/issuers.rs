@@ -170,3 +170,61 @@ mod tests {
         assert!(configured(vars(&[("oidc_issuer", "https://idp")])).is_err());
     }
 }
+
+/// `scheme://host[:port]` of an absolute http(s) URL.
+pub fn origin_of(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    Some(&url[..url.len() - rest.len() + authority.len()])
+}
+
+/// Keys are fetched only from the issuer's own origin (or the configured
+/// `oidc_issuer_origin`): a discovery document must not send the gateway to
+/// another host the app may reach (the bucket, Copilot, the webhook).
+pub fn jwks_uri_allowed(issuer: &str, issuer_origin: Option<&str>, jwks_uri: &str) -> bool {
+    let Some(keys) = origin_of(jwks_uri) else {
+        return false;
+    };
+    let same =
+        |o: Option<&str>| o.is_some_and(|o| o.trim_end_matches('/').eq_ignore_ascii_case(keys));
+    same(origin_of(issuer)) || same(issuer_origin)
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::*;
+
+    #[test]
+    fn keys_come_from_the_issuers_origin_only() {
+        let iss = "https://login.example.com/tenant/v2.0";
+        assert!(jwks_uri_allowed(
+            iss,
+            None,
+            "https://login.example.com/tenant/keys"
+        ));
+        assert!(jwks_uri_allowed(
+            iss,
+            Some("https://keys.example.com"),
+            "https://keys.example.com/k"
+        ));
+        for other in [
+            "https://s3.example.com/bucket/keys",
+            "https://login.example.com.evil.example/keys",
+            "https://user@login.example.com/keys",
+            "http://login.example.com/tenant/keys",
+            "ftp://login.example.com/keys",
+            "/relative/keys",
+        ] {
+            assert!(!jwks_uri_allowed(iss, None, other), "{other}");
+        }
+        assert_eq!(
+            origin_of("http://127.0.0.1:8080/x?y"),
+            Some("http://127.0.0.1:8080")
+        );
+    }
+}

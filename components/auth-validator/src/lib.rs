@@ -27,10 +27,17 @@ mod bindings {
     /// (`oidc_jwks_refetch_secs`), so forged kids cannot drive a fetch storm.
     const REFETCH_INTERVAL_SECS: u64 = 30;
     const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+    /// An issuer that does not answer in time counts as unreachable: a
+    /// token never waits longer than this per document.
+    const IDP_TIMEOUT_MS: u64 = 3000;
 
     #[derive(serde::Serialize, serde::Deserialize)]
     struct CachedJwks {
         fetched_at: u64,
+        /// The last fetch tried, successful or not: refetches are counted
+        /// from it, so an unreachable issuer is not asked on every token.
+        #[serde(default)]
+        attempted_at: u64,
         jwks: serde_json::Value,
     }
 
@@ -58,7 +65,11 @@ mod bindings {
     /// A bounded GET of a JSON document.
     fn http_get(url: &str) -> Result<Vec<u8>, String> {
         let response = Request::new(Method::Get, url)
-            .and_then(|r| r.header("accept", "application/json").send(None))
+            .and_then(|r| {
+                r.header("accept", "application/json")
+                    .timeout_ms(IDP_TIMEOUT_MS)
+                    .send(None)
+            })
             .map_err(|e| e.to_string())?;
         if response.status() != 200 {
             return Err(format!("{url} answered {}", response.status()));
@@ -79,6 +90,12 @@ mod bindings {
         let jwks_uri = discovery["jwks_uri"]
             .as_str()
             .ok_or("discovery document has no jwks_uri")?;
+        let origin = variable("oidc_issuer_origin");
+        if !issuers::jwks_uri_allowed(issuer, origin.as_deref(), jwks_uri) {
+            return Err(format!(
+                "discovery names keys outside the issuer's origin: {jwks_uri}"
+            ));
+        }
         serde_json::from_slice(&http_get(jwks_uri)?).map_err(|e| e.to_string())
     }
 
@@ -99,17 +116,29 @@ mod bindings {
             let interval = variable("oidc_jwks_refetch_secs")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(REFETCH_INTERVAL_SECS);
-            let may_refetch = now >= c.fetched_at + interval;
-            if let Some(jwks) = parse(&c.jwks) {
+            let may_refetch = now >= c.fetched_at.max(c.attempted_at) + interval;
+            let keys = parse(&c.jwks);
+            if let Some(jwks) = &keys {
                 if fresh && (jwks.find(kid).is_some() || !may_refetch) {
-                    return Ok(jwks);
+                    return Ok(jwks.clone());
                 }
+            }
+            if !may_refetch {
+                // Tried too recently (the issuer may be down): what we hold,
+                // or nothing, but no fetch per token.
+                return keys.ok_or_else(|| {
+                    fail(
+                        AuthFailure::KeysUnavailable,
+                        "issuer keys are unavailable; the next fetch is throttled",
+                    )
+                });
             }
         }
         match fetch_jwks(issuer) {
             Ok(jwks) => {
                 let entry = CachedJwks {
                     fetched_at: now,
+                    attempted_at: now,
                     jwks: jwks.clone(),
                 };
                 if let Ok(bytes) = serde_json::to_vec(&entry) {
@@ -120,13 +149,25 @@ mod bindings {
                     .ok_or_else(|| fail(AuthFailure::KeysUnavailable, "issuer JWKS is not valid"))
             }
             // Keys we still hold keep serving while the issuer is unreachable.
-            Err(e) => match cached.as_ref().and_then(|c| parse(&c.jwks)) {
-                Some(jwks) => Ok(jwks),
-                None => Err(fail(
-                    AuthFailure::KeysUnavailable,
-                    format!("fetching issuer keys: {e}"),
-                )),
-            },
+            Err(e) => {
+                let entry = CachedJwks {
+                    fetched_at: cached.as_ref().map_or(0, |c| c.fetched_at),
+                    attempted_at: now,
+                    jwks: cached
+                        .as_ref()
+                        .map_or(serde_json::Value::Null, |c| c.jwks.clone()),
+                };
+                if let Ok(bytes) = serde_json::to_vec(&entry) {
+                    let _ = bucket.set(&cache_key, &bytes);
+                }
+                match cached.as_ref().and_then(|c| parse(&c.jwks)) {
+                    Some(jwks) => Ok(jwks),
+                    None => Err(fail(
+                        AuthFailure::KeysUnavailable,
+                        format!("fetching issuer keys: {e}"),
+                    )),
+                }
+            }
         }
     }
 

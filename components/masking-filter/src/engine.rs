@@ -195,6 +195,14 @@ fn all_detectors() -> impl Iterator<Item = &'static Detector> {
     BUILTIN_DETECTORS.iter().chain(ORG_DETECTORS.iter())
 }
 
+/// Detector `index` in `all_detectors()` order.
+fn detector_at(index: usize) -> Option<&'static Detector> {
+    match index.checked_sub(BUILTIN_DETECTORS.len()) {
+        None => BUILTIN_DETECTORS.get(index),
+        Some(org) => ORG_DETECTORS.get(org),
+    }
+}
+
 /// The actions that apply to one caller: the policy's base actions, with
 /// the overrides of the caller's groups (the most permissive one wins).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -408,10 +416,10 @@ fn decide(at: &At, at_end: bool, detectors: anchors::Detectors) -> Decision {
         .prev
         .is_some_and(|p| p.is_ascii_alphanumeric() || p == b'_');
     let mut undecided = false;
-    for (index, detector) in all_detectors().enumerate() {
-        let listed = index >= 64 || detectors & (1 << index) != 0;
-        if !listed || !detector.may_start(first, word_start) {
-            continue;
+    // One detector's say; `Some` ends the search.
+    let mut consider = |index: usize, detector: &'static Detector| -> Option<Decision> {
+        if !detector.may_start(first, word_start) {
+            return None;
         }
         let decision = match detector.probe(at) {
             Probe::Match { len, keep } => Decision::Hit {
@@ -428,16 +436,34 @@ fn decide(at: &At, at_end: bool, detectors: anchors::Detectors) -> Decision {
             },
             Probe::NeedMore if !at_end && at.text.len() <= at.limit => {
                 undecided = true;
-                continue;
+                return None;
             }
-            _ => continue,
+            _ => return None,
         };
         // An earlier detector might still match here: wait for it.
-        return if undecided {
+        Some(if undecided {
             Decision::Undecided
         } else {
             decision
-        };
+        })
+    };
+    let count = BUILTIN_DETECTORS.len() + ORG_DETECTORS.len();
+    if detectors != anchors::ANY_DETECTOR && count <= 64 {
+        // Only the detectors whose anchor fired here, in priority order.
+        let mut bits = detectors;
+        while bits != 0 {
+            let index = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if let Some(decision) = detector_at(index).and_then(|d| consider(index, d)) {
+                return decision;
+            }
+        }
+    } else {
+        for (index, detector) in all_detectors().enumerate() {
+            if let Some(decision) = consider(index, detector) {
+                return decision;
+            }
+        }
     }
     if undecided {
         Decision::Undecided
@@ -548,6 +574,9 @@ impl Scanner<'_> {
         let mut fast_end = match self.positions {
             Positions::Every => 0,
             Positions::Anchored if self.at_end => bytes.len(),
+            // A short stream piece is cheaper to probe position by position
+            // than to run the automaton over.
+            Positions::Anchored if bytes.len() < 4 * anchors::TAIL => 0,
             Positions::Anchored => bytes.len().saturating_sub(anchors::TAIL),
         };
         while !text.is_char_boundary(fast_end) {
@@ -558,9 +587,15 @@ impl Scanner<'_> {
         } else {
             Vec::new()
         };
-        let keyed = fingerprint_mac(&self.profile.fingerprint_key);
+        // Keyed once per scan, and only when something is found.
+        let keyed_once = core::cell::OnceCell::new();
+        let keyed = || {
+            keyed_once
+                .get_or_init(|| fingerprint_mac(&self.profile.fingerprint_key))
+                .clone()
+        };
         let fingerprint_of = |value: &[u8]| {
-            keyed.clone().map(|mut mac| {
+            keyed().map(|mut mac| {
                 use hmac::Mac as _;
                 mac.update(value);
                 fingerprint_hex(mac)
@@ -638,7 +673,7 @@ impl Scanner<'_> {
                     if redact {
                         out.push_str(&text[copied_from..i + keep]);
                         out.push_str(&replacement(detector.name));
-                        mac = keyed.clone().map(|mut m| {
+                        mac = keyed().map(|mut m| {
                             use hmac::Mac as _;
                             m.update(&bytes[i + keep..window_end]);
                             m

@@ -20,7 +20,7 @@ fn stream(
     let mut out = String::new();
     let mut rest = text;
     while !rest.is_empty() {
-        let mut cut = (cuts.below(rest.len().min(64)) + 1).min(rest.len());
+        let mut cut = (cuts.below(rest.len().min(512)) + 1).min(rest.len());
         while !rest.is_char_boundary(cut) {
             cut += 1;
         }

@@ -33,6 +33,24 @@ pub enum Action {
     CopilotCompletions,
     CopilotModels,
     CopilotEmbeddings,
+    /// `POST /login/device/code`: a device flow starts.
+    SignInDeviceCode,
+    /// `POST /login/oauth/access_token`: a device polls for its credential.
+    SignInToken,
+    /// A person binds a device code to themselves (page or API).
+    SignInBind,
+    /// A sign-in credential ended (sign-out, device revoke).
+    SignInRevoke,
+    /// The signed-in devices of a person.
+    SignInList,
+    /// The GitHub API shapes clients read about the signed-in user.
+    GithubUser,
+    /// Endpoints clients probe that the gateway does not offer (404).
+    NotOffered,
+    /// A person signs in to the pages at the IdP (the login callback).
+    WebLogin,
+    /// A page is shown.
+    PageView,
     /// A webhook message about an access request.
     Notify(NotifyEvent),
 }
@@ -101,7 +119,7 @@ impl Activity {
 
 impl Action {
     /// Every action but the webhook ones (see `NotifyEvent::ALL`).
-    pub const REQUESTS: [Action; 25] = [
+    pub const REQUESTS: [Action; 34] = [
         Action::Unrouted,
         Action::Health,
         Action::Jwks,
@@ -127,6 +145,15 @@ impl Action {
         Action::CopilotCompletions,
         Action::CopilotModels,
         Action::CopilotEmbeddings,
+        Action::SignInDeviceCode,
+        Action::SignInToken,
+        Action::SignInBind,
+        Action::SignInRevoke,
+        Action::SignInList,
+        Action::GithubUser,
+        Action::NotOffered,
+        Action::WebLogin,
+        Action::PageView,
     ];
 
     /// The name records carry. An unrouted request's is empty.
@@ -157,6 +184,15 @@ impl Action {
             Action::CopilotCompletions => "copilot.completions",
             Action::CopilotModels => "copilot.models",
             Action::CopilotEmbeddings => "copilot.embeddings",
+            Action::SignInDeviceCode => "signin.device_code",
+            Action::SignInToken => "signin.token",
+            Action::SignInBind => "signin.bind",
+            Action::SignInRevoke => "signin.revoke",
+            Action::SignInList => "signin.list",
+            Action::GithubUser => "github.user",
+            Action::NotOffered => "not_offered",
+            Action::WebLogin => "signin.web",
+            Action::PageView => "page.view",
             Action::Notify(NotifyEvent::AutoApproved) => "notify.access.auto_approved",
             Action::Notify(NotifyEvent::Requested) => "notify.access.requested",
             Action::Notify(NotifyEvent::Approved) => "notify.access.approved",
@@ -180,19 +216,26 @@ impl Action {
             Action::AccessRequest
             | Action::GrantToken
             | Action::GrantExchange
-            | Action::CopilotToken => Activity::Create,
+            | Action::CopilotToken
+            | Action::SignInDeviceCode
+            | Action::SignInToken
+            | Action::WebLogin => Activity::Create,
             Action::AccessList
             | Action::AccessShow
             | Action::AuditRead
             | Action::AuditReplay
             | Action::AuditStatus
             | Action::CopilotUser
-            | Action::CopilotAgents => Activity::Read,
+            | Action::CopilotAgents
+            | Action::SignInList
+            | Action::GithubUser
+            | Action::PageView => Activity::Read,
             Action::AccessApprove
             | Action::AccessDeny
             | Action::GrantRenew
-            | Action::AuditFlush => Activity::Update,
-            Action::GrantRevoke => Activity::Delete,
+            | Action::AuditFlush
+            | Action::SignInBind => Activity::Update,
+            Action::GrantRevoke | Action::SignInRevoke => Activity::Delete,
             Action::Unrouted
             | Action::Health
             | Action::Jwks
@@ -202,6 +245,7 @@ impl Action {
             | Action::CopilotCompletions
             | Action::CopilotModels
             | Action::CopilotEmbeddings
+            | Action::NotOffered
             | Action::Notify(_) => Activity::Other,
         }
     }

@@ -67,6 +67,15 @@ struct OutboundPolicy {
 }
 
 impl WasiHttpHooks for OutboundPolicy {
+    /// Says what hyper refused (the guest sees only `HttpProtocolError`).
+    fn p2_error_from_hyper(
+        &mut self,
+        err: &hyper::Error,
+    ) -> wasmtime_wasi_http::p2::bindings::http::types::ErrorCode {
+        eprintln!("test host: outbound HTTP failed: {err:?}");
+        wasmtime_wasi_http::p2::bindings::http::types::ErrorCode::HttpProtocolError
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<wasmtime_wasi_http::WasiBody>,

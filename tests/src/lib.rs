@@ -2,11 +2,13 @@
 //! with Spin's interface versions, a mock Copilot upstream and a dev OIDC
 //! issuer. Used by the end-to-end tests and by `copilot-jit-dev`.
 
+pub mod browser;
 pub mod dev_issuer;
 pub mod garage;
 pub mod harness;
 pub mod host;
 pub mod kv;
+pub mod login_provider;
 pub mod manifest;
 pub mod mock_upstream;
 pub mod scenarios;

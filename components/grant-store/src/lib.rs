@@ -343,7 +343,7 @@ mod bindings {
                     Err(StoreError::NotFound) => continue,
                     Err(e) => return Err(e),
                 };
-                let covers = scope.is_empty() || request.scopes.iter().any(|s| *s == scope);
+                let covers = scope.is_empty() || request.scopes.contains(&scope);
                 if request.status == Status::Approved && covers {
                     return Ok(Some(to_wit(request)));
                 }

@@ -300,7 +300,7 @@ fn discovery() -> Result<Value, ApiError> {
                 .timeout_ms(IDP_TIMEOUT_MS)
         })
         .and_then(|r| r.send(None))
-        .map_err(idp_unavailable)?;
+        .map_err(|e| idp_unavailable(format!("discovery {url}: {e}")))?;
     if response.status() != 200 {
         return Err(idp_unavailable(format!(
             "discovery answered {}",
@@ -400,7 +400,7 @@ fn exchange_code(code: &str, verifier: &str) -> Result<String, ApiError> {
                 .timeout_ms(IDP_TIMEOUT_MS)
         })
         .and_then(|r| r.send(Some(body.as_bytes())))
-        .map_err(idp_unavailable)?;
+        .map_err(|e| idp_unavailable(format!("token endpoint {token_endpoint}: {e}")))?;
     let status = response.status();
     let answer: Value = response
         .read_body(MAX_IDP_ANSWER)

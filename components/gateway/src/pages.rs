@@ -107,6 +107,200 @@ pub fn message(title: &str, text: &str) -> String {
     )
 }
 
+fn text(v: &serde_json::Value, key: &str) -> String {
+    v.get(key)
+        .and_then(|x| x.as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+fn list(v: &serde_json::Value, key: &str) -> String {
+    v.get(key)
+        .and_then(|x| x.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+/// One small POST form (a button and the CSRF token; a comment box if asked).
+fn action_form(action: &str, label: &str, csrf: &str, comment: bool) -> String {
+    format!(
+        "<form method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">{}<button type=\"submit\">{}</button></form>",
+        escape(action),
+        escape(csrf),
+        if comment { "<input type=\"text\" name=\"comment\" maxlength=\"1000\" placeholder=\"comment\"> " } else { "" },
+        escape(label)
+    )
+}
+
+fn nav(who: &str, csrf: &str) -> String {
+    format!(
+        "<p class=\"muted\">Signed in as <strong>{}</strong> · <a href=\"/access\">Access</a> · <a href=\"/approvals\">Approvals</a> · <a href=\"/login/devices\">Devices</a></p>{}",
+        escape(who),
+        action_form("/logout", "Sign out", csrf, false)
+    )
+}
+
+/// What a request is waiting for, or what it is.
+pub fn status_line(r: &serde_json::Value) -> String {
+    match r.get("status").and_then(|s| s.as_str()).unwrap_or("") {
+        "pending" => format!(
+            "waiting for {} approval(s) from {}",
+            r.get("required_approvals")
+                .and_then(|n| n.as_u64())
+                .unwrap_or(1),
+            list(r, "approver_groups")
+        ),
+        "approved" => "approved".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The person's page: ask for access (the policy answers at once), see
+/// their requests and grants, revoke or renew them. It refreshes itself
+/// while something is pending.
+pub fn access_page(
+    who: &str,
+    csrf: &str,
+    own: &[serde_json::Value],
+    notice: Option<&str>,
+) -> String {
+    let mut rows = String::new();
+    for r in own {
+        let id = text(r, "id");
+        let mut actions = String::new();
+        if text(r, "status") == "approved" {
+            actions.push_str(&action_form(
+                &format!("/access/{id}/revoke"),
+                "Revoke",
+                csrf,
+                false,
+            ));
+            actions.push_str(&action_form(
+                &format!("/access/{id}/renew"),
+                "Renew",
+                csrf,
+                false,
+            ));
+        }
+        rows.push_str(&format!(
+            "<tr data-request=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td class=\"status\">{}</td><td>{}</td></tr>",
+            escape(&id),
+            escape(&id),
+            escape(&list(r, "scopes")),
+            escape(&text(r, "reason")),
+            escape(&status_line(r)),
+            actions
+        ));
+    }
+    format!(
+        "<h1>Copilot access</h1>{nav}{notice}\
+<h2>Ask for access</h2><form method=\"post\" action=\"/access\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+<p><label><input type=\"checkbox\" name=\"scope\" value=\"chat\" checked> chat</label> \
+<label><input type=\"checkbox\" name=\"scope\" value=\"completions\"> completions</label> \
+<label><input type=\"checkbox\" name=\"scope\" value=\"embeddings\"> embeddings</label></p>\
+<p><label>Models (optional, comma-separated) <input type=\"text\" name=\"models\" maxlength=\"500\"></label></p>\
+<p><label>For <select name=\"duration\"><option>1h</option><option>4h</option><option selected>8h</option></select></label></p>\
+<p><label>Repository (optional) <input type=\"text\" name=\"repository\" maxlength=\"200\"></label></p>\
+<p><label>Reason <input type=\"text\" name=\"reason\" maxlength=\"500\" required></label></p>\
+<button type=\"submit\">Request access</button></form>\
+<h2>Your requests</h2><table><tr><th>id</th><th>scopes</th><th>reason</th><th>status</th><th></th></tr>{rows}</table>",
+        nav = nav(who, csrf),
+        notice = notice.map(|n| format!("<p class=\"notice\" role=\"status\">{}</p>", escape(n))).unwrap_or_default(),
+        csrf = escape(csrf),
+    )
+}
+
+/// The approver's inbox: what they may decide, and grants they may revoke.
+pub fn approvals_page(
+    who: &str,
+    csrf: &str,
+    decidable: &[serde_json::Value],
+    active: &[serde_json::Value],
+) -> String {
+    let row = |r: &serde_json::Value, actions: String| {
+        let requester = r
+            .get("requester")
+            .map(|q| {
+                q.get("email")
+                    .and_then(|e| e.as_str())
+                    .or_else(|| q.get("subject").and_then(|s| s.as_str()))
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        format!(
+            "<tr data-request=\"{id}\"><td>{id}</td><td>{who}</td><td>{scopes}</td><td>{reason}</td><td>{status}</td><td>{actions}</td></tr>",
+            id = escape(&text(r, "id")),
+            who = escape(&requester),
+            scopes = escape(&list(r, "scopes")),
+            reason = escape(&text(r, "reason")),
+            status = escape(&status_line(r)),
+        )
+    };
+    let mut pending = String::new();
+    for r in decidable {
+        let id = text(r, "id");
+        pending.push_str(&row(
+            r,
+            format!(
+                "{}{}",
+                action_form(&format!("/access/{id}/approve"), "Approve", csrf, true),
+                action_form(&format!("/access/{id}/deny"), "Deny", csrf, true)
+            ),
+        ));
+    }
+    let mut granted = String::new();
+    for r in active {
+        let id = text(r, "id");
+        granted.push_str(&row(
+            r,
+            action_form(
+                &format!("/access/{id}/revoke?from=approvals"),
+                "Revoke",
+                csrf,
+                true,
+            ),
+        ));
+    }
+    format!(
+        "<h1>Approvals</h1>{}<h2>Waiting for you</h2><table id=\"pending\">{}</table><h2>Active grants</h2><table id=\"active\">{}</table>",
+        nav(who, csrf),
+        pending,
+        granted
+    )
+}
+
+/// The person's signed-in devices, each revocable.
+pub fn devices_page(who: &str, csrf: &str, devices: &[serde_json::Value]) -> String {
+    let mut rows = String::new();
+    for d in devices {
+        let id = text(d, "id");
+        rows.push_str(&format!(
+            "<tr data-device=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&id),
+            escape(&text(d, "client")),
+            d.get("signed_in_at").and_then(|n| n.as_u64()).unwrap_or(0),
+            d.get("expires_at").and_then(|n| n.as_u64()).unwrap_or(0),
+            action_form(
+                &format!("/login/devices/{id}/revoke"),
+                "Sign out this device",
+                csrf,
+                false
+            )
+        ));
+    }
+    format!(
+        "<h1>Signed-in devices</h1>{}<table><tr><th>client</th><th>signed in (unix time)</th><th>until</th><th></th></tr>{}</table>",
+        nav(who, csrf),
+        rows
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

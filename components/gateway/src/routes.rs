@@ -60,7 +60,7 @@ pub enum Route {
 }
 
 /// The pages: the device flow's verification and the IdP sign-in behind it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Page {
     /// `GET /login/device`: enter the code.
     DeviceEntry,
@@ -74,6 +74,27 @@ pub enum Page {
     ConfirmPost,
     /// `POST /logout`: the browser session ends.
     SignOut,
+    /// `GET /access`: ask for access; the person's requests and grants.
+    Access,
+    /// `POST /access`: the ask, answered by the policy at once.
+    AccessPost,
+    /// `GET /approvals`: the approver's inbox.
+    Approvals,
+    /// `POST /access/{id}/approve|deny|revoke|renew`.
+    Act(String, PageAct),
+    /// `GET /login/devices`: the person's signed-in devices.
+    Devices,
+    /// `POST /login/devices/{id}/revoke`.
+    DeviceRevoke(String),
+}
+
+/// What a page's button does to a request or grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageAct {
+    Approve,
+    Deny,
+    Revoke,
+    Renew,
 }
 
 impl Route {
@@ -113,7 +134,13 @@ impl Route {
             Route::Page(Page::DeviceStart) => Action::PageView,
             Route::Page(Page::Callback) => Action::WebLogin,
             Route::Page(Page::ConfirmPost) => Action::SignInBind,
-            Route::Page(Page::SignOut) => Action::SignInRevoke,
+            Route::Page(Page::SignOut | Page::DeviceRevoke(_)) => Action::SignInRevoke,
+            Route::Page(Page::Access | Page::Approvals | Page::Devices) => Action::PageView,
+            Route::Page(Page::AccessPost) => Action::AccessRequest,
+            Route::Page(Page::Act(_, PageAct::Approve)) => Action::AccessApprove,
+            Route::Page(Page::Act(_, PageAct::Deny)) => Action::AccessDeny,
+            Route::Page(Page::Act(_, PageAct::Revoke)) => Action::GrantRevoke,
+            Route::Page(Page::Act(_, PageAct::Renew)) => Action::GrantRenew,
         }
     }
 
@@ -310,6 +337,26 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
         },
         ["login", "callback"] => only("GET", Route::Page(Page::Callback)),
         ["logout"] => only("POST", Route::Page(Page::SignOut)),
+        ["access"] => match method {
+            "GET" => Ok(Route::Page(Page::Access)),
+            "POST" => Ok(Route::Page(Page::AccessPost)),
+            _ => Err(RouteError::MethodNotAllowed("GET, POST")),
+        },
+        ["access", id, act] if id_ok(id) => {
+            let act = match *act {
+                "approve" => PageAct::Approve,
+                "deny" => PageAct::Deny,
+                "revoke" => PageAct::Revoke,
+                "renew" => PageAct::Renew,
+                _ => return Err(RouteError::NotFound),
+            };
+            only("POST", Route::Page(Page::Act(id.to_string(), act)))
+        }
+        ["approvals"] => only("GET", Route::Page(Page::Approvals)),
+        ["login", "devices"] => only("GET", Route::Page(Page::Devices)),
+        ["login", "devices", id, "revoke"] if id_ok(id) => {
+            only("POST", Route::Page(Page::DeviceRevoke(id.to_string())))
+        }
         ["login", "oauth", "access_token"] => only("POST", Route::DeviceToken),
         ["v1", "sign-in", "device"] => only("POST", Route::DeviceBind),
         ["v1", "sign-ins"] => only("GET", Route::SignIns),

@@ -20,8 +20,10 @@
 //! | `signin.rs` | the device flow, sign-in credentials, call-time grant lookup |
 //! | `github_api.rs` | the GitHub API shapes signed-in clients read |
 //! | `web_login.rs` | the pages' IdP sign-in (code + PKCE) and device confirmation |
+//! | `access_pages.rs` | the pages for access, approvals and devices |
 
 mod access_api;
+mod access_pages;
 mod audit_api;
 mod copilot_api;
 mod github_api;

@@ -33,32 +33,36 @@ const MAX_IDP_ANSWER: usize = 256 * 1024;
 const IDP_TIMEOUT_MS: u64 = 5000;
 
 /// What a page handler gives back: a page, or a redirect, with cookies.
-struct PageAnswer {
+pub(super) struct PageAnswer {
     status: u16,
     title: String,
     body: String,
     location: Option<String>,
     cookies: Vec<String>,
+    /// Seconds after which the browser reloads the page (no script needed).
+    pub(super) refresh: Option<u32>,
 }
 
 impl PageAnswer {
-    fn page(status: u16, title: &str, body: String) -> PageAnswer {
+    pub(super) fn page(status: u16, title: &str, body: String) -> PageAnswer {
         PageAnswer {
             status,
             title: title.into(),
             body,
             location: None,
             cookies: Vec::new(),
+            refresh: None,
         }
     }
 
-    fn redirect(to: String) -> PageAnswer {
+    pub(super) fn redirect(to: String) -> PageAnswer {
         PageAnswer {
             status: 303,
             title: "Redirecting".into(),
             body: String::new(),
             location: Some(to),
             cookies: Vec::new(),
+            refresh: None,
         }
     }
 
@@ -70,7 +74,7 @@ impl PageAnswer {
 
 /// An error as a page: its message, its status; the detail goes to the
 /// audit record only.
-fn error_page(ctx: &mut Ctx, e: ApiError) -> PageAnswer {
+pub(super) fn error_page(ctx: &mut Ctx, e: ApiError) -> PageAnswer {
     ctx.trace.reason = Some(e.reason());
     let status = match e.status() {
         401 => 403,
@@ -91,6 +95,7 @@ pub(super) fn page(ctx: &mut Ctx, request: &IncomingRequest, page: Page) -> Repl
         Page::Confirm => confirm_page(ctx),
         Page::ConfirmPost => confirm(ctx, request),
         Page::SignOut => sign_out(ctx, request),
+        other => super::access_pages::page(ctx, request, other),
     }
     .unwrap_or_else(|e| error_page(ctx, e));
     render(answer)
@@ -109,6 +114,9 @@ fn render(a: PageAnswer) -> Reply {
     ));
     if let Some(to) = &a.location {
         headers.push(("location".into(), to.clone()));
+    }
+    if let Some(secs) = a.refresh {
+        headers.push(("refresh".into(), secs.to_string()));
     }
     for c in a.cookies {
         headers.push(("set-cookie".into(), c));
@@ -142,7 +150,7 @@ fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
         .map_err(|e| ApiError::new(ErrorKind::Internal, "encoding failed").detail(e.to_string()))
 }
 
-fn form(request: &IncomingRequest) -> Result<Query, ApiError> {
+pub(super) fn form(request: &IncomingRequest) -> Result<Query, ApiError> {
     let body = read_request_body(request, MAX_API_BODY)?;
     Ok(query_params(&format!(
         "?{}",
@@ -155,7 +163,7 @@ fn cookie_of(ctx: &Ctx, name: &str) -> Option<String> {
 }
 
 /// The browser's live session, if it has one.
-fn web_session(ctx: &mut Ctx) -> Result<Option<(String, WebSession)>, ApiError> {
+pub(super) fn web_session(ctx: &mut Ctx) -> Result<Option<(String, WebSession)>, ApiError> {
     let Some(id) = cookie_of(ctx, SESSION_COOKIE) else {
         return Ok(None);
     };
@@ -178,7 +186,7 @@ fn web_session(ctx: &mut Ctx) -> Result<Option<(String, WebSession)>, ApiError> 
 
 /// The CSRF token of a form must be the session's (or, before sign-in, the
 /// form cookie's: double submit).
-fn check_csrf(sent: Option<String>, expected: &str) -> Result<(), ApiError> {
+pub(super) fn check_csrf(sent: Option<String>, expected: &str) -> Result<(), ApiError> {
     match sent {
         Some(s) if same_token(&s, expected) => Ok(()),
         _ => Err(ApiError::new(
@@ -235,7 +243,7 @@ fn device_start(ctx: &mut Ctx, request: &IncomingRequest) -> Result<PageAnswer, 
 }
 
 /// Sends the browser to the IdP, remembering the login under its `state`.
-fn start_login(user_code: Option<String>, then: &str) -> Result<PageAnswer, ApiError> {
+pub(super) fn start_login(user_code: Option<String>, then: &str) -> Result<PageAnswer, ApiError> {
     let settings = settings();
     let idp = discovery()?;
     let authorization_endpoint = endpoint(&idp, "authorization_endpoint")?;
@@ -454,7 +462,7 @@ fn confirm_page(ctx: &mut Ctx) -> Result<PageAnswer, ApiError> {
     ))
 }
 
-fn display_name(p: &Principal) -> String {
+pub(super) fn display_name(p: &Principal) -> String {
     p.email.clone().unwrap_or_else(|| p.subject.clone())
 }
 

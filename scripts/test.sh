@@ -12,6 +12,7 @@ step "cargo fmt --check" cargo fmt --all -- --check
 step "building and composing the components (dist/copilot-jit.wasm)" build_artifact
 step "copilot-language-server (npm)" install_language_server
 step "oidc-provider (npm)" install_oidc_provider
+step "Copilot CLI (npm)" install_copilot_cli
 step "garage" install_garage
 step "redis-server" install_redis
 

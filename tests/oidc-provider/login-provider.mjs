@@ -17,6 +17,8 @@ const issuer = `http://127.0.0.1:${port}`;
 const GROUPS = {
   bob: ['copilot-approvers'],
   carol: ['copilot-auditors'],
+  // A developer on the security team (its masking overrides apply).
+  dana: ['developers', 'security-team'],
 };
 
 const provider = new Provider(issuer, {

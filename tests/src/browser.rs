@@ -10,6 +10,9 @@ pub struct Browser {
     cookies: HashMap<String, HashMap<String, String>>,
     /// Every `Set-Cookie` seen, for attribute checks.
     pub set_cookies: Vec<String>,
+    /// Origins reached through another (an HTTPS listener through the same
+    /// gateway's plain one: this browser speaks no TLS).
+    aliases: Vec<(String, String)>,
 }
 
 /// One answer, not followed.
@@ -110,7 +113,22 @@ impl Browser {
                 .unwrap_or_default(),
             cookies: HashMap::new(),
             set_cookies: Vec::new(),
+            aliases: Vec::new(),
         }
+    }
+
+    /// Requests to `origin` go to `via` (same host name, so same cookies).
+    pub fn alias(&mut self, origin: &str, via: &str) {
+        self.aliases.push((origin.to_string(), via.to_string()));
+    }
+
+    fn target(&self, url: &str) -> String {
+        for (origin, via) in &self.aliases {
+            if let Some(rest) = url.strip_prefix(origin.as_str()) {
+                return format!("{via}{rest}");
+            }
+        }
+        url.to_string()
     }
 
     /// The value this browser holds for cookie `name` on `url`'s host.
@@ -172,12 +190,12 @@ impl Browser {
     }
 
     pub async fn get(&mut self, url: &str) -> Page {
-        let req = self.client.get(url);
+        let req = self.client.get(self.target(url));
         self.send(url, req).await
     }
 
     pub async fn post_form(&mut self, url: &str, fields: &[(&str, &str)]) -> Page {
-        let req = self.client.post(url).form(fields);
+        let req = self.client.post(self.target(url)).form(fields);
         self.send(url, req).await
     }
 

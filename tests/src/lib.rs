@@ -13,4 +13,5 @@ pub mod manifest;
 pub mod mock_upstream;
 pub mod scenarios;
 pub mod serve;
+pub mod tls;
 pub mod webhook;

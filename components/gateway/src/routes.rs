@@ -86,6 +86,8 @@ pub enum Page {
     Devices,
     /// `POST /login/devices/{id}/revoke`.
     DeviceRevoke(String),
+    /// `GET /settings/copilot`: where the CLI links a refused person; on to `/access`.
+    CopilotSettings,
 }
 
 /// What a page's button does to a request or grant.
@@ -135,7 +137,9 @@ impl Route {
             Route::Page(Page::Callback) => Action::WebLogin,
             Route::Page(Page::ConfirmPost) => Action::SignInBind,
             Route::Page(Page::SignOut | Page::DeviceRevoke(_)) => Action::SignInRevoke,
-            Route::Page(Page::Access | Page::Approvals | Page::Devices) => Action::PageView,
+            Route::Page(Page::Access | Page::Approvals | Page::Devices | Page::CopilotSettings) => {
+                Action::PageView
+            }
             Route::Page(Page::AccessPost) => Action::AccessRequest,
             Route::Page(Page::Act(_, PageAct::Approve)) => Action::AccessApprove,
             Route::Page(Page::Act(_, PageAct::Deny)) => Action::AccessDeny,
@@ -353,6 +357,8 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
             only("POST", Route::Page(Page::Act(id.to_string(), act)))
         }
         ["approvals"] => only("GET", Route::Page(Page::Approvals)),
+        // Where the Copilot CLI sends a refused person.
+        ["settings", "copilot"] => only("GET", Route::Page(Page::CopilotSettings)),
         ["login", "devices"] => only("GET", Route::Page(Page::Devices)),
         ["login", "devices", id, "revoke"] if id_ok(id) => {
             only("POST", Route::Page(Page::DeviceRevoke(id.to_string())))

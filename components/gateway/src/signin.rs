@@ -185,6 +185,29 @@ pub fn github_user(principal: &Value, public_url: &str) -> Value {
     })
 }
 
+/// Unix seconds as RFC 3339 UTC (`2026-12-02T04:33:27Z`), as GitHub's API
+/// writes dates (the Copilot CLI checks `assigned_date` is a string).
+pub fn rfc3339(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
 /// `GET /api/v3/meta` on a GitHub Enterprise Server.
 pub fn github_meta() -> Value {
     json!({
@@ -296,6 +319,13 @@ mod tests {
         assert_eq!(user["login"], "alice");
         assert_eq!(user["id"], id);
         assert_eq!(user["email"], "alice@example.com");
+    }
+
+    #[test]
+    fn dates_are_written_as_github_does() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_796_186_007), "2026-12-02T04:33:27Z");
     }
 
     #[test]

@@ -95,6 +95,7 @@ pub(super) fn page(ctx: &mut Ctx, request: &IncomingRequest, page: Page) -> Repl
         Page::Confirm => confirm_page(ctx),
         Page::ConfirmPost => confirm(ctx, request),
         Page::SignOut => sign_out(ctx, request),
+        Page::CopilotSettings => Ok(PageAnswer::redirect("/access".into())),
         other => super::access_pages::page(ctx, request, other),
     }
     .unwrap_or_else(|e| error_page(ctx, e));

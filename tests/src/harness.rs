@@ -169,6 +169,11 @@ impl Stack {
             ("copilot_api_url", upstream.base_url()),
             ("copilot_proxy_url", upstream.base_url()),
             ("copilot_telemetry_url", upstream.base_url()),
+            // The pages sign people in at the dev issuer.
+            (
+                "oidc_client_secret",
+                crate::dev_issuer::DEV_CLIENT_SECRET.to_string(),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

@@ -15,3 +15,16 @@ pub mod scenarios;
 pub mod serve;
 pub mod tls;
 pub mod webhook;
+
+/// Percent-encodes a query component (for redirects the mocks build).
+pub fn web_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

@@ -100,3 +100,13 @@ install_copilot_cli() {
     npm install --prefix "$dir" --no-audit --no-fund --loglevel=error "@github/copilot@$COPILOT_CLI_VERSION"
   fi
 }
+
+# Debian's Chromium and its WebDriver, for the pages in a real browser.
+install_chromium() {
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    echo "==> installing chromium and chromium-driver"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+}

@@ -15,6 +15,7 @@ step "oidc-provider (npm)" install_oidc_provider
 step "Copilot CLI (npm)" install_copilot_cli
 step "garage" install_garage
 step "redis-server" install_redis
+step "chromium and chromium-driver" install_chromium
 
 step "clippy (host, all targets)" cargo clippy --quiet --workspace --all-targets -- -D warnings
 # masking-filter alone: it is no_std, and one invocation unifies features.

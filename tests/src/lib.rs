@@ -14,6 +14,7 @@ pub mod mock_upstream;
 pub mod scenarios;
 pub mod serve;
 pub mod tls;
+pub mod webdriver;
 pub mod webhook;
 
 /// Percent-encodes a query component (for redirects the mocks build).

@@ -34,7 +34,7 @@ pub const PAGE_HEADERS: [(&str, &str); 4] = [
 ];
 
 const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;color:#1f2328}\
-h1{font-size:1.5rem}input[type=text]{font:1.5rem monospace;letter-spacing:.2em;width:12ch;text-transform:uppercase}\
+h1{font-size:1.5rem}input[name=user_code]{font:1.5rem monospace;letter-spacing:.2em;width:12ch;text-transform:uppercase}\
 button{font-size:1rem;padding:.4rem 1rem;margin-right:.5rem}.error{color:#b00020}.muted{color:#59636e}\
 table{border-collapse:collapse}td,th{padding:.3rem .6rem;border-bottom:1px solid #d0d7de;text-align:left}";
 

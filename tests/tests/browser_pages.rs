@@ -5,7 +5,7 @@
 //! A form posted without its CSRF token, or with another session's, is
 //! refused.
 
-use copilot_jit_testkit::harness::{workspace_root, Stack};
+use copilot_jit_testkit::harness::{eventually, workspace_root, Stack};
 use copilot_jit_testkit::webdriver::{Browser, Driver};
 
 /// Signs in at the dev issuer's form as `who` in `groups`.
@@ -15,6 +15,23 @@ async fn dev_sign_in(b: &Browser, who: &str, groups: &str) {
         .await
         .expect("groups field");
     b.click("button[type=submit]").await.expect("submit");
+}
+
+/// The page source once it shows `needle` (a click's navigation finishes
+/// after the click answers).
+async fn page_showing(b: &Browser, needle: &str) -> String {
+    let found = eventually(|| async {
+        let page = b.source().await.ok()?;
+        page.contains(needle).then_some(page)
+    })
+    .await;
+    match found {
+        Some(page) => page,
+        None => panic!(
+            "never showed {needle:?}: {}",
+            b.source().await.unwrap_or_default()
+        ),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,8 +53,7 @@ async fn two_people_request_approve_and_revoke_in_chromium() {
     // Alice: /access sends her to sign in, then back.
     alice.goto(&format!("{}/access", stack.url)).await.unwrap();
     dev_sign_in(&alice, "alice", "developers").await;
-    let page = alice.source().await.unwrap();
-    assert!(page.contains("alice@example.com"), "{page}");
+    page_showing(&alice, "alice@example.com").await;
     alice
         .screenshot(&artifacts, "1-alice-signed-in")
         .await
@@ -52,18 +68,13 @@ async fn two_people_request_approve_and_revoke_in_chromium() {
         .click("form[action='/access'] button[type=submit]")
         .await
         .unwrap();
-    let asked = alice.source().await.unwrap();
-    assert!(
-        asked.contains("waiting for 1 approval(s) from copilot-approvers"),
-        "{asked}"
-    );
+    page_showing(&alice, "waiting for 1 approval(s) from copilot-approvers").await;
     alice.screenshot(&artifacts, "2-alice-asked").await.unwrap();
 
     // Bob, in his own browser, approves from his inbox.
     bob.goto(&format!("{}/approvals", stack.url)).await.unwrap();
     dev_sign_in(&bob, "bob", "copilot-approvers").await;
-    let inbox = bob.source().await.unwrap();
-    assert!(inbox.contains("pairing on the parser"), "{inbox}");
+    page_showing(&bob, "pairing on the parser").await;
     bob.screenshot(&artifacts, "3-bob-inbox").await.unwrap();
     bob.fill("#pending input[name=comment]", "go ahead")
         .await
@@ -71,17 +82,15 @@ async fn two_people_request_approve_and_revoke_in_chromium() {
     bob.click("#pending form[action$='/approve'] button")
         .await
         .unwrap();
-    let after = bob.source().await.unwrap();
-    assert!(after.contains("Active grants"), "{after}");
+    // Back in the inbox, the grant is now among the active ones.
+    page_showing(&bob, "?from=approvals").await;
     bob.screenshot(&artifacts, "4-bob-approved").await.unwrap();
 
     // Alice sees it approved and revokes it.
     alice.goto(&format!("{}/access", stack.url)).await.unwrap();
-    let approved = alice.source().await.unwrap();
-    assert!(approved.contains(">approved<"), "{approved}");
+    page_showing(&alice, ">approved<").await;
     alice.click("form[action$='/revoke'] button").await.unwrap();
-    let revoked = alice.source().await.unwrap();
-    assert!(revoked.contains(">revoked<"), "{revoked}");
+    page_showing(&alice, ">revoked<").await;
     alice
         .screenshot(&artifacts, "5-alice-revoked")
         .await
@@ -105,7 +114,7 @@ async fn two_people_request_approve_and_revoke_in_chromium() {
         .unwrap();
     assert_eq!(no_token.status(), 403);
     bob.goto(&format!("{}/access", stack.url)).await.unwrap();
-    let bobs_page = bob.source().await.unwrap();
+    let bobs_page = page_showing(&bob, "name=\"csrf\"").await;
     let at = bobs_page
         .find("name=\"csrf\" value=\"")
         .expect("bob's form token")

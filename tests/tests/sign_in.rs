@@ -499,3 +499,28 @@ async fn probed_copilot_features_get_githubs_404() {
     assert_eq!(meta.status, 200);
     assert_eq!(meta.json["verifiable_password_authentication"], false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelines_cannot_sign_devices_in() {
+    use copilot_jit_testkit::dev_issuer::{now, Alg};
+    let stack = Stack::start_with(copilot_jit_testkit::harness::StackOptions {
+        github_actions: true,
+        ..Default::default()
+    })
+    .await
+    .expect("stack");
+    let code = vscode_device_code(&stack).await;
+    let actions = stack.actions_issuer.as_ref().expect("actions issuer");
+    let run = actions.sign(
+        Alg::Rs256,
+        json!({
+            "iss": actions.issuer(), "aud": "copilot-jit", "sub": "repo:acme/app:ref:refs/heads/main",
+            "repository": "acme/app", "repository_owner": "acme", "ref": "refs/heads/main",
+            "event_name": "push", "workflow": "ci", "iat": now(), "exp": now() + 300,
+        }),
+    );
+    let refused = take_code(&stack, &run, code["user_code"].as_str().unwrap()).await;
+    assert_eq!(refused.status, 403, "{}", refused.json);
+    let still = vscode_poll(&stack, code["device_code"].as_str().unwrap()).await;
+    assert_eq!(still.json["error"], "authorization_pending");
+}

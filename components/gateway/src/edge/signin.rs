@@ -313,6 +313,13 @@ struct BindAsk {
 /// code, as the page does after the IdP sign-in.
 pub(super) fn bind_device(ctx: &mut Ctx, request: &IncomingRequest) -> Result<Reply, ApiError> {
     let principal = authenticate(ctx)?;
+    // A pipeline's token names a run, not a person at a device.
+    if principal.kind == PrincipalKind::Workload {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "pipelines exchange their own tokens; only people sign devices in",
+        ));
+    }
     let body = read_request_body(request, MAX_API_BODY)?;
     let ask: BindAsk = parse_json(&body)?;
     let grant = bind_user_code(&principal, &ask.user_code, !ask.deny)?;

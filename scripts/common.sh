@@ -88,3 +88,25 @@ install_redis() {
     $sudo apt-get update -qq && $sudo apt-get install -y -qq redis-server >/dev/null
   fi
 }
+
+# The real GitHub Copilot CLI (it embeds its own Node), for the sign-in test.
+COPILOT_CLI_VERSION=1.0.102
+install_copilot_cli() {
+  local dir="$HOME/.cache/copilot-jit/copilot-cli-$COPILOT_CLI_VERSION"
+  export COPILOT_CLI_BIN="$dir/node_modules/.bin/copilot"
+  if [ ! -x "$COPILOT_CLI_BIN" ]; then
+    command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq npm >/dev/null; }
+    echo "==> installing @github/copilot@$COPILOT_CLI_VERSION"
+    npm install --prefix "$dir" --no-audit --no-fund --loglevel=error "@github/copilot@$COPILOT_CLI_VERSION"
+  fi
+}
+
+# Debian's Chromium and its WebDriver, for the pages in a real browser.
+install_chromium() {
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    echo "==> installing chromium and chromium-driver"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+}

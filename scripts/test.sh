@@ -12,8 +12,10 @@ step "cargo fmt --check" cargo fmt --all -- --check
 step "building and composing the components (dist/copilot-jit.wasm)" build_artifact
 step "copilot-language-server (npm)" install_language_server
 step "oidc-provider (npm)" install_oidc_provider
+step "Copilot CLI (npm)" install_copilot_cli
 step "garage" install_garage
 step "redis-server" install_redis
+step "chromium and chromium-driver" install_chromium
 
 step "clippy (host, all targets)" cargo clippy --quiet --workspace --all-targets -- -D warnings
 # masking-filter alone: it is no_std, and one invocation unifies features.

@@ -1,5 +1,8 @@
 //! A development OIDC issuer on loopback: discovery document and JWKS, and
-//! real RS256 / ES256 signatures over whatever claims a test chooses.
+//! real RS256 / ES256 signatures over whatever claims a test chooses. For
+//! the gateway's pages it also signs people in: a form asking who you are
+//! (name and groups, no password: development only), then the authorization
+//! code flow with PKCE for the client secret `DEV_CLIENT_SECRET`.
 
 use crate::serve::{json_response, serve, Received};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -36,6 +39,105 @@ impl Drop for DevIssuer {
 }
 
 pub const RSA_KID: &str = "dev-rsa-1";
+/// The gateway's client secret at the dev issuer (`oidc_client_secret`).
+pub const DEV_CLIENT_SECRET: &str = "dev-only-client-secret";
+
+/// A login waiting for its code to be exchanged.
+struct PendingCode {
+    subject: String,
+    groups: Vec<String>,
+    nonce: String,
+    challenge: String,
+    redirect_uri: String,
+    client_id: String,
+    expires_at: u64,
+}
+
+type Codes = Arc<std::sync::Mutex<std::collections::HashMap<String, PendingCode>>>;
+
+fn html(status: u16, body: String) -> hyper::Response<crate::serve::Body> {
+    let mut r = hyper::Response::new(crate::serve::full(body));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_REQUEST);
+    r.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                ) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn form_params(text: &str) -> std::collections::HashMap<String, String> {
+    text.split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
+/// `GET /authorize`: who are you? (development: any name, any groups).
+fn login_form(
+    params: &std::collections::HashMap<String, String>,
+) -> hyper::Response<crate::serve::Body> {
+    let hidden: String = [
+        "client_id",
+        "redirect_uri",
+        "state",
+        "nonce",
+        "code_challenge",
+        "code_challenge_method",
+    ]
+    .iter()
+    .map(|k| {
+        format!(
+            "<input type=\"hidden\" name=\"{k}\" value=\"{}\">",
+            escape(params.get(*k).map(String::as_str).unwrap_or(""))
+        )
+    })
+    .collect();
+    html(
+        200,
+        format!(
+            "<!doctype html><title>Dev IdP sign-in</title><h1>Development sign-in</h1>\
+<p>Any name signs in (no password: this issuer is for development only).</p>\
+<form method=\"post\" action=\"/authorize\">{hidden}\
+<p><label>Name <input name=\"login\" value=\"alice\" required></label></p>\
+<p><label>Groups <input name=\"groups\" value=\"developers\"></label> (try copilot-approvers, copilot-auditors)</p>\
+<button type=\"submit\">Sign in</button></form>"
+        ),
+    )
+}
+
 pub const EC_KID: &str = "dev-ec-1";
 
 fn jwks(keys: &Keys) -> serde_json::Value {
@@ -68,18 +170,32 @@ impl DevIssuer {
         });
         let served = keys.clone();
         let issuer = format!("http://{addr}");
+        let codes: Codes = Arc::default();
         let task = serve(listener, move |req: Received| {
             let keys = served.clone();
             let issuer = issuer.clone();
+            let codes = codes.clone();
             async move {
+                let path_only = req.path.split('?').next().unwrap_or("").to_string();
+                match (req.method.as_str(), path_only.as_str()) {
+                    ("GET", "/authorize") => return login_form(&query_decoded(&req.path)),
+                    ("POST", "/authorize") => {
+                        return authorized(&codes, &String::from_utf8_lossy(&req.body))
+                    }
+                    ("POST", "/oauth/token") => return code_exchange(&keys, &issuer, &codes, &req),
+                    _ => {}
+                }
                 match req.path.as_str() {
                     "/.well-known/openid-configuration" => json_response(
                         200,
                         &serde_json::json!({
                             "issuer": issuer,
                             "jwks_uri": format!("{issuer}/jwks"),
+                            "authorization_endpoint": format!("{issuer}/authorize"),
+                            "token_endpoint": format!("{issuer}/oauth/token"),
                             "id_token_signing_alg_values_supported": ["RS256", "ES256"],
-                            "response_types_supported": ["id_token"],
+                            "response_types_supported": ["id_token", "code"],
+                            "code_challenge_methods_supported": ["S256"],
                             "subject_types_supported": ["public"],
                         }),
                     ),
@@ -163,6 +279,96 @@ fn person_claims(
         "email": format!("{subject}@example.com"), "name": subject,
         "groups": groups, "iat": now, "nbf": now, "exp": now + 3600,
     })
+}
+
+fn query_decoded(path: &str) -> std::collections::HashMap<String, String> {
+    form_params(path.split_once('?').map(|(_, q)| q).unwrap_or(""))
+}
+
+/// `POST /authorize`: the person said who they are; back to the client
+/// with a one-time code.
+fn authorized(codes: &Codes, body: &str) -> hyper::Response<crate::serve::Body> {
+    let p = form_params(body);
+    let get = |k: &str| p.get(k).cloned().unwrap_or_default();
+    let redirect_uri = get("redirect_uri");
+    if get("code_challenge_method") != "S256"
+        || get("code_challenge").is_empty()
+        || redirect_uri.is_empty()
+    {
+        return html(
+            400,
+            "<h1>PKCE (S256) and a redirect URI are required</h1>".into(),
+        );
+    }
+    let code = hex::encode(rand::random::<[u8; 16]>());
+    let pending = PendingCode {
+        subject: get("login"),
+        groups: get("groups")
+            .split(',')
+            .map(|g| g.trim().to_string())
+            .filter(|g| !g.is_empty())
+            .collect(),
+        nonce: get("nonce"),
+        challenge: get("code_challenge"),
+        redirect_uri: redirect_uri.clone(),
+        client_id: get("client_id"),
+        expires_at: now() + 300,
+    };
+    if let Ok(mut c) = codes.lock() {
+        c.insert(code.clone(), pending);
+    }
+    let sep = if redirect_uri.contains('?') { '&' } else { '?' };
+    let to = format!(
+        "{redirect_uri}{sep}code={code}&state={}",
+        crate::web_encode(&get("state"))
+    );
+    let mut r = html(303, String::new());
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&to) {
+        r.headers_mut().insert("location", v);
+    }
+    r
+}
+
+/// `POST /oauth/token`: the client secret, the code once, PKCE checked.
+fn code_exchange(
+    keys: &Keys,
+    issuer: &str,
+    codes: &Codes,
+    req: &Received,
+) -> hyper::Response<crate::serve::Body> {
+    let refuse = |e: &str| json_response(400, &serde_json::json!({"error": e}));
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("copilot-jit:{DEV_CLIENT_SECRET}"))
+    );
+    if req.header("authorization").as_deref() != Some(expected.as_str()) {
+        return json_response(401, &serde_json::json!({"error": "invalid_client"}));
+    }
+    let p = form_params(&String::from_utf8_lossy(&req.body));
+    let get = |k: &str| p.get(k).cloned().unwrap_or_default();
+    let Some(pending) = codes.lock().ok().and_then(|mut c| c.remove(&get("code"))) else {
+        return refuse("invalid_grant");
+    };
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(get("code_verifier").as_bytes()));
+    if challenge != pending.challenge
+        || get("redirect_uri") != pending.redirect_uri
+        || now() >= pending.expires_at
+    {
+        return refuse("invalid_grant");
+    }
+    let mut claims = person_claims(
+        issuer,
+        &pending.subject,
+        &pending.groups,
+        &pending.client_id,
+    );
+    claims["nonce"] = serde_json::json!(pending.nonce);
+    let token = sign_with(keys, Alg::Rs256, &claims);
+    json_response(
+        200,
+        &serde_json::json!({"id_token": token, "token_type": "Bearer", "expires_in": 3600}),
+    )
 }
 
 fn query(path: &str) -> std::collections::HashMap<String, String> {

@@ -109,6 +109,9 @@ pub struct StackOptions {
     /// The key-value store behind `wasi:keyvalue` (Spin's SQLite or Redis
     /// stores for fidelity, memory for speed).
     pub store: StoreKind,
+    /// Serve HTTPS with this acceptor (the test's own CA), as
+    /// `spin up --tls-cert … --tls-key …`; `url` is then `https://…`.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Default for StackOptions {
@@ -119,6 +122,7 @@ impl Default for StackOptions {
             defer_to_environment: false,
             github_actions: false,
             store: StoreKind::Memory,
+            tls: None,
         }
     }
 }
@@ -147,7 +151,12 @@ impl Stack {
         let upstream = MockUpstream::start(UPSTREAM_GITHUB_TOKEN).await?;
         let listener = tokio::net::TcpListener::bind(options.listen).await?;
         let addr = listener.local_addr()?;
-        let url = format!("http://{addr}");
+        let scheme = if options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let url = format!("{scheme}://{addr}");
         let mut variables: HashMap<String, String> = [
             ("public_url", url.clone()),
             ("oidc_issuer", issuer.issuer()),
@@ -160,6 +169,11 @@ impl Stack {
             ("copilot_api_url", upstream.base_url()),
             ("copilot_proxy_url", upstream.base_url()),
             ("copilot_telemetry_url", upstream.base_url()),
+            // The pages sign people in at the dev issuer.
+            (
+                "oidc_client_secret",
+                crate::dev_issuer::DEV_CLIENT_SECRET.to_string(),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -185,7 +199,10 @@ impl Stack {
         let (engine, component) = compiled(&manifest)?;
         let kv = Arc::new(KeyValue::open(&options.store).await?);
         let gateway = Arc::new(Gateway::new(&engine, &component, resolved.clone(), kv)?);
-        let task = gateway.clone().serve(listener);
+        let task = match options.tls {
+            Some(tls) => gateway.clone().serve_tls(listener, tls),
+            None => gateway.clone().serve(listener),
+        };
         Ok(Stack {
             url,
             addr,

@@ -67,6 +67,15 @@ struct OutboundPolicy {
 }
 
 impl WasiHttpHooks for OutboundPolicy {
+    /// Says what hyper refused (the guest sees only `HttpProtocolError`).
+    fn p2_error_from_hyper(
+        &mut self,
+        err: &hyper::Error,
+    ) -> wasmtime_wasi_http::p2::bindings::http::types::ErrorCode {
+        eprintln!("test host: outbound HTTP failed: {err:?}");
+        wasmtime_wasi_http::p2::bindings::http::types::ErrorCode::HttpProtocolError
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<wasmtime_wasi_http::WasiBody>,
@@ -611,39 +620,67 @@ impl Gateway {
                 };
                 // Small SSE writes must not wait for delayed ACKs (Nagle).
                 let _ = client.set_nodelay(true);
+                tokio::spawn(self.clone().serve_connection(client));
+            }
+        })
+    }
+
+    /// Serves HTTPS on `listener` with `tls` (a certificate from the test's
+    /// own CA), as `spin up --tls-cert … --tls-key …` does.
+    pub fn serve_tls(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: tokio_rustls::TlsAcceptor,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
                 let gateway = self.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let gateway = gateway.clone();
-                        async move {
-                            match gateway.handle(req).await {
-                                Ok(r) => Ok::<_, std::convert::Infallible>(r),
-                                Err(e) => {
-                                    // A trap is a bug: make it loud and visible to tests.
-                                    eprintln!("test host: request failed: {e:?}");
-                                    let body = http_body_util::Full::new(Bytes::from_static(
-                                        b"{\"error\":{\"code\":\"trap\",\"message\":\"the component trapped\"}}",
-                                    ))
-                                    .map_err(|never| match never {})
-                                    .boxed_unsync();
-                                    let mut r = hyper::Response::new(body);
-                                    *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
-                                    r.headers_mut().insert(
-                                        "x-test-host-trap",
-                                        "1".parse().expect("static header"),
-                                    );
-                                    Ok(r)
-                                }
-                            }
-                        }
-                    });
-                    let _ = http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(client), service)
-                        .await;
+                    match tls.accept(client).await {
+                        Ok(stream) => gateway.serve_connection(stream).await,
+                        Err(e) => eprintln!("test host: TLS handshake failed: {e}"),
+                    }
                 });
             }
         })
+    }
+
+    async fn serve_connection<S>(self: Arc<Self>, stream: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let gateway = self;
+        let service = hyper::service::service_fn(move |req| {
+            let gateway = gateway.clone();
+            async move {
+                match gateway.handle(req).await {
+                    Ok(r) => Ok::<_, std::convert::Infallible>(r),
+                    Err(e) => {
+                        // A trap is a bug: make it loud and visible to tests.
+                        eprintln!("test host: request failed: {e:?}");
+                        let body = http_body_util::Full::new(Bytes::from_static(
+                            b"{\"error\":{\"code\":\"trap\",\"message\":\"the component trapped\"}}",
+                        ))
+                        .map_err(|never| match never {})
+                        .boxed_unsync();
+                        let mut r = hyper::Response::new(body);
+                        *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+                        r.headers_mut()
+                            .insert("x-test-host-trap", "1".parse().expect("static header"));
+                        Ok(r)
+                    }
+                }
+            }
+        });
+        let _ = http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
     }
 }
 

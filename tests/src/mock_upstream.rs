@@ -450,7 +450,7 @@ fn models() -> serde_json::Value {
             "id": id, "name": id, "version": id, "object": "model", "vendor": "mock",
             "model_picker_enabled": kind == "chat", "is_chat_default": id == "gpt-4o",
             "is_chat_fallback": false, "preview": false,
-            "supported_endpoints": if kind == "chat" { serde_json::json!(["/chat/completions"]) } else { serde_json::json!([]) },
+            "supported_endpoints": if kind == "chat" { serde_json::json!(["/chat/completions", "/responses"]) } else { serde_json::json!([]) },
             "capabilities": {
                 "type": kind, "family": family, "tokenizer": "o200k_base", "object": "model_capabilities",
                 "limits": {"max_prompt_tokens": 64000, "max_output_tokens": 4096},

@@ -54,6 +54,7 @@ fn each_component_imports_only_its_capabilities() {
             set(&[
                 "wasi:http/outgoing-handler",
                 "wasi:keyvalue/store",
+                "wasi:keyvalue/atomics",
                 "wasi:config/store",
                 "copilot-jit:gateway/auth",
                 "copilot-jit:gateway/grants",

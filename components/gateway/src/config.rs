@@ -97,6 +97,42 @@ impl<L: Fn(&str) -> Option<String>> Settings<L> {
             .unwrap_or(DEFAULT_COPILOT_TOKEN_TTL_SECS)
     }
 
+    /// How long a device-flow sign-in lasts (a working day by default).
+    pub fn signin_ttl_secs(&self) -> u64 {
+        self.number("signin_ttl_secs")
+            .filter(|s| *s > 0)
+            .unwrap_or(crate::signin::DEFAULT_SIGNIN_TTL_SECS)
+    }
+
+    /// The IdP the pages send people to (the issuer the validator trusts).
+    pub fn oidc_issuer(&self) -> Option<String> {
+        self.get("oidc_issuer")
+            .map(|i| i.trim_end_matches('/').to_string())
+            .filter(|i| !i.is_empty())
+    }
+
+    pub fn oidc_issuer_origin(&self) -> String {
+        self.get("oidc_issuer_origin").unwrap_or_default()
+    }
+
+    /// The gateway's client id at the IdP: `oidc_client_id`, else the first
+    /// accepted audience (ID tokens carry the client id as `aud`).
+    pub fn oidc_client_id(&self) -> String {
+        self.get("oidc_client_id")
+            .filter(|c| !c.is_empty())
+            .or_else(|| {
+                self.get("oidc_audience")
+                    .and_then(|a| a.split(',').next().map(|s| s.trim().to_string()))
+            })
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| "copilot-jit".into())
+    }
+
+    /// The client secret; without one the pages cannot sign anyone in.
+    pub fn oidc_client_secret(&self) -> Option<String> {
+        self.get("oidc_client_secret").filter(|s| !s.is_empty())
+    }
+
     fn number(&self, name: &str) -> Option<u64> {
         self.get(name).and_then(|v| v.parse().ok())
     }

@@ -242,6 +242,16 @@ impl ApiError {
         self
     }
 
+    /// As `in_copilot_shape`, unless the error already has a Copilot body
+    /// (a sign-in's answer names the request page).
+    pub fn or_copilot_shape(self, body: Value) -> Self {
+        if self.copilot_body.is_some() {
+            self
+        } else {
+            self.in_copilot_shape(body)
+        }
+    }
+
     pub fn status(&self) -> u16 {
         self.kind.status()
     }

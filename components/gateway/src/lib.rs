@@ -9,16 +9,20 @@ pub mod config;
 pub mod content;
 pub mod copilot;
 pub mod copilot_call;
+pub mod device_flow;
 pub mod error;
 pub mod findings;
 pub mod headers;
 pub mod outcome;
+pub mod pages;
 pub mod routes;
+pub mod signin;
 pub mod slack;
 pub mod sse;
 pub mod token_answers;
 pub mod typed_sse;
 pub mod upstream_token;
+pub mod web_login;
 
 #[cfg(target_arch = "wasm32")]
 mod edge;

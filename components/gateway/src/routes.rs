@@ -39,6 +39,66 @@ pub enum Route {
     /// `GET /_ping`: client diagnostics.
     Ping,
     Copilot(CopilotCall),
+    /// `POST /login/device/code`: a client starts the device flow.
+    DeviceCode,
+    /// `POST /login/oauth/access_token`: a client polls for its credential.
+    DeviceToken,
+    /// `POST /v1/sign-in/device`: a person with an OIDC token takes a user
+    /// code (what the pages do after the IdP, for scripts and the CLI).
+    DeviceBind,
+    /// `GET /v1/sign-ins`: the caller's signed-in devices.
+    SignIns,
+    /// `POST /v1/sign-ins/{id}/revoke`: ends one of them.
+    SignInRevoke(String),
+    /// `GET /api/v3`: a GitHub Enterprise API root (`X-OAuth-Scopes`).
+    GithubApiRoot,
+    /// `GET /api/v3/meta`: the server's meta data.
+    GithubMeta,
+    /// Copilot features clients probe that the gateway does not offer:
+    /// GitHub's 404, which every client treats as "none".
+    NotOffered,
+    /// The server-rendered pages people use in a browser.
+    Page(Page),
+}
+
+/// The pages: the device flow's verification and the IdP sign-in behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Page {
+    /// `GET /login/device`: enter the code.
+    DeviceEntry,
+    /// `POST /login/device`: the code, then off to the IdP.
+    DeviceStart,
+    /// `GET /login/callback`: back from the IdP.
+    Callback,
+    /// `GET /login/device/confirm`: allow this device?
+    Confirm,
+    /// `POST /login/device/confirm`: allowed or refused.
+    ConfirmPost,
+    /// `POST /logout`: the browser session ends.
+    SignOut,
+    /// `GET /access`: ask for access; the person's requests and grants.
+    Access,
+    /// `POST /access`: the ask, answered by the policy at once.
+    AccessPost,
+    /// `GET /approvals`: the approver's inbox.
+    Approvals,
+    /// `POST /access/{id}/approve|deny|revoke|renew`.
+    Act(String, PageAct),
+    /// `GET /login/devices`: the person's signed-in devices.
+    Devices,
+    /// `POST /login/devices/{id}/revoke`.
+    DeviceRevoke(String),
+    /// `GET /settings/copilot`: where the CLI links a refused person; on to `/access`.
+    CopilotSettings,
+}
+
+/// What a page's button does to a request or grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageAct {
+    Approve,
+    Deny,
+    Revoke,
+    Renew,
 }
 
 impl Route {
@@ -67,6 +127,27 @@ impl Route {
             Route::Telemetry => Action::Telemetry,
             Route::Ping => Action::Ping,
             Route::Copilot(call) => call.action(),
+            Route::DeviceCode => Action::SignInDeviceCode,
+            Route::DeviceToken => Action::SignInToken,
+            Route::DeviceBind => Action::SignInBind,
+            Route::SignIns => Action::SignInList,
+            Route::SignInRevoke(_) => Action::SignInRevoke,
+            Route::GithubApiRoot => Action::GithubUser,
+            Route::GithubMeta => Action::Ping,
+            Route::NotOffered => Action::NotOffered,
+            Route::Page(Page::DeviceEntry | Page::Confirm) => Action::PageView,
+            Route::Page(Page::DeviceStart) => Action::PageView,
+            Route::Page(Page::Callback) => Action::WebLogin,
+            Route::Page(Page::ConfirmPost) => Action::SignInBind,
+            Route::Page(Page::SignOut | Page::DeviceRevoke(_)) => Action::SignInRevoke,
+            Route::Page(Page::Access | Page::Approvals | Page::Devices | Page::CopilotSettings) => {
+                Action::PageView
+            }
+            Route::Page(Page::AccessPost) => Action::AccessRequest,
+            Route::Page(Page::Act(_, PageAct::Approve)) => Action::AccessApprove,
+            Route::Page(Page::Act(_, PageAct::Deny)) => Action::AccessDeny,
+            Route::Page(Page::Act(_, PageAct::Revoke)) => Action::GrantRevoke,
+            Route::Page(Page::Act(_, PageAct::Renew)) => Action::GrantRenew,
         }
     }
 
@@ -87,7 +168,7 @@ impl Route {
 pub fn is_recorded(action: Action) -> bool {
     !matches!(
         action,
-        Action::Health | Action::Jwks | Action::Ping | Action::Telemetry
+        Action::Health | Action::Jwks | Action::Ping | Action::Telemetry | Action::NotOffered
     )
 }
 
@@ -255,6 +336,54 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
             _ => Err(RouteError::MethodNotAllowed("GET, POST")),
         },
         ["_ping"] => only("GET", Route::Ping),
+        ["login", "device", "code"] => only("POST", Route::DeviceCode),
+        ["login", "device"] => match method {
+            "GET" => Ok(Route::Page(Page::DeviceEntry)),
+            "POST" => Ok(Route::Page(Page::DeviceStart)),
+            _ => Err(RouteError::MethodNotAllowed("GET, POST")),
+        },
+        ["login", "device", "confirm"] => match method {
+            "GET" => Ok(Route::Page(Page::Confirm)),
+            "POST" => Ok(Route::Page(Page::ConfirmPost)),
+            _ => Err(RouteError::MethodNotAllowed("GET, POST")),
+        },
+        ["login", "callback"] => only("GET", Route::Page(Page::Callback)),
+        ["logout"] => only("POST", Route::Page(Page::SignOut)),
+        ["access"] => match method {
+            "GET" => Ok(Route::Page(Page::Access)),
+            "POST" => Ok(Route::Page(Page::AccessPost)),
+            _ => Err(RouteError::MethodNotAllowed("GET, POST")),
+        },
+        ["access", id, act] if id_ok(id) => {
+            let act = match *act {
+                "approve" => PageAct::Approve,
+                "deny" => PageAct::Deny,
+                "revoke" => PageAct::Revoke,
+                "renew" => PageAct::Renew,
+                _ => return Err(RouteError::NotFound),
+            };
+            only("POST", Route::Page(Page::Act(id.to_string(), act)))
+        }
+        ["approvals"] => only("GET", Route::Page(Page::Approvals)),
+        // Where the Copilot CLI sends a refused person.
+        ["settings", "copilot"] => only("GET", Route::Page(Page::CopilotSettings)),
+        ["login", "devices"] => only("GET", Route::Page(Page::Devices)),
+        ["login", "devices", id, "revoke"] if id_ok(id) => {
+            only("POST", Route::Page(Page::DeviceRevoke(id.to_string())))
+        }
+        ["login", "oauth", "access_token"] => only("POST", Route::DeviceToken),
+        ["v1", "sign-in", "device"] => only("POST", Route::DeviceBind),
+        ["v1", "sign-ins"] => only("GET", Route::SignIns),
+        ["v1", "sign-ins", id, "revoke"] if id_ok(id) => {
+            only("POST", Route::SignInRevoke(id.to_string()))
+        }
+        ["api", "v3"] => only("GET", Route::GithubApiRoot),
+        ["api", "v3", "user"] => only("GET", Route::GithubUser),
+        ["api", "v3", "meta"] => only("GET", Route::GithubMeta),
+        ["copilot_internal", "managed_settings" | "team_customizations" | "content_exclusion"]
+        | ["copilot", "mcp_registry"]
+        | ["mcp", "readonly"]
+        | ["agents", "swe", ..] => Ok(Route::NotOffered),
         _ => Err(RouteError::NotFound),
     }
 }
@@ -443,6 +572,50 @@ mod tests {
         assert!(!route("POST", "/v1/audit/flush").unwrap().needs_audit_room());
         assert!(!route("GET", "/v1/audit/status").unwrap().needs_audit_room());
         assert!(!route("POST", "/v1/audit/seal").unwrap().needs_audit_room());
+    }
+
+    #[test]
+    fn sign_in_and_github_api_routes() {
+        assert_eq!(
+            route("POST", "/login/device/code?client_id=x"),
+            Ok(Route::DeviceCode)
+        );
+        assert_eq!(
+            route("POST", "/login/oauth/access_token"),
+            Ok(Route::DeviceToken)
+        );
+        assert_eq!(
+            route("GET", "/login/oauth/access_token"),
+            Err(RouteError::MethodNotAllowed("POST"))
+        );
+        assert_eq!(route("GET", "/api/v3/user"), Ok(Route::GithubUser));
+        assert_eq!(route("GET", "/api/v3/"), Ok(Route::GithubApiRoot));
+        assert_eq!(
+            route("POST", "/v1/sign-ins/0123abcd/revoke"),
+            Ok(Route::SignInRevoke("0123abcd".into()))
+        );
+        for (method, path) in [
+            (
+                "GET",
+                "/copilot_internal/managed_settings?client_id=github/cli",
+            ),
+            ("GET", "/copilot_internal/team_customizations"),
+            ("GET", "/copilot/mcp_registry"),
+            ("POST", "/mcp/readonly"),
+            ("GET", "/agents/swe/internal/memory/v0/enabled"),
+        ] {
+            let r = route(method, path).unwrap();
+            assert_eq!(r, Route::NotOffered, "{path}");
+            assert!(!is_recorded(r.action()), "{path}");
+        }
+        assert_eq!(
+            action("POST", "/login/device/code"),
+            Ok("signin.device_code")
+        );
+    }
+
+    fn action(method: &str, path: &str) -> Result<&'static str, RouteError> {
+        route(method, path).map(|r| r.action().name())
     }
 
     #[test]

@@ -27,6 +27,8 @@ mod bindings {
     copilot_jit_common::kv_cas_store!(KvCas);
 
     const KEY_PREFIX: &str = "grant-request:";
+    /// A person's request ids, oldest first (`copilot_jit_common::person_key`).
+    const PERSON_INDEX_PREFIX: &str = "grants-of:";
     /// Genuine conflicts retried (with jittered pauses) before the caller
     /// is told to retry.
     const CAS_ATTEMPTS: u32 = 16;
@@ -192,6 +194,59 @@ mod bindings {
         }
     }
 
+    /// Ids a person's index keeps: their newest requests. A grant whose id
+    /// fell out is older than this many requests, long ended in practice.
+    const PERSON_INDEX_MAX: usize = 64;
+
+    #[derive(serde::Serialize, serde::Deserialize, Default)]
+    struct PersonIndex {
+        ids: Vec<String>,
+        /// The last writer's id: keeps every written value unique (cas.rs).
+        #[serde(default)]
+        w: String,
+    }
+
+    fn person_index_key(issuer: &str, subject: &str) -> String {
+        format!(
+            "{PERSON_INDEX_PREFIX}{}",
+            copilot_jit_common::person_key(issuer, subject)
+        )
+    }
+
+    fn decode_index(bytes: &[u8]) -> Result<PersonIndex, StoreError> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| StoreError::Storage(format!("corrupt person index: {e}")))
+    }
+
+    /// Adds `id` to its requester's index, so that a sign-in finds the
+    /// person's grants with two reads instead of a scan.
+    fn index_for_person(bucket: &Bucket, who: &Principal, id: &str) -> Result<(), StoreError> {
+        let key = person_index_key(&who.issuer, &who.subject);
+        let write_id = new_write_id()?;
+        let added = update(&KvCas(bucket), &key, CAS_ATTEMPTS, |current| {
+            let mut index = match current {
+                Some(bytes) => decode_index(bytes)?,
+                None => PersonIndex::default(),
+            };
+            if index.ids.iter().any(|i| i == id) {
+                return Ok(Step::AlreadyApplied(()));
+            }
+            index.ids.push(id.to_string());
+            let excess = index.ids.len().saturating_sub(PERSON_INDEX_MAX);
+            index.ids.drain(..excess);
+            index.w = write_id.clone();
+            let bytes =
+                serde_json::to_vec(&index).map_err(|e| StoreError::Storage(e.to_string()))?;
+            Ok(Step::Write(bytes, ()))
+        });
+        match added {
+            Ok(()) => Ok(()),
+            Err(UpdateError::Rejected(e)) => Err(e),
+            Err(UpdateError::Store(e)) => Err(storage(e)),
+            Err(UpdateError::Contended) => Err(StoreError::Conflict),
+        }
+    }
+
     struct Component;
 
     impl Guest for Component {
@@ -221,6 +276,7 @@ mod bindings {
             bucket
                 .set(&format!("{KEY_PREFIX}{id}"), &encode(&request)?)
                 .map_err(storage)?;
+            index_for_person(&bucket, &req.requester, &id)?;
             Ok(to_wit(request))
         }
 
@@ -265,6 +321,34 @@ mod bindings {
             out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
             let limit = filter.limit.clamp(1, 500) as usize;
             Ok(out.into_iter().take(limit).map(to_wit).collect())
+        }
+
+        fn active_grant(
+            issuer: String,
+            subject: String,
+            scope: String,
+        ) -> Result<Option<AccessRequest>, StoreError> {
+            let bucket = bucket()?;
+            let Some(bytes) = bucket
+                .get(&person_index_key(&issuer, &subject))
+                .map_err(storage)?
+            else {
+                return Ok(None);
+            };
+            let index = decode_index(&bytes)?;
+            let now = now();
+            for id in index.ids.iter().rev() {
+                let request = match load(&bucket, id) {
+                    Ok(r) => r.as_of(now),
+                    Err(StoreError::NotFound) => continue,
+                    Err(e) => return Err(e),
+                };
+                let covers = scope.is_empty() || request.scopes.contains(&scope);
+                if request.status == Status::Approved && covers {
+                    return Ok(Some(to_wit(request)));
+                }
+            }
+            Ok(None)
         }
 
         fn decide(

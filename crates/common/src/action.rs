@@ -34,6 +34,24 @@ pub enum Action {
     CopilotCompletions,
     CopilotModels,
     CopilotEmbeddings,
+    /// `POST /login/device/code`: a device flow starts.
+    SignInDeviceCode,
+    /// `POST /login/oauth/access_token`: a device polls for its credential.
+    SignInToken,
+    /// A person binds a device code to themselves (page or API).
+    SignInBind,
+    /// A sign-in credential ended (sign-out, device revoke).
+    SignInRevoke,
+    /// The signed-in devices of a person.
+    SignInList,
+    /// The GitHub API shapes clients read about the signed-in user.
+    GithubUser,
+    /// Endpoints clients probe that the gateway does not offer (404).
+    NotOffered,
+    /// A person signs in to the pages at the IdP (the login callback).
+    WebLogin,
+    /// A page is shown.
+    PageView,
     /// A webhook message about an access request.
     Notify(NotifyEvent),
 }
@@ -102,7 +120,7 @@ impl Activity {
 
 impl Action {
     /// Every action but the webhook ones (see `NotifyEvent::ALL`).
-    pub const REQUESTS: [Action; 26] = [
+    pub const REQUESTS: [Action; 35] = [
         Action::Unrouted,
         Action::Health,
         Action::Jwks,
@@ -129,6 +147,15 @@ impl Action {
         Action::CopilotCompletions,
         Action::CopilotModels,
         Action::CopilotEmbeddings,
+        Action::SignInDeviceCode,
+        Action::SignInToken,
+        Action::SignInBind,
+        Action::SignInRevoke,
+        Action::SignInList,
+        Action::GithubUser,
+        Action::NotOffered,
+        Action::WebLogin,
+        Action::PageView,
     ];
 
     /// The name records carry. An unrouted request's is empty.
@@ -160,6 +187,15 @@ impl Action {
             Action::CopilotCompletions => "copilot.completions",
             Action::CopilotModels => "copilot.models",
             Action::CopilotEmbeddings => "copilot.embeddings",
+            Action::SignInDeviceCode => "signin.device_code",
+            Action::SignInToken => "signin.token",
+            Action::SignInBind => "signin.bind",
+            Action::SignInRevoke => "signin.revoke",
+            Action::SignInList => "signin.list",
+            Action::GithubUser => "github.user",
+            Action::NotOffered => "not_offered",
+            Action::WebLogin => "signin.web",
+            Action::PageView => "page.view",
             Action::Notify(NotifyEvent::AutoApproved) => "notify.access.auto_approved",
             Action::Notify(NotifyEvent::Requested) => "notify.access.requested",
             Action::Notify(NotifyEvent::Approved) => "notify.access.approved",
@@ -183,20 +219,27 @@ impl Action {
             Action::AccessRequest
             | Action::GrantToken
             | Action::GrantExchange
-            | Action::CopilotToken => Activity::Create,
+            | Action::CopilotToken
+            | Action::SignInDeviceCode
+            | Action::SignInToken
+            | Action::WebLogin => Activity::Create,
             Action::AccessList
             | Action::AccessShow
             | Action::AuditRead
             | Action::AuditReplay
             | Action::AuditStatus
             | Action::CopilotUser
-            | Action::CopilotAgents => Activity::Read,
+            | Action::CopilotAgents
+            | Action::SignInList
+            | Action::GithubUser
+            | Action::PageView => Activity::Read,
             Action::AccessApprove
             | Action::AccessDeny
             | Action::GrantRenew
             | Action::AuditFlush
-            | Action::AuditSeal => Activity::Update,
-            Action::GrantRevoke => Activity::Delete,
+            | Action::AuditSeal
+            | Action::SignInBind => Activity::Update,
+            Action::GrantRevoke | Action::SignInRevoke => Activity::Delete,
             Action::Unrouted
             | Action::Health
             | Action::Jwks
@@ -206,6 +249,7 @@ impl Action {
             | Action::CopilotCompletions
             | Action::CopilotModels
             | Action::CopilotEmbeddings
+            | Action::NotOffered
             | Action::Notify(_) => Activity::Other,
         }
     }

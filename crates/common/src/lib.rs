@@ -52,6 +52,17 @@ pub struct SplitUrl<'a> {
     pub path: &'a str,
 }
 
+/// A person's stable, opaque key (the same in every component): their
+/// grants' index and their sign-ins are stored under it. Issuer and subject
+/// together name a person; the hash keeps free text out of store keys.
+pub fn person_key(issuer: &str, subject: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(issuer.as_bytes());
+    h.update([0u8]);
+    h.update(subject.as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
 /// Splits an absolute `http`/`https` URL for a wasi:http request.
 pub fn split_url(url: &str) -> Result<SplitUrl<'_>, String> {
     let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
@@ -96,6 +107,14 @@ pub fn all_pages<T, E>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_person_key_separates_issuer_from_subject() {
+        let k = super::person_key("https://idp", "alice");
+        assert_eq!(k.len(), 32);
+        assert_eq!(k, super::person_key("https://idp", "alice"));
+        assert_ne!(super::person_key("https://idpa", "lice"), k);
+    }
+
     use super::*;
 
     #[test]

@@ -61,6 +61,11 @@ async fn main() {
   mock Copilot upstream: {upstream}
   state is in memory and signing keys are fresh on every start.
 
+Sign in from a browser: {gw}/access   (the dev issuer asks for a name and
+groups, no password; bob in {APPROVERS} approves at {gw}/approvals).
+Editors and the Copilot CLI sign in with the device flow at {gw}/login/device
+(the CLI and VS Code need HTTPS: see the README's Client setup).
+
 Try the flow (needs curl and jq):
 
   ALICE=$(curl -s "{idp}/token?sub=alice&groups=developers" | jq -r .id_token)

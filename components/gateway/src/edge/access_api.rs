@@ -125,8 +125,18 @@ fn create_under_policy(
 pub(super) fn create_request(ctx: &mut Ctx, request: &IncomingRequest) -> Result<Reply, ApiError> {
     let principal = authenticate(ctx)?;
     let body = read_request_body(request, MAX_API_BODY)?;
+    create_with(ctx, principal, &body)
+}
+
+/// As `POST /v1/access-requests`, for `principal` (the API's caller or the
+/// pages' signed-in person) and a JSON `body`.
+pub(super) fn create_with(
+    ctx: &mut Ctx,
+    principal: Principal,
+    body: &[u8],
+) -> Result<Reply, ApiError> {
     ctx.trace.bytes_in = body.len() as u64;
-    let asked: AccessAsk = parse_json(&body)?;
+    let asked: AccessAsk = parse_json(body)?;
     let asked_secs = ask::check_ask(&asked)?;
     let duration = asked_secs.unwrap_or(ask::DEFAULT_DURATION_SECS);
     let decisions = request_decisions(ctx, &principal, &asked, duration)?;
@@ -206,15 +216,20 @@ fn status_param(query: &routes::Query) -> Result<Option<RequestStatus>, ApiError
 pub(super) fn list_requests(ctx: &mut Ctx) -> Result<Reply, ApiError> {
     let principal = authenticate(ctx)?;
     let query = routes::query_params(&ctx.path);
-    let status = status_param(&query)?;
+    list_with(&principal, &query)
+}
+
+/// As `GET /v1/access-requests`, for `principal` and `query`.
+pub(super) fn list_with(principal: &Principal, query: &routes::Query) -> Result<Reply, ApiError> {
+    let status = status_param(query)?;
     let limit = match query.get("limit") {
         None => DEFAULT_LISTED,
         Some(v) => v
             .parse::<u32>()
             .map_err(|_| bad_query("limit must be a whole number"))?,
     };
-    let older_than = age_param(&query, "older_than")?;
-    let newer_than = age_param(&query, "newer_than")?;
+    let older_than = age_param(query, "older_than")?;
+    let newer_than = age_param(query, "newer_than")?;
     let found = grants::list_requests(&grants::ListFilter {
         status,
         requester_subject: query.get("requester"),
@@ -228,8 +243,8 @@ pub(super) fn list_requests(ctx: &mut Ctx) -> Result<Reply, ApiError> {
         if older_than.is_some_and(|t| age < t) || newer_than.is_some_and(|t| age > t) {
             continue;
         }
-        let own = same_person(&principal, r);
-        let decider = !own && may_decide(&principal, r)?;
+        let own = same_person(principal, r);
+        let decider = !own && may_decide(principal, r)?;
         if !own && !decider {
             continue;
         }
@@ -293,13 +308,17 @@ fn explanation(request: &AccessRequest, auto_approve: bool) -> String {
 
 fn comment_from(request: &IncomingRequest) -> Result<String, ApiError> {
     let body = read_request_body(request, MAX_API_BODY)?;
+    comment_from_body(&body)
+}
+
+fn comment_from_body(body: &[u8]) -> Result<String, ApiError> {
     #[derive(serde::Deserialize, Default)]
     #[serde(deny_unknown_fields)]
     struct CommentBody {
         #[serde(default)]
         comment: String,
     }
-    let parsed: CommentBody = parse_optional_json(&body)?;
+    let parsed: CommentBody = parse_optional_json(body)?;
     if parsed.comment.chars().count() > MAX_COMMENT_CHARS {
         return Err(ApiError::new(
             ErrorKind::BadComment,
@@ -307,6 +326,17 @@ fn comment_from(request: &IncomingRequest) -> Result<String, ApiError> {
         ));
     }
     Ok(parsed.comment)
+}
+
+/// A comment within the length limit.
+fn checked_comment(comment: &str) -> Result<String, ApiError> {
+    if comment.chars().count() > MAX_COMMENT_CHARS {
+        return Err(ApiError::new(
+            ErrorKind::BadComment,
+            format!("comments are limited to {MAX_COMMENT_CHARS} characters"),
+        ));
+    }
+    Ok(comment.to_string())
 }
 
 /// `POST /v1/access-requests/{id}/approve` and `…/deny`.
@@ -318,6 +348,18 @@ pub(super) fn decide(
 ) -> Result<Reply, ApiError> {
     let principal = authenticate(ctx)?;
     let comment = comment_from(request)?;
+    decide_with(ctx, principal, &comment, id, verdict)
+}
+
+/// As `POST /v1/access-requests/{id}/approve|deny`, for `principal`.
+pub(super) fn decide_with(
+    ctx: &mut Ctx,
+    principal: Principal,
+    comment: &str,
+    id: &str,
+    verdict: Verdict,
+) -> Result<Reply, ApiError> {
+    let comment = checked_comment(comment)?;
     let current = load_request(ctx, id)?;
     let (action, kind) = match verdict {
         Verdict::Approve => (Action::Approve, DecisionKind::Approve),
@@ -355,6 +397,17 @@ pub(super) fn revoke(
 ) -> Result<Reply, ApiError> {
     let principal = authenticate(ctx)?;
     let comment = comment_from(request)?;
+    revoke_with(ctx, principal, &comment, id)
+}
+
+/// As `POST /v1/grants/{id}/revoke`, for `principal`.
+pub(super) fn revoke_with(
+    ctx: &mut Ctx,
+    principal: Principal,
+    comment: &str,
+    id: &str,
+) -> Result<Reply, ApiError> {
+    let comment = checked_comment(comment)?;
     let current = load_request(ctx, id)?;
     let d = decide_on_request(
         ctx,
@@ -377,7 +430,17 @@ pub(super) fn revoke(
 pub(super) fn renew(ctx: &mut Ctx, request: &IncomingRequest, id: &str) -> Result<Reply, ApiError> {
     let principal = authenticate(ctx)?;
     let body = read_request_body(request, MAX_API_BODY)?;
-    let asked: RenewAsk = parse_optional_json(&body)?;
+    renew_with(ctx, principal, &body, id)
+}
+
+/// As `POST /v1/grants/{id}/renew`, for `principal` and a JSON `body`.
+pub(super) fn renew_with(
+    ctx: &mut Ctx,
+    principal: Principal,
+    body: &[u8],
+    id: &str,
+) -> Result<Reply, ApiError> {
+    let asked: RenewAsk = parse_optional_json(body)?;
     let current = load_request(ctx, id)?;
     let granted = matches!(
         current.status,

@@ -29,7 +29,7 @@ pub(super) fn token_envelope(ctx: &mut Ctx) -> Result<Reply, ApiError> {
         // Clients show `error_details.message` on 403 and sign out on 401.
         let how_to = how_to_request(&settings.public_url());
         let body = copilot::error_envelope(&e.message, &how_to);
-        e.in_copilot_shape(body)
+        e.or_copilot_shape(body)
     })?;
     let grant = &auth.grant;
     let minted = minter::seal_session(&mint_request(

@@ -105,6 +105,12 @@ pub(super) struct Authorized {
 /// token string from the envelope that carries one. The signature is checked
 /// without storage; the grant is read so revocation takes effect at once.
 pub(super) fn authorize(ctx: &mut Ctx) -> Result<Authorized, ApiError> {
+    authorize_for(ctx, None)
+}
+
+/// As `authorize`, for a call that needs `scope`: a device-flow sign-in
+/// credential opens the person's active grant for it, looked up now.
+pub(super) fn authorize_for(ctx: &mut Ctx, scope: Option<&str>) -> Result<Authorized, ApiError> {
     let how_to = || how_to_request(&settings().public_url());
     let presented = ctx.bearer().ok_or_else(|| {
         ApiError::new(
@@ -113,6 +119,9 @@ pub(super) fn authorize(ctx: &mut Ctx) -> Result<Authorized, ApiError> {
         )
         .with(how_to())
     })?;
+    if crate::signin::looks_like_github_token(&presented) {
+        return super::signin::authorize_signed_in(ctx, &presented, scope);
+    }
     // Envelope session tokens carry a MAC (cheap); gateway JWTs a signature.
     let checked = if copilot::is_session_token(&presented) {
         minter::open_session(&presented)

@@ -17,19 +17,27 @@
 //! | `upstream.rs` | the Copilot token the gateway holds, cached in KV |
 //! | `copilot_api.rs` | Copilot's token envelope, user, agents, telemetry |
 //! | `proxy.rs` | proxied Copilot calls, phase by phase, and streams |
+//! | `signin.rs` | the device flow, sign-in credentials, call-time grant lookup |
+//! | `github_api.rs` | the GitHub API shapes signed-in clients read |
+//! | `web_login.rs` | the pages' IdP sign-in (code + PKCE) and device confirmation |
+//! | `access_pages.rs` | the pages for access, approvals and devices |
 
 mod access_api;
+mod access_pages;
 mod audit_api;
 mod copilot_api;
+mod github_api;
 mod grant_json;
 mod identity;
 mod notify;
 mod policy;
 mod proxy;
+mod signin;
 mod tokens;
 mod trace;
 mod upstream;
 mod wasi_http;
+mod web_login;
 
 // One set of wasi types for this component and the shared client.
 copilot_jit_wasi::bindings_with_http!("gateway");
@@ -53,6 +61,8 @@ use wasi_http::{header, method_name, random_hex, response_fields, send_bytes};
 enum Reply {
     Json(u16, Value),
     JsonWithHeaders(u16, Value, Vec<(String, String)>),
+    /// An HTML page (or a redirect) with its headers.
+    Page(u16, String, Vec<(String, String)>),
     Sent,
 }
 
@@ -172,11 +182,20 @@ fn dispatch(
         Route::AuditStatus => audit_api::status(ctx),
         Route::AuditSeal => audit_api::seal(ctx),
         Route::CopilotToken => copilot_api::token_envelope(ctx),
-        Route::CopilotUser => copilot_api::user(ctx, false),
-        Route::GithubUser => copilot_api::user(ctx, true),
+        Route::CopilotUser => github_api::copilot_user(ctx),
+        Route::GithubUser => github_api::user(ctx),
         Route::Agents => copilot_api::agents(ctx),
         Route::Telemetry => copilot_api::telemetry(ctx, request),
         Route::Copilot(call) => proxy::copilot_call(ctx, request, out, call),
+        Route::DeviceCode => signin::device_code(ctx, request),
+        Route::DeviceToken => signin::device_token(ctx, request),
+        Route::DeviceBind => signin::bind_device(ctx, request),
+        Route::SignIns => signin::list(ctx),
+        Route::SignInRevoke(id) => signin::revoke(ctx, &id),
+        Route::GithubApiRoot => github_api::api_root(ctx),
+        Route::GithubMeta => github_api::meta(),
+        Route::NotOffered => github_api::not_offered_reply(),
+        Route::Page(page) => Ok(web_login::page(ctx, request, page)),
     }
 }
 
@@ -196,19 +215,26 @@ impl Guest for Component {
             trace: Trace::default(),
         };
         let mut out = Some(out);
+        let mut content_type = "application/json";
         let (status, reply_body, mut extra) = match dispatch(&mut ctx, &request, &mut out) {
-            Ok(Reply::Json(status, body)) => (status, Some(body), Vec::new()),
-            Ok(Reply::JsonWithHeaders(status, body, headers)) => (status, Some(body), headers),
+            Ok(Reply::Json(status, body)) => (status, Some(body.to_string()), Vec::new()),
+            Ok(Reply::JsonWithHeaders(status, body, headers)) => {
+                (status, Some(body.to_string()), headers)
+            }
+            Ok(Reply::Page(status, html, headers)) => {
+                content_type = "text/html; charset=utf-8";
+                (status, Some(html), headers)
+            }
             Ok(Reply::Sent) => (200, None, Vec::new()),
             Err(e) => {
                 if ctx.trace.reason.is_none() {
                     ctx.trace.reason = Some(e.reason());
                 }
-                (e.status(), Some(e.body()), Vec::new())
+                (e.status(), Some(e.body().to_string()), Vec::new())
             }
         };
         if let (Some(out), Some(body)) = (out.take(), reply_body) {
-            let bytes = body.to_string().into_bytes();
+            let bytes = body.into_bytes();
             ctx.trace.bytes_out = bytes.len() as u64;
             if let Some(allowed) = ctx.allow {
                 extra.push(("allow".to_string(), allowed.to_string()));
@@ -216,7 +242,7 @@ impl Guest for Component {
             if status == 401 {
                 extra.push(("www-authenticate".to_string(), "Bearer".to_string()));
             }
-            let fields = response_fields(&ctx, "application/json", &extra);
+            let fields = response_fields(&ctx, content_type, &extra);
             if send_bytes(out, status, fields, &bytes).is_err() {
                 ctx.trace.outcome = Some(Outcome::Cancelled);
             }

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 
 use super::copilot_jit::gateway::grants::AccessRequest;
 use super::copilot_jit::gateway::masking::{self, MaskingContext};
-use super::identity::{authorize, Authorized};
+use super::identity::{authorize_for, Authorized};
 use super::policy;
 use super::trace::from_wit;
 use super::upstream::copilot_token;
@@ -128,7 +128,8 @@ fn may_use(
 /// Phase 1: a live grant whose scope covers the call; a listed model must
 /// be granted; listings (no body) ask the `use` policy here.
 fn authorize_call(ctx: &mut Ctx, call: &CopilotCall) -> Result<CallGrant, ApiError> {
-    let Authorized { grant, .. } = authorize(ctx)?;
+    let scope = (!call.is_listing()).then(|| call.scope());
+    let Authorized { grant, .. } = authorize_for(ctx, scope)?;
     let masking = masking_context(&grant.requester.groups)?;
     if !scope_granted(call, &grant.scopes) {
         return Err(ApiError::new(

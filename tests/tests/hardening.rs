@@ -62,6 +62,28 @@ fn upstream_saw(stack: &Stack, path: &str, needle: &str) -> bool {
         .any(|r| String::from_utf8_lossy(&r.body).contains(needle))
 }
 
+/// A streamed chat call whose answer upstream sends as `pieces`.
+async fn streamed_chat(
+    stack: &Stack,
+    token: &str,
+    request_id: &str,
+    pieces: Vec<String>,
+) -> (u16, String) {
+    stack.upstream.script_stream(StreamScript {
+        pieces,
+        delay: Duration::from_millis(0),
+        cut_after: None,
+    });
+    post(
+        stack,
+        "/chat/completions",
+        token,
+        request_id,
+        json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn tool_results_and_nested_prompt_content_are_inspected() {
     let stack = Stack::start().await.expect("stack");
@@ -226,19 +248,7 @@ async fn tokens_longer_than_the_stream_window_are_never_released() {
         .chunks(40)
         .map(|c| String::from_utf8_lossy(c).into_owned())
         .collect();
-    stack.upstream.script_stream(StreamScript {
-        pieces,
-        delay: Duration::from_millis(0),
-        cut_after: None,
-    });
-    let (status, text) = post(
-        &stack,
-        "/chat/completions",
-        &token,
-        "long-jwt-stream",
-        json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
-    )
-    .await;
+    let (status, text) = streamed_chat(&stack, &token, "long-jwt-stream", pieces).await;
     assert_eq!(status, 200);
     assert!(
         !text.contains("Z3JvdXBz") && !text.contains("eyJhbGci"),
@@ -256,23 +266,13 @@ async fn streamed_answers_findings_are_audited() {
         .approved_grant(&["chat"], &[], None)
         .await
         .expect("grant");
-    stack.upstream.script_stream(StreamScript {
-        pieces: vec![
-            "your key: AKIAIOSF".into(),
-            "ODNN7EXAMPLE, mail ".into(),
-            "ops@example.com".into(),
-        ],
-        delay: Duration::from_millis(0),
-        cut_after: None,
-    });
-    let (status, text) = post(
-        &stack,
-        "/chat/completions",
-        &token,
-        "streamed-findings",
-        json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
-    )
-    .await;
+    let pieces = [
+        "your key: AKIAIOSF",
+        "ODNN7EXAMPLE, mail ",
+        "ops@example.com",
+    ];
+    let pieces = pieces.iter().map(|p| p.to_string()).collect();
+    let (status, text) = streamed_chat(&stack, &token, "streamed-findings", pieces).await;
     assert_eq!(status, 200);
     assert!(!text.contains("ODNN7EXAMPLE"));
     let record = record_of(&stack, &grant, "streamed-findings").await;

@@ -405,6 +405,49 @@ enum Decision {
     },
 }
 
+/// One detector's say at `at`; `Some` ends the search. Inlined: it runs
+/// for every detector at every probed position.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn consider(
+    at: &At,
+    at_end: bool,
+    first: u8,
+    word_start: bool,
+    index: usize,
+    detector: &'static Detector,
+    undecided: &mut bool,
+) -> Option<Decision> {
+    if !detector.may_start(first, word_start) {
+        return None;
+    }
+    let decision = match detector.probe(at) {
+        Probe::Match { len, keep } => Decision::Hit {
+            index,
+            detector,
+            len,
+            keep,
+        },
+        Probe::Long { keep, long } => Decision::Long {
+            index,
+            detector,
+            keep,
+            long,
+        },
+        Probe::NeedMore if !at_end && at.text.len() <= at.limit => {
+            *undecided = true;
+            return None;
+        }
+        _ => return None,
+    };
+    // An earlier detector might still match here: wait for it.
+    Some(if *undecided {
+        Decision::Undecided
+    } else {
+        decision
+    })
+}
+
 /// Tries the detectors in priority order at `at` (those in `detectors`: the
 /// others cannot begin here): the first that matches wins, unless one
 /// before it cannot decide yet.
@@ -416,37 +459,6 @@ fn decide(at: &At, at_end: bool, detectors: anchors::Detectors) -> Decision {
         .prev
         .is_some_and(|p| p.is_ascii_alphanumeric() || p == b'_');
     let mut undecided = false;
-    // One detector's say; `Some` ends the search.
-    let mut consider = |index: usize, detector: &'static Detector| -> Option<Decision> {
-        if !detector.may_start(first, word_start) {
-            return None;
-        }
-        let decision = match detector.probe(at) {
-            Probe::Match { len, keep } => Decision::Hit {
-                index,
-                detector,
-                len,
-                keep,
-            },
-            Probe::Long { keep, long } => Decision::Long {
-                index,
-                detector,
-                keep,
-                long,
-            },
-            Probe::NeedMore if !at_end && at.text.len() <= at.limit => {
-                undecided = true;
-                return None;
-            }
-            _ => return None,
-        };
-        // An earlier detector might still match here: wait for it.
-        Some(if undecided {
-            Decision::Undecided
-        } else {
-            decision
-        })
-    };
     let count = BUILTIN_DETECTORS.len() + ORG_DETECTORS.len();
     if detectors != anchors::ANY_DETECTOR && count <= 64 {
         // Only the detectors whose anchor fired here, in priority order.
@@ -454,13 +466,32 @@ fn decide(at: &At, at_end: bool, detectors: anchors::Detectors) -> Decision {
         while bits != 0 {
             let index = bits.trailing_zeros() as usize;
             bits &= bits - 1;
-            if let Some(decision) = detector_at(index).and_then(|d| consider(index, d)) {
+            let Some(detector) = detector_at(index) else {
+                continue;
+            };
+            if let Some(decision) = consider(
+                at,
+                at_end,
+                first,
+                word_start,
+                index,
+                detector,
+                &mut undecided,
+            ) {
                 return decision;
             }
         }
     } else {
         for (index, detector) in all_detectors().enumerate() {
-            if let Some(decision) = consider(index, detector) {
+            if let Some(decision) = consider(
+                at,
+                at_end,
+                first,
+                word_start,
+                index,
+                detector,
+                &mut undecided,
+            ) {
                 return decision;
             }
         }

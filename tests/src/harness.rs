@@ -413,22 +413,28 @@ impl Stack {
             Body::Json(v) => request.json(&v),
             Body::Bytes(b) => request.header("content-type", "application/json").body(b),
         };
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{path}: gateway unreachable: {e}"));
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response
-            .text()
-            .await
-            .unwrap_or_else(|e| panic!("{path}: body unreadable: {e}"));
-        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
-        Answer {
-            status,
-            headers,
-            text,
-            json,
-        }
+        send(request).await
+    }
+}
+
+/// Sends a request a test built itself (other hosts, headers, forms) and
+/// reads the answer. Panics (failing the test) when nothing answers.
+pub async fn send(request: reqwest::RequestBuilder) -> Answer {
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("gateway unreachable: {e}"));
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("body unreadable: {e}"));
+    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    Answer {
+        status,
+        headers,
+        text,
+        json,
     }
 }

@@ -6,7 +6,7 @@
 //! `scripts/test.sh` installs the provider and sets OIDC_PROVIDER_DIR.
 
 use crate::browser::{Browser, Page};
-use crate::harness::workspace_root;
+use crate::harness::{workspace_root, Stack, StackOptions};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -162,4 +162,18 @@ impl LoginProvider {
             .map(str::to_string)
             .with_context(|| format!("no id_token: {answer}"))
     }
+}
+
+/// A gateway stack whose identity provider is a real `oidc-provider`
+/// (`LoginProvider`) on a free loopback port, for the sign-in tests.
+pub async fn stack_with_login_provider() -> Result<(Stack, LoginProvider)> {
+    let port = free_port()?;
+    let issuer = format!("http://127.0.0.1:{port}");
+    let stack = Stack::start_with(StackOptions {
+        variables: LoginProvider::variables(&issuer),
+        ..StackOptions::default()
+    })
+    .await?;
+    let idp = LoginProvider::start(port, &stack.url).await?;
+    Ok((stack, idp))
 }

@@ -5,26 +5,17 @@
 //! another browser's state, forged parameters) get readable refusals.
 
 use copilot_jit_testkit::browser::{Browser, Page};
-use copilot_jit_testkit::harness::{eventually, Stack, StackOptions};
-use copilot_jit_testkit::login_provider::{free_port, LoginProvider};
+use copilot_jit_testkit::harness::{eventually, Stack};
+use copilot_jit_testkit::login_provider::{stack_with_login_provider, LoginProvider};
 use serde_json::Value;
 
 const CLI_CLIENT_ID: &str = "Ov23ctDVkRmgkPke0Mmm";
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 async fn stack_with_idp() -> (Stack, LoginProvider) {
-    let port = free_port().expect("port");
-    let issuer = format!("http://127.0.0.1:{port}");
-    let stack = Stack::start_with(StackOptions {
-        variables: LoginProvider::variables(&issuer),
-        ..StackOptions::default()
-    })
-    .await
-    .expect("stack");
-    let idp = LoginProvider::start(port, &stack.url)
+    stack_with_login_provider()
         .await
-        .expect("provider");
-    (stack, idp)
+        .expect("stack and identity provider")
 }
 
 /// The Copilot CLI starts signing in: (device code, user code).

@@ -426,6 +426,12 @@ async fn webhook_text_is_escaped_its_url_trimmed_and_never_recorded() {
         })
         .await
         .expect("the failed delivery is audited");
+    // The request's own record is written after its answer too: wait for
+    // it, then read everything the trail holds.
+    broken
+        .audit_record("", |r| r["unmapped"]["action"] == "access.request")
+        .await
+        .expect("the request is audited");
     let all = serde_json::to_string(&broken.audit_records("").await.unwrap_or_default())
         .unwrap_or_default();
     assert!(

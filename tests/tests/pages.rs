@@ -4,23 +4,14 @@
 //! session's CSRF token, and sessions that are not yours, are refused.
 
 use copilot_jit_testkit::browser::{Browser, Page};
-use copilot_jit_testkit::harness::{Stack, StackOptions};
-use copilot_jit_testkit::login_provider::{free_port, LoginProvider};
+use copilot_jit_testkit::harness::Stack;
+use copilot_jit_testkit::login_provider::{stack_with_login_provider, LoginProvider};
 use serde_json::{json, Value};
 
 async fn stack_with_idp() -> (Stack, LoginProvider) {
-    let port = free_port().expect("port");
-    let issuer = format!("http://127.0.0.1:{port}");
-    let stack = Stack::start_with(StackOptions {
-        variables: LoginProvider::variables(&issuer),
-        ..StackOptions::default()
-    })
-    .await
-    .expect("stack");
-    let idp = LoginProvider::start(port, &stack.url)
+    stack_with_login_provider()
         .await
-        .expect("provider");
-    (stack, idp)
+        .expect("stack and identity provider")
 }
 
 /// Opens `path` signed out: off to the IdP, log in as `who`, back on `path`.

@@ -3,30 +3,18 @@
 //! looked up on every call (approval after sign-in counts at once,
 //! revocation too), and the GitHub API shapes clients read.
 
-use copilot_jit_testkit::harness::{Body, Stack, APPROVERS};
+use copilot_jit_testkit::harness::{self, Answer, Body, Stack, APPROVERS};
 use serde_json::{json, Value};
 
 const VSCODE_CLIENT_ID: &str = "01ab8ac9400c4e429b23";
 const CLI_CLIENT_ID: &str = "Ov23ctDVkRmgkPke0Mmm";
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
-struct Answer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    json: Value,
-}
-
+/// One request, failing the test if the component trapped.
 async fn send(req: reqwest::RequestBuilder) -> Answer {
-    let resp = req.send().await.expect("gateway reachable");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    assert!(headers.get("x-test-host-trap").is_none(), "trap");
-    let text = resp.text().await.expect("body");
-    Answer {
-        status,
-        headers,
-        json: serde_json::from_str(&text).unwrap_or(Value::Null),
-    }
+    let answer = harness::send(req).await;
+    assert!(!answer.trapped(), "trap");
+    answer
 }
 
 fn client() -> reqwest::Client {

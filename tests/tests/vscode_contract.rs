@@ -8,28 +8,11 @@
 //! `/copilot/mcp_registry` and `/copilot_internal/managed_settings` with
 //! `Bearer`), then chat at the envelope's `endpoints.api`.
 
-use copilot_jit_testkit::harness::{Body, Stack, APPROVERS};
-use serde_json::{json, Value};
+use copilot_jit_testkit::harness::{send, Body, Stack, APPROVERS};
+use serde_json::json;
 
 const CLIENT_ID: &str = "01ab8ac9400c4e429b23";
 const SCOPES: &str = "read:user%20user:email%20repo%20workflow";
-
-struct Sent {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    json: Value,
-}
-
-async fn send(req: reqwest::RequestBuilder) -> Sent {
-    let resp = req.send().await.expect("reachable");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    Sent {
-        status,
-        headers,
-        json: resp.json().await.unwrap_or(Value::Null),
-    }
-}
 
 /// A request as VS Code's fetch makes it to the server or its `api.` host.
 fn vscode(

@@ -195,14 +195,6 @@ fn all_detectors() -> impl Iterator<Item = &'static Detector> {
     BUILTIN_DETECTORS.iter().chain(ORG_DETECTORS.iter())
 }
 
-/// Detector `index` in `all_detectors()` order.
-fn detector_at(index: usize) -> Option<&'static Detector> {
-    match index.checked_sub(BUILTIN_DETECTORS.len()) {
-        None => BUILTIN_DETECTORS.get(index),
-        Some(org) => ORG_DETECTORS.get(org),
-    }
-}
-
 /// The actions that apply to one caller: the policy's base actions, with
 /// the overrides of the caller's groups (the most permissive one wins).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -405,49 +397,6 @@ enum Decision {
     },
 }
 
-/// One detector's say at `at`; `Some` ends the search. Inlined: it runs
-/// for every detector at every probed position.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn consider(
-    at: &At,
-    at_end: bool,
-    first: u8,
-    word_start: bool,
-    index: usize,
-    detector: &'static Detector,
-    undecided: &mut bool,
-) -> Option<Decision> {
-    if !detector.may_start(first, word_start) {
-        return None;
-    }
-    let decision = match detector.probe(at) {
-        Probe::Match { len, keep } => Decision::Hit {
-            index,
-            detector,
-            len,
-            keep,
-        },
-        Probe::Long { keep, long } => Decision::Long {
-            index,
-            detector,
-            keep,
-            long,
-        },
-        Probe::NeedMore if !at_end && at.text.len() <= at.limit => {
-            *undecided = true;
-            return None;
-        }
-        _ => return None,
-    };
-    // An earlier detector might still match here: wait for it.
-    Some(if *undecided {
-        Decision::Undecided
-    } else {
-        decision
-    })
-}
-
 /// Tries the detectors in priority order at `at` (those in `detectors`: the
 /// others cannot begin here): the first that matches wins, unless one
 /// before it cannot decide yet.
@@ -459,42 +408,37 @@ fn decide(at: &At, at_end: bool, detectors: anchors::Detectors) -> Decision {
         .prev
         .is_some_and(|p| p.is_ascii_alphanumeric() || p == b'_');
     let mut undecided = false;
-    let count = BUILTIN_DETECTORS.len() + ORG_DETECTORS.len();
-    if detectors != anchors::ANY_DETECTOR && count <= 64 {
-        // Only the detectors whose anchor fired here, in priority order.
-        let mut bits = detectors;
-        while bits != 0 {
-            let index = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            let Some(detector) = detector_at(index) else {
+    for (index, detector) in all_detectors().enumerate() {
+        // Only the detectors whose anchor fired here (all past the 64th).
+        let listed = index >= 64 || detectors & (1 << index) != 0;
+        if !listed || !detector.may_start(first, word_start) {
+            continue;
+        }
+        let decision = match detector.probe(at) {
+            Probe::Match { len, keep } => Decision::Hit {
+                index,
+                detector,
+                len,
+                keep,
+            },
+            Probe::Long { keep, long } => Decision::Long {
+                index,
+                detector,
+                keep,
+                long,
+            },
+            Probe::NeedMore if !at_end && at.text.len() <= at.limit => {
+                undecided = true;
                 continue;
-            };
-            if let Some(decision) = consider(
-                at,
-                at_end,
-                first,
-                word_start,
-                index,
-                detector,
-                &mut undecided,
-            ) {
-                return decision;
             }
-        }
-    } else {
-        for (index, detector) in all_detectors().enumerate() {
-            if let Some(decision) = consider(
-                at,
-                at_end,
-                first,
-                word_start,
-                index,
-                detector,
-                &mut undecided,
-            ) {
-                return decision;
-            }
-        }
+            _ => continue,
+        };
+        // An earlier detector might still match here: wait for it.
+        return if undecided {
+            Decision::Undecided
+        } else {
+            decision
+        };
     }
     if undecided {
         Decision::Undecided

@@ -45,7 +45,18 @@ fn action(v: Option<&toml::Value>, what: &str) -> &'static str {
     }
 }
 
+/// The stack of this component's instance: what its deepest path needs, with
+/// room to spare (tests/tests/deep_paths.rs drives it; a stack too small
+/// traps). A 3.5 MB prompt full of keys ran in 16 KiB: the scan is iterative.
+/// Not Rust's default 1 MiB: Spin rewrites each memory's first 2 MiB when a
+/// request's instance is released, so every byte of stack is reset on every
+/// request.
+const STACK_BYTES: u32 = 64 * 1024;
+
 fn main() {
+    if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("wasm32") {
+        println!("cargo:rustc-link-arg-cdylib=-zstack-size={STACK_BYTES}");
+    }
     // Read at run time, not `env!`: a build script compiled for a clone
     // elsewhere may be reused from a shared target directory.
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());

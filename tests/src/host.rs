@@ -4,6 +4,7 @@
 //! `wasi:config/store@0.2.0-draft-2024-09-27` (the component's variables).
 //! Outbound HTTP is limited to `allowed_outbound_hosts`.
 
+use crate::footprint::{Footprint, FootprintTotals};
 use crate::kv;
 pub use crate::kv::KeyValue;
 use crate::manifest::{AllowedHost, Manifest, Resolved};
@@ -123,6 +124,7 @@ pub struct HostState {
     kv: Arc<KeyValue>,
     kv_labels: Arc<HashSet<String>>,
     config: Arc<HashMap<String, String>>,
+    footprint: Footprint,
 }
 
 impl WasiView for HostState {
@@ -406,6 +408,7 @@ pub struct Gateway {
     config: Arc<HashMap<String, String>>,
     allowed: Arc<Vec<AllowedHost>>,
     live: Arc<LiveInstances>,
+    footprints: Arc<FootprintTotals>,
 }
 
 /// Instances alive at once (from instantiation until the handler returns,
@@ -447,12 +450,6 @@ impl Drop for LiveGuard {
 /// test here as it fails a user there.
 fn spin_pool() -> wasmtime::PoolingAllocationConfig {
     const MB: u64 = 1 << 20;
-    fn env(name: &str, default: u64) -> u64 {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    }
     let max_instances = env("SPIN_MAX_INSTANCE_COUNT", 1_000);
     let count = |name: &str, default: u64| env(name, default) as u32;
     let size = |name: &str, default: u64| env(name, default) as usize;
@@ -474,9 +471,21 @@ fn spin_pool() -> wasmtime::PoolingAllocationConfig {
         .max_tables_per_module(count("SPIN_WASMTIME_MAX_TABLES_PER_MODULE", 2))
         .max_memories_per_module(count("SPIN_WASMTIME_MAX_MEMORIES_PER_MODULE", 2))
         .max_memory_size(4 << 30)
-        .linear_memory_keep_resident(size("SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT", 2 * MB))
+        .linear_memory_keep_resident(linear_memory_keep_resident())
         .table_keep_resident(size("SPIN_WASMTIME_TABLE_KEEP_RESIDENT", MB / 2));
     pool
+}
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Bytes of each memory Spin's pool rewrites on release (2 MiB by default).
+pub fn linear_memory_keep_resident() -> usize {
+    env("SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT", 2 << 20) as usize
 }
 
 pub fn engine() -> Result<Engine> {
@@ -530,11 +539,17 @@ impl Gateway {
             config: Arc::new(resolved.config),
             allowed: Arc::new(allowed),
             live: Arc::default(),
+            footprints: Arc::default(),
         })
     }
 
     pub fn live_instances(&self) -> &LiveInstances {
         &self.live
+    }
+
+    /// Memories and tables of the instances served so far.
+    pub fn footprints(&self) -> &FootprintTotals {
+        &self.footprints
     }
 
     pub fn kv(&self) -> &Arc<KeyValue> {
@@ -547,7 +562,7 @@ impl Gateway {
     }
 
     fn new_store(&self) -> Store<HostState> {
-        Store::new(
+        let mut store = Store::new(
             self.pre.engine(),
             HostState {
                 wasi: WasiCtx::builder()
@@ -562,8 +577,16 @@ impl Gateway {
                 kv: self.kv.clone(),
                 kv_labels: self.kv_labels.clone(),
                 config: self.config.clone(),
+                footprint: Footprint::default(),
             },
-        )
+        );
+        store.limiter(|state| &mut state.footprint);
+        store
+    }
+
+    fn count_footprint(&self, store: &Store<HostState>) {
+        self.footprints
+            .add(&store.data().footprint, linear_memory_keep_resident());
     }
 
     /// Creates and instantiates one fresh instance without serving anything:
@@ -572,6 +595,18 @@ impl Gateway {
         let mut store = self.new_store();
         let started = std::time::Instant::now();
         self.pre.instantiate_async(&mut store).await?;
+        let took = started.elapsed();
+        self.count_footprint(&store);
+        Ok(took)
+    }
+
+    /// One instance's whole life without a request: instantiation and the
+    /// pool's reset of its memories and tables when it is dropped.
+    pub async fn instantiate_and_release_once(&self) -> Result<std::time::Duration> {
+        let mut store = self.new_store();
+        let started = std::time::Instant::now();
+        self.pre.instantiate_async(&mut store).await?;
+        drop(store);
         Ok(started.elapsed())
     }
 
@@ -589,13 +624,16 @@ impl Gateway {
         let out = store.data_mut().http().new_response_outparam(sender)?;
         let pre = self.pre.clone();
         let live = self.live.enter();
+        let gateway = self.clone();
         let task = tokio::task::spawn(async move {
             let _live = live;
             let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
+            let served = proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, req, out)
-                .await
+                .await;
+            gateway.count_footprint(&store);
+            served
         });
         match receiver.await {
             Ok(Ok(response)) => Ok(response),

@@ -2,8 +2,10 @@
 //! with Spin's interface versions, a mock Copilot upstream and a dev OIDC
 //! issuer. Used by the end-to-end tests and by `copilot-jit-dev`.
 
+pub mod artifact_shape;
 pub mod browser;
 pub mod dev_issuer;
+pub mod footprint;
 pub mod garage;
 pub mod harness;
 pub mod host;

@@ -6,170 +6,24 @@
 //! stream timing through the masking filter, artifact sizes. Prints a table
 //! and writes BENCHMARKS.md. Never fails on speed.
 //!
-//! Usage: copilot-jit-bench [--seconds N] [--concurrency N]
+//! Usage: copilot-jit-bench [--seconds N] [--concurrency N] [--focus | --stores | --masking | --cost]
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use copilot_jit_testkit::harness::{self, Stack, StackOptions, UPSTREAM_GITHUB_TOKEN};
-use copilot_jit_testkit::host::{self, Gateway, KeyValue};
+use copilot_jit_testkit::host::{self, Gateway};
 use copilot_jit_testkit::kv::redis::RedisServer;
 use copilot_jit_testkit::kv::StoreKind;
-use copilot_jit_testkit::manifest::Resolved;
 use copilot_jit_testkit::mock_upstream::StreamScript;
 use futures::StreamExt;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-#[derive(Default)]
-struct Options {
-    seconds: u64,
-    concurrency: usize,
-    /// Load only copilot-jit with non-streamed chat (for a profiler).
-    focus: bool,
-    /// Only the table on Spin's stores (SQLite, Redis) at 8 and 64 clients.
-    stores: bool,
-    /// Only the masking figures.
-    masking: bool,
-}
+mod cost;
+mod load;
 
-fn options() -> Result<Options> {
-    let mut o = Options {
-        seconds: 5,
-        concurrency: 8,
-        focus: false,
-        stores: false,
-        masking: false,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        if a == "--focus" {
-            o.focus = true;
-            continue;
-        }
-        if a == "--stores" {
-            o.stores = true;
-            continue;
-        }
-        if a == "--masking" {
-            o.masking = true;
-            continue;
-        }
-        let value = args.next().context("every option takes a value")?;
-        match a.as_str() {
-            "--seconds" => o.seconds = value.parse()?,
-            "--concurrency" => o.concurrency = value.parse()?,
-            _ => bail!(
-                "usage: copilot-jit-bench [--seconds N] [--concurrency N] [--focus] [--stores] [--masking]"
-            ),
-        }
-    }
-    Ok(o)
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mix {
-    Chat,
-    ChatStream,
-    CompletionsStream,
-    Models,
-}
-
-impl Mix {
-    fn name(self) -> &'static str {
-        match self {
-            Mix::Chat => "chat",
-            Mix::ChatStream => "chat, streamed",
-            Mix::CompletionsStream => "completions, streamed",
-            Mix::Models => "/models",
-        }
-    }
-
-    fn request(self, base: &str) -> (String, Value) {
-        match self {
-            Mix::Chat => (
-                format!("{base}/chat/completions"),
-                json!({"model": "gpt-4o", "stream": false,
-                       "messages": [{"role": "user", "content": "explain this function: def add(a, b): return a + b"}]}),
-            ),
-            Mix::ChatStream => (
-                format!("{base}/chat/completions"),
-                json!({"model": "gpt-4o", "stream": true,
-                       "messages": [{"role": "user", "content": "explain this function: def add(a, b): return a + b"}]}),
-            ),
-            Mix::Models => (format!("{base}/models"), Value::Null),
-            Mix::CompletionsStream => (
-                format!("{base}/v1/engines/gpt-41-copilot/completions"),
-                json!({"prompt": "def add(a, b):\n    ", "suffix": "", "max_tokens": 50, "n": 1, "stream": true}),
-            ),
-        }
-    }
-}
-
-#[derive(Default, Clone)]
-struct Figures {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    errors: usize,
-    /// Answers seen, good or not.
-    calls: usize,
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
-/// Closed-loop load: `concurrency` clients, each sending the next request
-/// when the previous answer has been read completely.
-async fn load(base: &str, token: &str, mix: Mix, o: &Options) -> Figures {
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(o.seconds);
-    let started = Instant::now();
-    let workers = (0..o.concurrency).map(|_| {
-        let client = client.clone();
-        let (url, body) = mix.request(base);
-        let token = token.to_string();
-        async move {
-            let mut latencies = Vec::new();
-            let mut errors = 0;
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                let call = if body.is_null() {
-                    client.get(&url)
-                } else {
-                    client.post(&url).json(&body)
-                };
-                let ok = match call.bearer_auth(&token).send().await {
-                    Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
-                    _ => false,
-                };
-                if ok {
-                    latencies.push(t.elapsed());
-                } else {
-                    errors += 1;
-                }
-            }
-            (latencies, errors)
-        }
-    });
-    let results = futures::future::join_all(workers).await;
-    let elapsed = started.elapsed().as_secs_f64();
-    let mut all: Vec<Duration> = results.iter().flat_map(|(l, _)| l.clone()).collect();
-    all.sort();
-    Figures {
-        rps: all.len() as f64 / elapsed,
-        p50_ms: percentile(&all, 0.50),
-        p99_ms: percentile(&all, 0.99),
-        errors: results.iter().map(|(_, e)| e).sum(),
-        calls: all.len() + results.iter().map(|(_, e)| e).sum::<usize>(),
-    }
-}
+use load::{load, options, start_passthrough, Mix, Options};
 
 /// Time to the first event and mean gap between events, for one stream.
 async fn stream_timing(base: &str, token: &str) -> Result<(f64, f64)> {
@@ -346,30 +200,6 @@ fn machine() -> String {
         .map(|kib| kib / 1024.0 / 1024.0)
         .unwrap_or(0.0);
     format!("{cores} cores ({cpu}), {mem_gib:.0} GiB")
-}
-
-/// The bare pass-through component, served on loopback in front of `upstream`.
-async fn start_passthrough(
-    engine: &wasmtime::Engine,
-    file: &std::path::Path,
-    upstream: &str,
-) -> Result<(Arc<Gateway>, String, tokio::task::JoinHandle<()>)> {
-    let component = wasmtime::component::Component::from_file(engine, file)
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("{} (run scripts/bench.sh)", file.display()))?;
-    let passthrough = Arc::new(Gateway::new(
-        engine,
-        &component,
-        Resolved {
-            config: HashMap::from([("upstream_url".to_string(), upstream.to_string())]),
-            allowed_outbound_hosts: vec![upstream.to_string()],
-            key_value_stores: Vec::new(),
-        },
-        Arc::new(KeyValue::default()),
-    )?);
-    let (listener, addr) = host::loopback_listener().await?;
-    let task = passthrough.clone().serve(listener);
-    Ok((passthrough, format!("http://{addr}"), task))
 }
 
 /// One row of the stores table: `mix` at `clients` on `stack` beside the
@@ -600,6 +430,22 @@ async fn main() -> Result<()> {
     let passthrough_file = root.join("dist/bench/passthrough.wasm");
     let (passthrough, passthrough_url, _passthrough_task) =
         start_passthrough(&engine, &passthrough_file, &stack.upstream.base_url()).await?;
+    if o.cost {
+        let table = cost::table(
+            &root,
+            cost::Targets {
+                stack: &stack,
+                passthrough: &passthrough,
+                passthrough_url: &passthrough_url,
+                copilot_token: &copilot_token,
+                developer_token: &gateway_token,
+            },
+            &o,
+        )
+        .await?;
+        println!("{table}");
+        return Ok(());
+    }
     if o.stores {
         let bare_token = upstream_copilot_token(&stack).await?;
         let table = spin_store_table(&o, &passthrough_url, &bare_token).await?;

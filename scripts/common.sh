@@ -30,7 +30,7 @@ ensure_toolchain() {
 }
 
 build_artifact() {
-  cargo run --quiet --release -p xtask -- build
+  cargo run --quiet --profile build-tool -p xtask -- build
 }
 
 # The real GitHub Copilot language server, for the drop-in client test.

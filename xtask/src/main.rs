@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use wac_graph::{types::Package, CompositionGraph, EncodeOptions, NodeId};
 
+mod preinit;
+
 /// The HTTP component that receives requests; the others plug into its imports.
 const SOCKET: &str = "gateway";
 /// In dependency order: masking-filter first, it exports the shared `types`.
@@ -77,7 +79,7 @@ fn target_dir(root: &Path) -> Result<PathBuf> {
 
 fn build() -> Result<()> {
     let root = workspace_root()?;
-    eprintln!("[1/2] building {} components for {TARGET}", PLUGS.len() + 1);
+    eprintln!("[1/3] building {} components for {TARGET}", PLUGS.len() + 1);
     // The no_std masking filter builds alone: cargo unifies features across
     // the packages of one invocation, and the others' `std` features would
     // reach its dependencies.
@@ -100,12 +102,24 @@ fn build() -> Result<()> {
     let dist = root.join("dist");
     std::fs::create_dir_all(dist.join("components"))?;
 
-    eprintln!("[2/2] composing {SOCKET} with {}", PLUGS.join(", "));
+    eprintln!("[2/3] pre-initialising {SOCKET} (wizer)");
+    let started = std::time::Instant::now();
+    let socket_file = wasm_dir.join(format!("{}.wasm", SOCKET.replace('-', "_")));
+    let socket = std::fs::read(&socket_file)
+        .with_context(|| format!("reading {}", socket_file.display()))?;
+    let socket = preinit::preinitialize(&socket)?;
+    eprintln!("      done in {:.1} s", started.elapsed().as_secs_f64());
+
+    eprintln!("[3/3] composing {SOCKET} with {}", PLUGS.join(", "));
     let mut graph = CompositionGraph::new();
     let mut packages = Vec::new();
     for name in PLUGS.iter().chain(std::iter::once(&SOCKET)) {
-        let file = wasm_dir.join(format!("{}.wasm", name.replace('-', "_")));
-        let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        let bytes = if *name == SOCKET {
+            socket.clone()
+        } else {
+            let file = wasm_dir.join(format!("{}.wasm", name.replace('-', "_")));
+            std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?
+        };
         std::fs::write(dist.join("components").join(format!("{name}.wasm")), &bytes)?;
         let package = Package::from_bytes(
             &format!("copilot-jit:{name}"),

@@ -342,6 +342,59 @@ impl Engine {
             .map_err(|e| PolicyError::Load(e.clone()))
     }
 
+    /// Decodes every action's policies and puts one throw-away question of
+    /// each kind to Cedar, so that its lazily built tables (the extension
+    /// registry, whose names go through Cedar's parser) exist. Run when the
+    /// gateway is pre-initialised at build time: the memory image then holds
+    /// them, and no request pays for them. Reads nothing from outside
+    /// (no clock, no variables): whatever it touches ends up in the artifact.
+    pub fn warm_up(&self) {
+        const ACTIONS: [Action; 8] = [
+            Action::Request,
+            Action::Approve,
+            Action::Deny,
+            Action::Revoke,
+            Action::Renew,
+            Action::Use,
+            Action::Exchange,
+            Action::ReadAudit,
+        ];
+        let groups = ["warm-up".to_string()];
+        let scopes = ["chat".to_string()];
+        let claims = serde_json::json!({"repository": "warm/up"});
+        let facts = RequestFacts {
+            id: "req_warm_up",
+            requester: "warm-up",
+            requester_issuer: "warm-up",
+            scopes: &scopes,
+            approver_groups: &groups,
+            duration_secs: 60,
+            status: "pending",
+        };
+        for kind in [Kind::Human, Kind::Workload] {
+            let principal = Principal {
+                kind,
+                subject: "warm-up",
+                issuer: "warm-up",
+                email: "warm-up@example.invalid",
+                groups: &groups,
+                claims: (kind == Kind::Workload).then_some(&claims),
+            };
+            for action in ACTIONS {
+                let resource = match action {
+                    Action::Use | Action::Exchange => Resource::Scope("chat"),
+                    Action::ReadAudit => Resource::AuditTrail,
+                    _ => Resource::AccessRequest(facts.clone()),
+                };
+                let context = serde_json::json!({"hour": 12, "weekday": 2, "model": "warm-up",
+                    "duration_secs": 60, "reason": "warm-up"});
+                // Only the side effects count; a question a policy does not
+                // expect is as good as any.
+                let _ = self.decide_with_cedar(&principal, action, &resource, context);
+            }
+        }
+    }
+
     /// How many policies were compiled in.
     pub fn len(&self) -> usize {
         POLICY_COUNT

@@ -52,7 +52,7 @@ use crate::headers::{bearer_token, clean_request_id};
 use crate::outcome::Outcome;
 use crate::routes::{self, Route, RouteError};
 use copilot_jit::gateway::{audit, minter};
-use exports::wasi::http::incoming_handler::Guest;
+use exports::wasi::http::incoming_handler::Guest as IncomingHandler;
 use trace::Trace;
 use wasi_http::{header, method_name, random_hex, response_fields, send_bytes};
 
@@ -201,7 +201,7 @@ fn dispatch(
 
 struct Component;
 
-impl Guest for Component {
+impl IncomingHandler for Component {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         let started = Instant::now();
         let headers = request.headers();
@@ -251,6 +251,12 @@ impl Guest for Component {
             trace::record(&ctx, status, started.elapsed().as_millis() as u64);
         }
         notify::deliver(&ctx);
+    }
+}
+
+impl Guest for Component {
+    fn wizer_initialize() {
+        policy::warm_up();
     }
 }
 

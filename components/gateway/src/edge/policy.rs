@@ -28,6 +28,14 @@ fn engine() -> Result<&'static Engine, ApiError> {
     })
 }
 
+/// Builds the policy engine and Cedar's tables ahead of any request (the
+/// build's pre-initialisation; see `wizer-initialize` in the WIT world).
+pub(super) fn warm_up() {
+    if let Ok(engine) = engine() {
+        engine.warm_up();
+    }
+}
+
 pub(super) fn facts(r: &AccessRequest) -> RequestFacts<'_> {
     RequestFacts {
         id: &r.id,

@@ -8,7 +8,7 @@
 use copilot_jit_testkit::harness::{Stack, UPSTREAM_GITHUB_TOKEN};
 use copilot_jit_testkit::language_server::LanguageServer;
 use copilot_jit_testkit::mock_upstream::StreamScript;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,8 +21,15 @@ pub struct Gateway {
 /// A gateway URL as people type it: scheme optional on loopback, no
 /// trailing slash.
 pub fn normalize_url(raw: &str) -> Result<String> {
-    let raw = raw.trim().trim_end_matches('/');
-    let with_scheme = if raw.starts_with("http://") || raw.starts_with("https://") {
+    let raw = raw.trim();
+    let bare = raw
+        .strip_prefix("http://")
+        .or_else(|| raw.strip_prefix("https://"));
+    if bare.is_some_and(|rest| rest.trim_end_matches('/').is_empty()) {
+        return Err(CliError::usage(format!("{raw:?} is not a gateway URL")));
+    }
+    let raw = raw.trim_end_matches('/');
+    let with_scheme = if bare.is_some() {
         raw.to_string()
     } else if raw.starts_with("127.0.0.1") || raw.starts_with("localhost") {
         format!("http://{raw}")

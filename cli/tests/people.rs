@@ -203,15 +203,19 @@ async fn a_denial_ends_the_wait_with_1_and_the_reason() {
     })
     .await
     .expect("in the inbox");
-    // Oldest first.
+    // Both there, oldest first (the gateway's clock counts whole seconds).
     let inbox = bob.json(&["approvals", "--json"]).await;
-    let ids: Vec<&str> = inbox["requests"]
-        .as_array()
-        .unwrap()
+    let listed = inbox["requests"].as_array().unwrap();
+    let ids: Vec<&str> = listed.iter().filter_map(|r| r["id"].as_str()).collect();
+    assert!(
+        ids.contains(&id.as_str()) && ids.contains(&second.as_str()),
+        "{ids:?}"
+    );
+    let ages: Vec<u64> = listed
         .iter()
-        .filter_map(|r| r["id"].as_str())
+        .filter_map(|r| r["created_at"].as_u64())
         .collect();
-    assert_eq!(ids, vec![id.as_str(), second.as_str()]);
+    assert!(ages.windows(2).all(|w| w[0] <= w[1]), "{ages:?}");
 
     // Denying needs a reason.
     let no_reason = bob.run(&["deny", &second]).await;

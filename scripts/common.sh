@@ -110,3 +110,14 @@ install_chromium() {
     $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
   fi
 }
+
+# Neovim and Vim, for the test that they read what `copilot-jit configure`
+# writes.
+install_editors() {
+  if ! command -v nvim >/dev/null || ! command -v vim >/dev/null; then
+    echo "==> installing neovim and vim"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq neovim vim >/dev/null
+  fi
+}

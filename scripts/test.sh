@@ -16,6 +16,7 @@ step "Copilot CLI (npm)" install_copilot_cli
 step "garage" install_garage
 step "redis-server" install_redis
 step "chromium and chromium-driver" install_chromium
+step "neovim and vim" install_editors
 
 step "clippy (host, all targets)" cargo clippy --quiet --workspace --all-targets -- -D warnings
 # masking-filter alone: it is no_std, and one invocation unifies features.

@@ -10,6 +10,7 @@ pub mod garage;
 pub mod harness;
 pub mod host;
 pub mod kv;
+pub mod language_server;
 pub mod login_provider;
 pub mod manifest;
 pub mod masking_bench;

@@ -512,3 +512,56 @@ async fn pipelines_cannot_sign_devices_in() {
     let still = vscode_poll(&stack, code["device_code"].as_str().unwrap()).await;
     assert_eq!(still.json["error"], "authorization_pending");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_speaks_for_its_person_on_the_access_api_and_no_further() {
+    let stack = Stack::start().await.expect("stack");
+    let credential = signed_in_alice(&stack).await;
+    let auth = format!("token {credential}");
+
+    // What the copilot-jit command does with it: ask, list, see who I am.
+    let asked = send(
+        client()
+            .post(format!("{}/v1/access-requests", stack.url))
+            .header("authorization", &auth)
+            .json(&json!({"scopes": ["chat"], "reason": "from the terminal"})),
+    )
+    .await;
+    assert_eq!(asked.status, 201, "{}", asked.json);
+    assert_eq!(asked.json["request"]["requester"]["subject"], "alice");
+    let mine = get(&stack, "/v1/access-requests", &auth, None).await;
+    assert_eq!(mine.status, 200, "{}", mine.json);
+    assert_eq!(mine.json["requests"][0]["id"], asked.json["request"]["id"]);
+    let me = get(&stack, "/v1/sign-ins", &auth, None).await;
+    assert_eq!(me.json["principal"]["subject"], "alice", "{}", me.json);
+    assert_eq!(me.json["principal"]["groups"], json!(["developers"]));
+
+    // It cannot sign another device in (a sign-in outliving itself), nor
+    // read the audit trail.
+    let code = vscode_device_code(&stack).await;
+    let bound = send(
+        client()
+            .post(format!("{}/v1/sign-in/device", stack.url))
+            .header("authorization", &auth)
+            .json(&json!({"user_code": code["user_code"]})),
+    )
+    .await;
+    assert_eq!(bound.status, 401, "{}", bound.json);
+    let audit = get(&stack, "/v1/audit/records", &auth, None).await;
+    assert_eq!(audit.status, 401, "{}", audit.json);
+
+    // Ended, it opens nothing there either.
+    let id = me.json["sign_ins"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let ended = send(
+        client()
+            .post(format!("{}/v1/sign-ins/{id}/revoke", stack.url))
+            .header("authorization", &auth),
+    )
+    .await;
+    assert_eq!(ended.status, 200, "{}", ended.json);
+    let after = get(&stack, "/v1/access-requests", &auth, None).await;
+    assert_eq!(after.status, 401, "{}", after.json);
+}

@@ -131,6 +131,7 @@ pub fn client_name(client_id: &str) -> &str {
         "01ab8ac9400c4e429b23" => "Visual Studio Code",
         "Ov23ctDVkRmgkPke0Mmm" => "GitHub Copilot CLI",
         "Iv1.b507a08c87ecfe98" => "GitHub Copilot language server",
+        "copilot-jit-cli" => "copilot-jit command line",
         "" => "unnamed client",
         other => other,
     }

@@ -36,8 +36,23 @@ pub(super) fn failure_detail(e: &auth::AuthError) -> String {
     format!("{}: {}", failure_name(e.failure), e.detail)
 }
 
-/// The caller of the access API, from their OIDC token.
+/// The caller of the access API: an OIDC token, or a person's live
+/// device-flow sign-in (what the `copilot-jit` command holds), which stands
+/// for the person it was issued to, with the groups they had then.
 pub(super) fn authenticate(ctx: &mut Ctx) -> Result<Principal, ApiError> {
+    if let Some(presented) = ctx
+        .bearer()
+        .filter(|t| crate::signin::looks_like_github_token(t))
+    {
+        let (_, record) = super::signin::signed_in(ctx, &presented)?;
+        return Ok(super::signin::principal_from_json(&record.principal));
+    }
+    authenticate_oidc(ctx)
+}
+
+/// The caller, from their OIDC token only: for what a sign-in must not do
+/// itself (sign further devices in, read the audit trail).
+pub(super) fn authenticate_oidc(ctx: &mut Ctx) -> Result<Principal, ApiError> {
     let token = ctx.bearer().ok_or_else(|| {
         ApiError::new(
             ErrorKind::Unauthenticated,
@@ -70,7 +85,7 @@ pub(super) fn same_person(p: &Principal, r: &AccessRequest) -> bool {
 
 /// The caller, if the policy lets them read the audit trail.
 pub(super) fn require_auditor(ctx: &mut Ctx) -> Result<Principal, ApiError> {
-    let principal = authenticate(ctx)?;
+    let principal = authenticate_oidc(ctx)?;
     let d = policy::decide(
         &principal,
         Action::ReadAudit,

@@ -12,7 +12,7 @@ use super::access_api::store_error;
 use super::copilot_jit::gateway::grants::{self, AccessRequest};
 use super::copilot_jit::gateway::minter::TokenClaims;
 use super::copilot_jit::gateway::types::{Principal, PrincipalKind};
-use super::identity::{authenticate, Authorized};
+use super::identity::{authenticate, authenticate_oidc, Authorized};
 use super::wasi;
 use super::wasi::keyvalue::store::{self, Bucket};
 use super::wasi_http::{random_hex, read_request_body, settings};
@@ -310,9 +310,10 @@ struct BindAsk {
 }
 
 /// `POST /v1/sign-in/device`: the caller (by their OIDC token) takes a user
-/// code, as the page does after the IdP sign-in.
+/// code, as the page does after the IdP sign-in. A sign-in credential may
+/// not: it would let one sign-in outlive itself through the next.
 pub(super) fn bind_device(ctx: &mut Ctx, request: &IncomingRequest) -> Result<Reply, ApiError> {
-    let principal = authenticate(ctx)?;
+    let principal = authenticate_oidc(ctx)?;
     // A pipeline's token names a run, not a person at a device.
     if principal.kind == PrincipalKind::Workload {
         return Err(ApiError::new(
@@ -454,12 +455,23 @@ fn sign_in_owner(ctx: &mut Ctx) -> Result<(Principal, Option<String>), ApiError>
     }
 }
 
-/// `GET /v1/sign-ins`: the caller's signed-in devices.
+/// `GET /v1/sign-ins`: the caller's signed-in devices, and who the gateway
+/// takes the caller for (what `copilot-jit status` shows).
 pub(super) fn list(ctx: &mut Ctx) -> Result<Reply, ApiError> {
     let (who, current) = sign_in_owner(ctx)?;
     Ok(Reply::Json(
         200,
-        json!({"sign_ins": devices(&who, current.as_deref())?}),
+        json!({
+            "principal": {
+                "kind": kind_name(who.kind),
+                "issuer": who.issuer,
+                "subject": who.subject,
+                "email": who.email,
+                "name": who.name,
+                "groups": who.groups,
+            },
+            "sign_ins": devices(&who, current.as_deref())?,
+        }),
     ))
 }
 

@@ -1,0 +1,177 @@
+//! What the command-line tests share: a person's home, and signing in with
+//! the device flow, the browser step driven as a person does it.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use copilot_jit_testkit::browser::Browser;
+use copilot_jit_testkit::harness::Stack;
+use copilot_jit_testkit::login_provider::LoginProvider;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+/// One person's machine: a home of their own (config dir, credential).
+pub struct Home {
+    pub dir: PathBuf,
+}
+
+impl Home {
+    pub fn new(name: &str) -> Home {
+        let dir = std::env::temp_dir().join(format!(
+            "copilot-jit-people-{name}-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp home");
+        Home { dir }
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.join(".config")
+    }
+
+    /// The command as this person runs it: no browser to open, no colour,
+    /// no keyring (the 0600 file is what is under test here).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_copilot-jit"));
+        c.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &self.dir)
+            .env("XDG_CONFIG_HOME", self.config())
+            .env("NO_COLOR", "1")
+            .env("COPILOT_JIT_NO_BROWSER", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        c
+    }
+
+    pub async fn run(&self, args: &[&str]) -> Output {
+        tokio::time::timeout(Duration::from_secs(60), self.command(args).output())
+            .await
+            .unwrap_or_else(|_| panic!("copilot-jit {args:?} did not finish"))
+            .expect("copilot-jit runs")
+    }
+
+    /// Runs a `--json` command that must succeed; its answer, parsed.
+    pub async fn json(&self, args: &[&str]) -> Value {
+        let out = self.run(args).await;
+        assert!(
+            out.status.success(),
+            "copilot-jit {args:?}: {:?} {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "copilot-jit {args:?}: not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// The browser step of the device flow, as a person does it: open the
+/// link the command printed, sign in at the IdP's own form, allow.
+pub async fn confirm_in_browser(url: &str, who: &str) {
+    let mut browser = Browser::new();
+    let entry = browser.get(url).await;
+    assert_eq!(entry.status, 200, "{}", entry.text);
+    let csrf = entry.input("csrf").expect("form token");
+    let user_code = entry.input("user_code").expect("the code, filled in");
+    let to_idp = browser
+        .post_form(
+            &entry.form_action().expect("form"),
+            &[("csrf", &csrf), ("user_code", &user_code)],
+        )
+        .await;
+    assert_eq!(to_idp.status, 303, "{}", to_idp.text);
+    let login_page = browser.follow(to_idp).await;
+    let after_login = LoginProvider::log_in(&mut browser, login_page, who)
+        .await
+        .expect("login at the IdP");
+    let confirm = browser.follow(after_login).await;
+    assert_eq!(confirm.status, 200, "{}", confirm.text);
+    assert!(
+        confirm.text.contains("copilot-jit command line"),
+        "the page names the client: {}",
+        confirm.text
+    );
+    let done = browser
+        .post_form(
+            &confirm.form_action().expect("confirm form"),
+            &[
+                ("csrf", &confirm.input("csrf").expect("csrf")),
+                ("user_code", &user_code),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.text);
+}
+
+/// `copilot-jit login --json` for `who`, the browser step driven meanwhile;
+/// the command's final answer.
+pub async fn log_in(home: &Home, stack: &Stack, who: &str) -> Value {
+    let mut child = home
+        .command(&["login", "--gateway", &stack.url, "--json"])
+        .spawn()
+        .expect("login starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the code is shown at once")
+        .expect("stdout")
+        .expect("a first line");
+    let started: Value = serde_json::from_str(&first).expect("JSON");
+    assert_eq!(started["event"], "device_code", "{started}");
+    let user_code = started["user_code"].as_str().expect("user_code");
+    let link = started["verification_uri_complete"]
+        .as_str()
+        .expect("the link to open");
+    assert!(
+        link.starts_with(&format!("{}/login/device", stack.url)),
+        "{link}"
+    );
+    assert!(link.contains(user_code), "{link}");
+    confirm_in_browser(link, who).await;
+    let last = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("login finishes once allowed")
+        .expect("stdout")
+        .expect("a last line");
+    let status = child.wait().await.expect("exit");
+    assert!(status.success(), "login exited {status:?}");
+    serde_json::from_str(&last).expect("JSON")
+}
+
+pub async fn chat(stack: &Stack, credential: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{}/chat/completions", stack.url))
+        .header("authorization", format!("Bearer {credential}"))
+        .json(&json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}]}))
+        .send()
+        .await
+        .expect("reachable")
+        .status()
+        .as_u16()
+}

@@ -96,6 +96,22 @@ pub(crate) async fn table(root: &Path, t: Targets<'_>, o: &Options) -> Result<St
         jit_cycle / bare_cycle
     )?;
 
+    eprintln!("start cost of each component alone");
+    writeln!(
+        out,
+        "\n### What each component adds to a request's start (alone, instantiate + release, means of 500)\n"
+    )?;
+    writeln!(out, "| component | µs |")?;
+    writeln!(out, "|---|---:|")?;
+    let engine = copilot_jit_testkit::host::engine()?;
+    let mut sum = 0.0;
+    for name in COMPONENTS {
+        let us = alone_cycle(&engine, &root.join(format!("dist/components/{name}.wasm")), 500).await?;
+        sum += us;
+        writeln!(out, "| {name} | {us:.1} |")?;
+    }
+    writeln!(out, "| sum of the six | {sum:.1} |")?;
+
     eprintln!("throughput: developer, contractor, bare");
     let contractor_token = contractor_session_token(t.stack).await?;
     let warm = short(o);
@@ -221,6 +237,28 @@ async fn start_cost(gateway: &Gateway, n: usize) -> Result<(f64, f64)> {
     }
     let us = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
     Ok((us(start), us(cycle)))
+}
+
+/// Mean µs to instantiate and release one component on its own, every
+/// import a trap (nothing is called).
+async fn alone_cycle(engine: &wasmtime::Engine, file: &Path, n: usize) -> Result<f64> {
+    let component = wasmtime::component::Component::from_file(engine, file)
+        .map_err(anyhow::Error::from)
+        .with_context(|| file.display().to_string())?;
+    let mut linker = wasmtime::component::Linker::<()>::new(engine);
+    linker.define_unknown_imports_as_traps(&component)?;
+    let pre = linker.instantiate_pre(&component)?;
+    let mut total = Duration::ZERO;
+    for i in 0..n + 20 {
+        let mut store = wasmtime::Store::new(engine, ());
+        let started = std::time::Instant::now();
+        pre.instantiate_async(&mut store).await?;
+        drop(store);
+        if i >= 20 {
+            total += started.elapsed();
+        }
+    }
+    Ok(total.as_secs_f64() * 1e6 / n as f64)
 }
 
 /// A contractor's session token: the default policy names contractors in a

@@ -53,7 +53,8 @@ fn inbox(session: &Session, all: bool) -> Result<Vec<Value>> {
         .into_iter()
         .filter(|r| all || r["you_may_decide"] == true)
         .collect();
-    requests.sort_by_key(|r| r["created_at"].as_u64().unwrap_or(0));
+    // The gateway lists newest first, in creation order within a second.
+    requests.reverse();
     Ok(requests)
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use copilot_jit_testkit::harness::{eventually, Body, Stack, StackOptions, APPROVERS};
+use copilot_jit_testkit::harness::{self, eventually, Body, Stack, StackOptions, APPROVERS};
 use copilot_jit_testkit::webhook::{self, Webhook};
 use serde_json::{json, Value};
 
@@ -649,4 +649,92 @@ async fn replay_asks_todays_policy_would_this_call_pass() {
         (status, body["error"]["code"].as_str()),
         (403, Some("not_an_auditor"))
     );
+}
+
+/// More requests than one page holds: newest first, filters applied before
+/// the limit, every request reached once by following the cursor, and no
+/// listing enumerates the store's keys.
+#[tokio::test]
+async fn listings_go_newest_first_filter_before_the_limit_and_page_with_a_cursor() {
+    let stack = Stack::start().await.expect("stack");
+    let client = reqwest::Client::new();
+    let bob = stack.person("bob", &[APPROVERS]);
+    let mut created = Vec::new();
+    for i in 0..520 {
+        let who = stack.person(&format!("dev-{:02}", i % 26), &["developers"]);
+        let r = harness::send(
+            client
+                .post(format!("{}/v1/access-requests", stack.url))
+                .bearer_auth(&who)
+                .json(
+                    &json!({"scopes": ["chat"], "reason": format!("work {i}"), "duration": "1h"}),
+                ),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        created.push(r.json["request"]["id"].as_str().expect("id").to_string());
+    }
+    // The oldest one approved: a status filter must find it beyond 500.
+    let approved = harness::send(
+        client
+            .post(format!(
+                "{}/v1/access-requests/{}/approve",
+                stack.url, created[0]
+            ))
+            .bearer_auth(&bob),
+    )
+    .await;
+    assert_eq!(approved.status, 200, "{}", approved.text);
+
+    let listings_before = stack.gateway.kv().stats().listings();
+    let list = |query: String| {
+        let client = client.clone();
+        let url = format!("{}/v1/access-requests?{query}", stack.url);
+        let bob = bob.clone();
+        async move { harness::send(client.get(url).bearer_auth(bob)).await }
+    };
+    let found = list("status=approved&limit=10".into()).await;
+    assert_eq!(found.status, 200, "{}", found.text);
+    let ids: Vec<&str> = found.json["requests"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    assert_eq!(ids, [created[0].as_str()], "{}", found.text);
+
+    let first = list("status=pending&limit=50".into()).await;
+    let page: Vec<String> = first.json["requests"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .filter_map(|r| r["id"].as_str().map(str::to_string))
+        .collect();
+    let newest: Vec<String> = created.iter().rev().take(50).cloned().collect();
+    assert_eq!(page, newest, "the first page is the 50 newest");
+
+    let mut seen = page;
+    let mut cursor = first.json["next_cursor"].as_str().map(str::to_string);
+    while let Some(c) = cursor {
+        let next = list(format!("status=pending&limit=200&cursor={c}")).await;
+        assert_eq!(next.status, 200, "{}", next.text);
+        seen.extend(
+            next.json["requests"]
+                .as_array()
+                .expect("requests")
+                .iter()
+                .filter_map(|r| r["id"].as_str().map(str::to_string)),
+        );
+        cursor = next.json["next_cursor"].as_str().map(str::to_string);
+    }
+    let expected: Vec<String> = created.iter().skip(1).rev().cloned().collect();
+    assert_eq!(seen, expected, "every pending request once, newest first");
+    assert_eq!(
+        stack.gateway.kv().stats().listings(),
+        listings_before,
+        "a listing enumerated the store's keys"
+    );
+
+    let forged = list("cursor=d1.2x".into()).await;
+    assert_eq!(forged.status, 400, "{}", forged.text);
 }

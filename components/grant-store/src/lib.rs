@@ -4,10 +4,12 @@
 //! racing revoke never lose an update or double-count.
 
 pub mod lifecycle;
+pub mod listing;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings {
     use super::lifecycle::{self, Actor, Decided, LifecycleError, Request, Status};
+    use super::listing::{self, Position};
     use copilot_jit_common::unix_now as now;
 
     wit_bindgen::generate!({
@@ -19,8 +21,8 @@ mod bindings {
     use copilot_jit::gateway::types::{Principal, PrincipalKind};
     use copilot_jit_common::cas::{update, Step, UpdateError};
     use exports::copilot_jit::gateway::grants::{
-        AccessRequest, Decision, DecisionKind, Guest, ListFilter, NewRequest, RequestStatus,
-        StoreError,
+        AccessRequest, Decision, DecisionKind, Guest, ListFilter, NewRequest, RequestPage,
+        RequestStatus, StoreError,
     };
     use wasi::keyvalue::store::{self, Bucket};
 
@@ -29,6 +31,11 @@ mod bindings {
     const KEY_PREFIX: &str = "grant-request:";
     /// A person's request ids, oldest first (`copilot_jit_common::person_key`).
     const PERSON_INDEX_PREFIX: &str = "grants-of:";
+    /// The request ids created on one UTC day (`listing::day_of`), oldest
+    /// first: what listings walk instead of the store's keys.
+    const DAY_INDEX_PREFIX: &str = "grants-on-day:";
+    /// Ids one day's index keeps (its oldest fall out beyond that).
+    const DAY_INDEX_MAX: usize = 50_000;
     /// Genuine conflicts retried (with jittered pauses) before the caller
     /// is told to retry.
     const CAS_ATTEMPTS: u32 = 16;
@@ -199,7 +206,7 @@ mod bindings {
     const PERSON_INDEX_MAX: usize = 64;
 
     #[derive(serde::Serialize, serde::Deserialize, Default)]
-    struct PersonIndex {
+    struct IdIndex {
         ids: Vec<String>,
         /// The last writer's id: keeps every written value unique (cas.rs).
         #[serde(default)]
@@ -213,7 +220,7 @@ mod bindings {
         )
     }
 
-    fn decode_index(bytes: &[u8]) -> Result<PersonIndex, StoreError> {
+    fn decode_index(bytes: &[u8]) -> Result<IdIndex, StoreError> {
         serde_json::from_slice(bytes)
             .map_err(|e| StoreError::Storage(format!("corrupt person index: {e}")))
     }
@@ -221,18 +228,43 @@ mod bindings {
     /// Adds `id` to its requester's index, so that a sign-in finds the
     /// person's grants with two reads instead of a scan.
     fn index_for_person(bucket: &Bucket, who: &Principal, id: &str) -> Result<(), StoreError> {
-        let key = person_index_key(&who.issuer, &who.subject);
+        append_to_index(
+            bucket,
+            &person_index_key(&who.issuer, &who.subject),
+            id,
+            PERSON_INDEX_MAX,
+        )
+    }
+
+    /// Adds `id` to the index of the day it was created on, for listings.
+    fn index_for_day(bucket: &Bucket, created_at: u64, id: &str) -> Result<(), StoreError> {
+        let key = format!("{DAY_INDEX_PREFIX}{}", listing::day_of(created_at));
+        append_to_index(bucket, &key, id, DAY_INDEX_MAX)
+    }
+
+    fn day_ids(bucket: &Bucket, day: u64) -> Result<Vec<String>, StoreError> {
+        match bucket
+            .get(&format!("{DAY_INDEX_PREFIX}{day}"))
+            .map_err(storage)?
+        {
+            Some(bytes) => Ok(decode_index(&bytes)?.ids),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Appends `id` to the index at `key` (once), keeping its newest `max`.
+    fn append_to_index(bucket: &Bucket, key: &str, id: &str, max: usize) -> Result<(), StoreError> {
         let write_id = new_write_id()?;
-        let added = update(&KvCas(bucket), &key, CAS_ATTEMPTS, |current| {
+        let added = update(&KvCas(bucket), key, CAS_ATTEMPTS, |current| {
             let mut index = match current {
                 Some(bytes) => decode_index(bytes)?,
-                None => PersonIndex::default(),
+                None => IdIndex::default(),
             };
             if index.ids.iter().any(|i| i == id) {
                 return Ok(Step::AlreadyApplied(()));
             }
             index.ids.push(id.to_string());
-            let excess = index.ids.len().saturating_sub(PERSON_INDEX_MAX);
+            let excess = index.ids.len().saturating_sub(max);
             index.ids.drain(..excess);
             index.w = write_id.clone();
             let bytes =
@@ -277,6 +309,7 @@ mod bindings {
                 .set(&format!("{KEY_PREFIX}{id}"), &encode(&request)?)
                 .map_err(storage)?;
             index_for_person(&bucket, &req.requester, &id)?;
+            index_for_day(&bucket, request.created_at, &id)?;
             Ok(to_wit(request))
         }
 
@@ -285,14 +318,18 @@ mod bindings {
             Ok(to_wit(request.as_of(now())))
         }
 
-        fn list_requests(filter: ListFilter) -> Result<Vec<AccessRequest>, StoreError> {
+        fn list_requests(filter: ListFilter) -> Result<RequestPage, StoreError> {
             let bucket = bucket()?;
             let now = now();
-            let keys = copilot_jit_common::all_pages(|cursor| {
-                let page = bucket.list_keys(cursor).map_err(storage)?;
-                let keys = page.keys.into_iter().filter(|k| k.starts_with(KEY_PREFIX));
-                Ok((keys.collect(), page.cursor))
-            })?;
+            let today = listing::day_of(now);
+            let from = match &filter.cursor {
+                None => Position::newest(today),
+                Some(c) => Position::parse(c)
+                    .filter(|p| p.day <= today)
+                    .ok_or_else(|| {
+                        StoreError::InvalidState("the cursor is not one this gateway gave".into())
+                    })?,
+            };
             let wanted = filter.status.map(|s| match s {
                 RequestStatus::Pending => Status::Pending,
                 RequestStatus::Approved => Status::Approved,
@@ -300,27 +337,36 @@ mod bindings {
                 RequestStatus::Expired => Status::Expired,
                 RequestStatus::Revoked => Status::Revoked,
             });
-            let mut out = Vec::new();
-            for key in keys {
-                let Some(bytes) = bucket.get(&key).map_err(storage)? else {
-                    continue;
-                };
-                let request = decode(&bytes)?.as_of(now);
-                if wanted.is_some_and(|w| w != request.status) {
-                    continue;
-                }
-                if filter
-                    .requester_subject
-                    .as_ref()
-                    .is_some_and(|s| *s != request.requester.subject)
-                {
-                    continue;
-                }
-                out.push(request);
-            }
-            out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-            let limit = filter.limit.clamp(1, 500) as usize;
-            Ok(out.into_iter().take(limit).map(to_wit).collect())
+            let mut requests = Vec::new();
+            let next = listing::walk(
+                from,
+                today.saturating_sub(listing::LISTED_DAYS),
+                filter.limit.clamp(1, 500) as usize,
+                |day| day_ids(&bucket, day),
+                |id| {
+                    let request = match load(&bucket, id) {
+                        Ok(r) => r.as_of(now),
+                        // Not expected (a request is written before it is
+                        // indexed), and not worth failing a listing for.
+                        Err(StoreError::NotFound) => return Ok(false),
+                        Err(e) => return Err(e),
+                    };
+                    let wanted_status = wanted.is_none_or(|w| w == request.status);
+                    let wanted_requester = filter
+                        .requester_subject
+                        .as_ref()
+                        .is_none_or(|s| *s == request.requester.subject);
+                    if wanted_status && wanted_requester {
+                        requests.push(to_wit(request));
+                        return Ok(true);
+                    }
+                    Ok(false)
+                },
+            )?;
+            Ok(RequestPage {
+                requests,
+                next_cursor: next.map(|p| p.format()),
+            })
         }
 
         fn active_grant(

@@ -48,6 +48,7 @@ enum Backend {
 pub struct KvStats {
     reads: AtomicU64,
     writes: AtomicU64,
+    listings: AtomicU64,
 }
 
 impl KvStats {
@@ -56,6 +57,10 @@ impl KvStats {
     }
     pub fn writes(&self) -> u64 {
         self.writes.load(Ordering::Relaxed)
+    }
+    /// Calls that enumerate the store's keys (`list-keys`).
+    pub fn listings(&self) -> u64 {
+        self.listings.load(Ordering::Relaxed)
     }
     fn read(&self) {
         self.reads.fetch_add(1, Ordering::Relaxed);
@@ -164,6 +169,7 @@ impl KeyValue {
 
     pub async fn keys(&self, label: &str) -> Result<Vec<String>, String> {
         self.stats.read();
+        self.stats.listings.fetch_add(1, Ordering::Relaxed);
         match &self.backend {
             Backend::Memory(m) => Ok(m.keys(label)),
             Backend::Sqlite(s) => s.keys(label),

@@ -22,6 +22,8 @@ use crate::routes::{self, Verdict};
 /// Most requests one listing reads from the store, and returns.
 const MAX_LISTED: u32 = 500;
 const DEFAULT_LISTED: u32 = 100;
+/// Store pages one listing reads at most.
+const LISTING_CALLS: u32 = 5;
 const MAX_COMMENT_CHARS: usize = 1000;
 
 /// The grant store's refusals as the API answers them.
@@ -230,39 +232,58 @@ pub(super) fn list_with(principal: &Principal, query: &routes::Query) -> Result<
     };
     let older_than = age_param(query, "older_than")?;
     let newer_than = age_param(query, "newer_than")?;
-    let found = grants::list_requests(&grants::ListFilter {
-        status,
-        requester_subject: query.get("requester"),
-        limit: MAX_LISTED,
-    })
-    .map_err(store_error)?;
+    let cursor = match query.get("cursor") {
+        Some(c) if c.len() > 40 => return Err(bad_query("cursor is not one this gateway gave")),
+        other => other,
+    };
+    let limit = limit.clamp(1, MAX_LISTED) as usize;
     let now = now();
     let mut visible = Vec::new();
-    for r in &found {
-        let age = now.saturating_sub(r.created_at);
-        if older_than.is_some_and(|t| age < t) || newer_than.is_some_and(|t| age > t) {
-            continue;
-        }
-        let own = same_person(principal, r);
-        let decider = !own && may_decide(principal, r)?;
-        if !own && !decider {
-            continue;
-        }
-        let mut v = request_json(r);
-        v["you_may_decide"] = json!(
-            decider
-                && r.status == RequestStatus::Pending
-                && !r
-                    .decisions
-                    .iter()
-                    .any(|d| d.by_subject == principal.subject && d.by_issuer == principal.issuer)
-        );
-        visible.push(v);
-        if visible.len() >= limit.clamp(1, MAX_LISTED) as usize {
-            break;
+    // Newest first, filtered before the limit. Each page asked of the store
+    // is no larger than what is still missing, so the cursor handed on is
+    // exactly where this listing stopped.
+    let mut next = cursor;
+    // A bound on the work of one call (each store call examines at most
+    // 2,000 requests); a caller who sees few goes on with the cursor.
+    let mut calls = 0;
+    while visible.len() < limit && (calls == 0 || next.is_some()) && calls < LISTING_CALLS {
+        calls += 1;
+        let page = grants::list_requests(&grants::ListFilter {
+            status,
+            requester_subject: query.get("requester"),
+            limit: (limit - visible.len()) as u32,
+            cursor: next.take(),
+        })
+        .map_err(|e| match e {
+            grants::StoreError::InvalidState(m) => bad_query(m),
+            other => store_error(other),
+        })?;
+        next = page.next_cursor;
+        for r in &page.requests {
+            let age = now.saturating_sub(r.created_at);
+            if older_than.is_some_and(|t| age < t) || newer_than.is_some_and(|t| age > t) {
+                continue;
+            }
+            let own = same_person(principal, r);
+            let decider = !own && may_decide(principal, r)?;
+            if !own && !decider {
+                continue;
+            }
+            let mut v = request_json(r);
+            v["you_may_decide"] =
+                json!(
+                    decider
+                        && r.status == RequestStatus::Pending
+                        && !r.decisions.iter().any(|d| d.by_subject == principal.subject
+                            && d.by_issuer == principal.issuer)
+                );
+            visible.push(v);
         }
     }
-    Ok(Reply::Json(200, json!({"requests": visible})))
+    Ok(Reply::Json(
+        200,
+        json!({"requests": visible, "next_cursor": next}),
+    ))
 }
 
 /// `GET /v1/access-requests/{id}`, with why the policy decided as it did.

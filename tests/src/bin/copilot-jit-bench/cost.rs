@@ -106,7 +106,12 @@ pub(crate) async fn table(root: &Path, t: Targets<'_>, o: &Options) -> Result<St
     let engine = copilot_jit_testkit::host::engine()?;
     let mut sum = 0.0;
     for name in COMPONENTS {
-        let us = alone_cycle(&engine, &root.join(format!("dist/components/{name}.wasm")), 500).await?;
+        let us = alone_cycle(
+            &engine,
+            &root.join(format!("dist/components/{name}.wasm")),
+            500,
+        )
+        .await?;
         sum += us;
         writeln!(out, "| {name} | {us:.1} |")?;
     }

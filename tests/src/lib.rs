@@ -11,6 +11,7 @@ pub mod kv;
 pub mod login_provider;
 pub mod manifest;
 pub mod masking_bench;
+pub mod mock_github;
 pub mod mock_upstream;
 pub mod scenarios;
 pub mod serve;

@@ -1,5 +1,7 @@
-//! The Copilot token the gateway uses upstream: from the KV cache while it
-//! is fresh, else exchanged with the gateway-held GitHub token.
+//! The shared seat's Copilot token (service identities, and everyone under
+//! `upstream_mode = "shared-seat"`): from the KV cache while it is fresh,
+//! else exchanged with the gateway-held GitHub token. Its GitHub login is
+//! `upstream_github_login`, else asked of GitHub (`/user`) at each exchange.
 
 use copilot_jit_common::unix_now as now;
 use copilot_jit_wasi::http::{Method, Request};
@@ -21,9 +23,10 @@ fn unavailable(detail: impl std::fmt::Display) -> ApiError {
     .detail(detail.to_string())
 }
 
-/// The Copilot token, fresh from the token endpoint when `force_refresh`
-/// (upstream refused the cached one) or when the cached one is due.
-pub(super) fn copilot_token(force_refresh: bool) -> Result<String, ApiError> {
+/// The Copilot token and the shared seat's login, fresh from the token
+/// endpoint when `force_refresh` (upstream refused the cached one) or when
+/// the cached one is due.
+pub(super) fn copilot_token(force_refresh: bool) -> Result<(String, String), ApiError> {
     let bucket = store::open("default").map_err(|e| unavailable(format!("kv: {e:?}")))?;
     if !force_refresh {
         let cached: Option<CachedToken> = bucket
@@ -32,7 +35,7 @@ pub(super) fn copilot_token(force_refresh: bool) -> Result<String, ApiError> {
             .flatten()
             .and_then(|b| serde_json::from_slice(&b).ok());
         if let Some(c) = cached.filter(|c| c.is_fresh(now())) {
-            return Ok(c.token);
+            return Ok((c.token, c.login.unwrap_or_default()));
         }
     }
     let settings = settings();
@@ -61,10 +64,30 @@ pub(super) fn copilot_token(force_refresh: bool) -> Result<String, ApiError> {
     if status != 200 {
         return Err(unavailable(format!("token endpoint answered {status}")));
     }
-    let entry = CachedToken::from_envelope(&body, now()).map_err(unavailable)?;
+    let mut entry = CachedToken::from_envelope(&body, now()).map_err(unavailable)?;
+    entry.login = settings
+        .upstream_github_login()
+        .or_else(|| shared_login(&settings.upstream(Upstream::GitHubApi), &github_token));
     if let Ok(bytes) = serde_json::to_vec(&entry) {
         // A failed cache write costs one more exchange later, nothing else.
         let _ = bucket.set(CACHE_KEY, &bytes);
     }
-    Ok(entry.token)
+    Ok((entry.token, entry.login.unwrap_or_default()))
+}
+
+/// The shared seat's login, from GitHub (`GET /user`); none if it cannot be had.
+fn shared_login(api: &str, github_token: &str) -> Option<String> {
+    let response = Request::new(Method::Get, &format!("{api}/user"))
+        .map(|r| {
+            r.header("authorization", format!("token {github_token}"))
+                .header("accept", "application/json")
+                .header("user-agent", "copilot-jit/0.1")
+        })
+        .and_then(|r| r.send(None))
+        .ok()?;
+    if response.status() != 200 {
+        return None;
+    }
+    let body = response.read_body(MAX_ENVELOPE_BYTES).ok()?;
+    crate::seat::github_user(&body).map(|(login, _)| login)
 }

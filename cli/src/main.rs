@@ -8,6 +8,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod link;
+
 use copilot_jit_audit_log::record::Keyring;
 use copilot_jit_audit_log::sigv4::Credentials;
 use copilot_jit_audit_log::time::{day_of_ms, parse_day};
@@ -238,6 +240,7 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     ) {
         (Some("audit"), Some("verify")) => {}
         (Some("audit"), Some("seal")) => return seal(&args[2..]),
+        (Some("github"), _) => return link::run(&args[1..]),
         (Some("-h" | "--help" | "help"), _) => {
             println!("{USAGE}");
             return Ok(ExitCode::SUCCESS);

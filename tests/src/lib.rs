@@ -14,6 +14,7 @@ pub mod masking_bench;
 pub mod mock_github;
 pub mod mock_upstream;
 pub mod scenarios;
+pub mod seats;
 pub mod serve;
 pub mod tls;
 pub mod webdriver;

@@ -474,6 +474,17 @@ async fn pipelines_use_the_shared_seat_and_records_name_its_login() {
         .find(|r| r.path.starts_with("/v1/engines/"))
         .expect("proxied");
     assert_eq!(call.copilot_user.as_deref(), Some(SHARED_LOGIN));
+    // The shared seat's cached Copilot token is sealed in KV like people's.
+    let stored = stack.gateway.kv().snapshot("default").await.unwrap();
+    assert!(stored.iter().any(|(k, _)| k == "upstream:copilot-token"));
+    for secret in stack.upstream.issued_secrets() {
+        assert!(
+            stored
+                .iter()
+                .all(|(_, v)| !String::from_utf8_lossy(v).contains(&secret)),
+            "{secret:.8}… stored in the clear"
+        );
+    }
     // The pipeline has no GitHub account to link.
     let link = stack
         .call("POST", "/v1/github/link", Some(&run), None)

@@ -19,6 +19,10 @@ pub struct CachedToken {
     /// The GitHub login of the shared seat, named in audit records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login: Option<String>,
+    /// The token sealed (`vault`), when a vault key is set; `token` is
+    /// then empty in the stored entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<crate::vault::Sealed>,
 }
 
 /// Why a token endpoint's answer gave no token.
@@ -57,6 +61,7 @@ impl CachedToken {
             token: token.to_string(),
             refresh_at: refresh_at.min(expires_at.saturating_sub(EXPIRY_MARGIN)),
             login: None,
+            sealed: None,
         })
     }
 }

@@ -11,6 +11,13 @@ use super::wasi_http::settings;
 use crate::config::Upstream;
 use crate::error::{ApiError, ErrorKind};
 use crate::upstream_token::{CachedToken, CACHE_KEY};
+use crate::vault::{Owner, Purpose, NONCE_LEN};
+
+/// The associated data of the shared seat's sealed token.
+const SHARED: Owner<'static> = Owner {
+    issuer: "copilot-jit",
+    subject: "shared-seat",
+};
 
 /// Largest token-endpoint answer read.
 const MAX_ENVELOPE_BYTES: usize = 256 * 1024;
@@ -28,6 +35,9 @@ fn unavailable(detail: impl std::fmt::Display) -> ApiError {
 /// the cached one is due.
 pub(super) fn copilot_token(force_refresh: bool) -> Result<(String, String), ApiError> {
     let bucket = store::open("default").map_err(|e| unavailable(format!("kv: {e:?}")))?;
+    let settings = settings();
+    // With a vault key the cached token is sealed like people's.
+    let keys = settings.vault_keys().ok();
     if !force_refresh {
         let cached: Option<CachedToken> = bucket
             .get(CACHE_KEY)
@@ -35,10 +45,18 @@ pub(super) fn copilot_token(force_refresh: bool) -> Result<(String, String), Api
             .flatten()
             .and_then(|b| serde_json::from_slice(&b).ok());
         if let Some(c) = cached.filter(|c| c.is_fresh(now())) {
-            return Ok((c.token, c.login.unwrap_or_default()));
+            let token = match (&c.sealed, &keys) {
+                (Some(sealed), Some(keys)) => keys
+                    .open_json::<String>(Purpose::SharedCopilotToken, SHARED, sealed)
+                    .ok(),
+                (None, _) if !c.token.is_empty() => Some(c.token),
+                _ => None,
+            };
+            if let Some(token) = token {
+                return Ok((token, c.login.unwrap_or_default()));
+            }
         }
     }
-    let settings = settings();
     let github_token = settings.upstream_github_token().ok_or_else(|| {
         ApiError::new(
             ErrorKind::GatewayMisconfigured,
@@ -68,7 +86,16 @@ pub(super) fn copilot_token(force_refresh: bool) -> Result<(String, String), Api
     entry.login = settings
         .upstream_github_login()
         .or_else(|| shared_login(&settings.upstream(Upstream::GitHubApi), &github_token));
-    if let Ok(bytes) = serde_json::to_vec(&entry) {
+    let mut stored = entry.clone();
+    if let Some(keys) = &keys {
+        let mut nonce = [0u8; NONCE_LEN];
+        if getrandom::fill(&mut nonce).is_ok() {
+            stored.sealed =
+                Some(keys.seal_json(Purpose::SharedCopilotToken, SHARED, &entry.token, &nonce));
+            stored.token.clear();
+        }
+    }
+    if let Ok(bytes) = serde_json::to_vec(&stored) {
         // A failed cache write costs one more exchange later, nothing else.
         let _ = bucket.set(CACHE_KEY, &bytes);
     }

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use copilot_jit_cli::error::CliError;
 use copilot_jit_cli::{access, approvals, args, audit, configure, help, session};
 
+mod link;
+
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let (command, rest) = match argv.split_first() {
@@ -17,6 +19,15 @@ fn main() -> ExitCode {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("copilot-jit: {e}\n\n{}", audit::USAGE);
+                ExitCode::from(2)
+            }
+        };
+    }
+    if command == "github" {
+        return match link::run(rest) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("copilot-jit: {e}\n\n{}", link::USAGE);
                 ExitCode::from(2)
             }
         };

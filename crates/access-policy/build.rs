@@ -25,6 +25,7 @@ const ANNOTATIONS: &[&str] = &[
     "min_approvals",
     "max_duration",
     "pending_ttl",
+    "upstream_mode",
 ];
 
 const ENTITY_TYPES: &[&str] = &[
@@ -112,14 +113,18 @@ fn applies_to(policy: &cedar_policy::Policy, action: &str) -> bool {
 
 /// A build-time evaluation of the `use` policies, for the hot path. It holds
 /// when (a) one permit applies to every principal and scope without
-/// conditions, and (b) every forbid names its principals by group
-/// (`principal in Group::"g"`). Then anyone in none of those groups is
-/// permitted by that permit whatever the context — Groups have no parents, so
-/// membership is exactly the caller's groups claim — and the gateway skips
-/// Cedar for them. Otherwise `None`: every call asks Cedar.
+/// conditions, (b) every forbid names its principals by group
+/// (`principal in Group::"g"`), and (c) every other permit that chooses the
+/// upstream seat (`@upstream_mode`) applies, without conditions, to every
+/// principal of one kind (`principal is Workload`). Then anyone in none of
+/// those groups is permitted by the first permit and by the permits of their
+/// kind, whatever the context — Groups have no parents, so membership is
+/// exactly the caller's groups claim — and the gateway skips Cedar for them.
+/// Otherwise `None`: every call asks Cedar.
 fn use_fast_path(set: &PolicySet) -> String {
     let mut permit = None;
     let mut groups = Vec::new();
+    let mut per_kind = Vec::new();
     for policy in set.policies().filter(|p| applies_to(p, "use")) {
         let unconditional = policy
             .to_json()
@@ -131,14 +136,27 @@ fn use_fast_path(set: &PolicySet) -> String {
             .unwrap_or(false);
         match policy.effect() {
             Effect::Permit => {
-                let everyone = matches!(policy.principal_constraint(), PrincipalConstraint::Any);
                 let every_scope = match policy.resource_constraint() {
                     ResourceConstraint::Any => true,
                     ResourceConstraint::Is(t) => t.to_string() == "Scope",
                     _ => false,
                 };
-                if everyone && every_scope && unconditional && permit.is_none() {
-                    permit = Some(policy.id().to_string());
+                match policy.principal_constraint() {
+                    PrincipalConstraint::Any
+                        if every_scope && unconditional && permit.is_none() =>
+                    {
+                        permit = Some(policy.id().to_string());
+                    }
+                    PrincipalConstraint::Is(kind) if every_scope && unconditional => {
+                        per_kind.push(format!(
+                            "({:?}, {:?})",
+                            kind.to_string(),
+                            policy.id().to_string()
+                        ));
+                    }
+                    // A conditional choice of the seat: only Cedar knows.
+                    _ if policy.annotation("upstream_mode").is_some() => return "None".to_string(),
+                    _ => {}
                 }
             }
             Effect::Forbid => match policy.principal_constraint() {
@@ -150,7 +168,11 @@ fn use_fast_path(set: &PolicySet) -> String {
         }
     }
     match permit {
-        Some(id) => format!("Some(({id:?}, &[{}]))", groups.join(", ")),
+        Some(id) => format!(
+            "Some(UseFastPath {{ permit: {id:?}, forbid_groups: &[{}], per_kind: &[{}] }})",
+            groups.join(", "),
+            per_kind.join(", ")
+        ),
         None => "None".to_string(),
     }
 }
@@ -217,11 +239,22 @@ fn main() {
                     "min_approvals" => value.parse::<u32>().is_ok_and(|n| n > 0),
                     "max_duration" | "pending_ttl" => seconds(value).is_some(),
                     "approver_groups" => value.split(',').all(|g| !g.trim().is_empty()),
+                    "upstream_mode" => matches!(value, "own-seat" | "shared-seat"),
                     _ => true,
                 };
                 if !ok {
                     fail(format!("{}: @{key}(\"{value}\") is not valid", place()));
                 }
+            }
+            // The upstream seat is chosen per call: only `use` permits say it.
+            if policy.annotation("upstream_mode").is_some()
+                && (policy.effect() != Effect::Permit
+                    || !matches!(policy.action_constraint(), ActionConstraint::Eq(ref a) if a.id().unescaped() == "use"))
+            {
+                fail(format!(
+                    "{}: @upstream_mode belongs on a permit for action == Action::\"use\" only",
+                    place()
+                ));
             }
             // A permit that lets people ask must say who approves, unless it
             // approves at once.
@@ -254,7 +287,7 @@ fn main() {
             let opt = |v: Option<u64>| v.map_or("None".to_string(), |n| format!("Some({n})"));
             let _ = writeln!(
                 requirements,
-                "    ({id:?}, Annotated {{ auto_approve: {}, approver_groups: &[{}], min_approvals: {}, max_duration_secs: {}, pending_ttl_secs: {} }}),",
+                "    ({id:?}, Annotated {{ auto_approve: {}, approver_groups: &[{}], min_approvals: {}, max_duration_secs: {}, pending_ttl_secs: {}, upstream_mode: {} }}),",
                 match policy.annotation("auto_approve") {
                     Some("true") => "Some(true)",
                     Some(_) => "Some(false)",
@@ -264,6 +297,9 @@ fn main() {
                 opt(policy.annotation("min_approvals").and_then(|v| v.parse().ok())),
                 opt(policy.annotation("max_duration").and_then(seconds)),
                 opt(policy.annotation("pending_ttl").and_then(seconds)),
+                policy
+                    .annotation("upstream_mode")
+                    .map_or("None".to_string(), |m| format!("Some({m:?})")),
             );
             origin.insert(id, (file.clone(), text.clone()));
         }
@@ -338,7 +374,7 @@ fn main() {
     std::fs::write(
         out.join("slices.rs"),
         format!(
-            "/// The compiled policies that can apply to each action (Cedar protobuf).\npub static SLICES: &[(&str, &[u8])] = &[\n{slices}];\n/// Policies in the whole set.\npub const POLICY_COUNT: usize = {};\n/// `use` decided at build time for callers outside these groups (see build.rs).\npub static USE_FAST_PATH: Option<(&str, &[&str])> = {fast_path};\n",
+            "/// The compiled policies that can apply to each action (Cedar protobuf).\npub static SLICES: &[(&str, &[u8])] = &[\n{slices}];\n/// Policies in the whole set.\npub const POLICY_COUNT: usize = {};\n/// `use` decided at build time for callers outside these groups: the permit for everyone and those for each principal kind (see build.rs).\npub static USE_FAST_PATH: Option<UseFastPath> = {fast_path};\n",
             set.policies().count()
         ),
     )

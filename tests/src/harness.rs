@@ -6,7 +6,7 @@ use crate::host::{self, Gateway, KeyValue};
 use crate::kv::StoreKind;
 use crate::manifest::Manifest;
 use crate::manifest::Resolved;
-use crate::mock_upstream::MockUpstream;
+use crate::mock_upstream::{MockUpstream, SHARED_LOGIN};
 use anyhow::Result;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -72,6 +72,17 @@ fn compiled(manifest: &Manifest) -> Result<(Engine, Component)> {
     Ok(COMPILED.get_or_init(|| (engine, component)).clone())
 }
 
+/// A person's opaque store key, as every component computes it
+/// (`copilot_jit_common::person_key`): tests find a person's records by it.
+pub fn person_key(issuer: &str, subject: &str) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(issuer.as_bytes());
+    h.update([0u8]);
+    h.update(subject.as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
 fn random_seed() -> String {
     STANDARD.encode(rand::random::<[u8; 32]>())
 }
@@ -112,6 +123,8 @@ pub struct StackOptions {
     /// Serve HTTPS with this acceptor (the test's own CA), as
     /// `spin up --tls-cert … --tls-key …`; `url` is then `https://…`.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Keep the guests' stderr (`Stack::logs`) instead of printing it.
+    pub capture_logs: bool,
 }
 
 impl Default for StackOptions {
@@ -123,6 +136,7 @@ impl Default for StackOptions {
             github_actions: false,
             store: StoreKind::Memory,
             tls: None,
+            capture_logs: false,
         }
     }
 }
@@ -165,6 +179,14 @@ impl Stack {
             ("audit_signing_key", random_seed()),
             ("masking_fingerprint_key", random_seed()),
             ("upstream_github_token", UPSTREAM_GITHUB_TOKEN.to_string()),
+            // The suites written for one shared seat keep it; the own-seat
+            // suite (tests/tests/own_seat.rs) sets "own-seat". The shared
+            // seat's login is named, so nothing but the exchange presents
+            // its GitHub token (own_seat.rs covers the `/user` lookup).
+            ("upstream_mode", "shared-seat".to_string()),
+            ("upstream_github_login", SHARED_LOGIN.to_string()),
+            ("vault_key", random_seed()),
+            ("github_url", upstream.base_url()),
             ("github_api_url", upstream.base_url()),
             ("copilot_api_url", upstream.base_url()),
             ("copilot_proxy_url", upstream.base_url()),
@@ -198,7 +220,11 @@ impl Stack {
         let resolved = manifest.resolve(&variables, &env)?;
         let (engine, component) = compiled(&manifest)?;
         let kv = Arc::new(KeyValue::open(&options.store).await?);
-        let gateway = Arc::new(Gateway::new(&engine, &component, resolved.clone(), kv)?);
+        let mut gateway = Gateway::new(&engine, &component, resolved.clone(), kv)?;
+        if options.capture_logs {
+            gateway.capture_logs();
+        }
+        let gateway = Arc::new(gateway);
         let task = match options.tls {
             Some(tls) => gateway.clone().serve_tls(listener, tls),
             None => gateway.clone().serve(listener),
@@ -245,6 +271,54 @@ impl Stack {
             gateway,
             task,
         })
+    }
+
+    /// Another instance of this gateway on the same store (the same KV, in
+    /// memory too) with some variables changed, as after a redeploy with
+    /// new settings (a rotated vault key). Its clock starts where this one's is.
+    pub async fn instance_with(&self, changed: &[(&str, &str)]) -> Result<Peer> {
+        let manifest = manifest()?;
+        let (engine, component) = compiled(&manifest)?;
+        let mut resolved = self.resolved.clone();
+        for (k, v) in changed {
+            resolved.config.insert(k.to_string(), v.to_string());
+        }
+        let gateway = Gateway::new(&engine, &component, resolved, self.gateway.kv().clone())?;
+        gateway.clock().advance(self.gateway.clock().offset_secs());
+        let gateway = Arc::new(gateway);
+        let (listener, addr) = host::loopback_listener().await?;
+        let task = gateway.clone().serve(listener);
+        Ok(Peer {
+            url: format!("http://{addr}"),
+            gateway,
+            task,
+        })
+    }
+
+    /// Moves time forward for the gateway and the mock upstream alike
+    /// (tokens expire without waiting).
+    pub fn advance(&self, secs: u64) {
+        self.gateway.clock().advance(secs);
+        self.upstream.advance(secs);
+    }
+
+    /// What the gateway wrote to stderr (with `capture_logs`).
+    pub fn logs(&self) -> String {
+        self.gateway.logs()
+    }
+
+    /// As `person`, issued at the gateway's clock (moved by `advance`), so
+    /// it is valid to the gateway after time has moved on.
+    pub fn person_now(&self, subject: &str, groups: &[&str]) -> String {
+        let now = crate::dev_issuer::now() + self.gateway.clock().offset_secs();
+        self.issuer.sign(
+            crate::dev_issuer::Alg::Rs256,
+            serde_json::json!({
+                "iss": self.issuer.issuer(), "sub": subject, "aud": "copilot-jit",
+                "email": format!("{subject}@example.com"), "name": subject,
+                "groups": groups, "iat": now, "nbf": now, "exp": now + 3600,
+            }),
+        )
     }
 
     /// An OIDC token for a person in `groups`.
@@ -333,7 +407,7 @@ impl Stack {
         base: &str,
         query: &str,
     ) -> Result<Vec<serde_json::Value>> {
-        let carol = self.person("carol", &[AUDITORS]);
+        let carol = self.person_now("carol", &[AUDITORS]);
         let body: serde_json::Value = reqwest::Client::new()
             .get(format!("{base}/v1/audit/records?limit=10000&{query}"))
             .bearer_auth(&carol)

@@ -382,6 +382,11 @@ impl TestClock {
         self.offset_secs
             .fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
     }
+
+    /// How far this clock has been moved.
+    pub fn offset_secs(&self) -> u64 {
+        self.offset_secs.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 impl wasmtime_wasi::HostWallClock for TestClock {
@@ -409,6 +414,8 @@ pub struct Gateway {
     allowed: Arc<Vec<AllowedHost>>,
     live: Arc<LiveInstances>,
     footprints: Arc<FootprintTotals>,
+    /// Where the guests' stderr goes when captured (else the test's own).
+    logs: Option<wasmtime_wasi::p2::pipe::MemoryOutputPipe>,
 }
 
 /// Instances alive at once (from instantiation until the handler returns,
@@ -540,7 +547,21 @@ impl Gateway {
             allowed: Arc::new(allowed),
             live: Arc::default(),
             footprints: Arc::default(),
+            logs: None,
         })
+    }
+
+    /// Keeps what the guests write to stderr (their log) for `logs`.
+    pub fn capture_logs(&mut self) {
+        self.logs = Some(wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(64 << 20));
+    }
+
+    /// The guests' log so far, when captured.
+    pub fn logs(&self) -> String {
+        self.logs
+            .as_ref()
+            .map(|l| String::from_utf8_lossy(&l.contents()).into_owned())
+            .unwrap_or_default()
     }
 
     pub fn live_instances(&self) -> &LiveInstances {
@@ -562,13 +583,15 @@ impl Gateway {
     }
 
     fn new_store(&self) -> Store<HostState> {
+        let mut wasi = WasiCtx::builder();
+        match &self.logs {
+            Some(pipe) => wasi.stderr(pipe.clone()),
+            None => wasi.inherit_stderr(),
+        };
         let mut store = Store::new(
             self.pre.engine(),
             HostState {
-                wasi: WasiCtx::builder()
-                    .inherit_stderr()
-                    .wall_clock(self.clock.clone())
-                    .build(),
+                wasi: wasi.wall_clock(self.clock.clone()).build(),
                 http: WasiHttpCtx::new(),
                 table: ResourceTable::new(),
                 hooks: OutboundPolicy {

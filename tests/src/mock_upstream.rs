@@ -3,10 +3,14 @@
 //! proxy; `x-github-request-id` and `x-request-id` on every response; exact
 //! SSE framing; scriptable replies, delays, errors and early stream cuts.
 //!
-//! It is strict about credentials: only the GitHub token it was given may
-//! exchange, only Copilot tokens it issued may call the API, and any request
-//! carrying a gateway token (a JWT) is refused and counted as a leak.
+//! It is strict about credentials: only the GitHub token it was given (the
+//! shared seat) or a live user token of an account linked through its device
+//! flow (`mock_github`, each person's own seat) may exchange, only Copilot
+//! tokens it issued may call the API, and any request carrying a gateway
+//! token (a JWT) is refused and counted as a leak. Each recorded call names
+//! the account whose Copilot token it carried.
 
+use crate::mock_github::{self, Github};
 use crate::serve::{json_response, serve, Body, Received};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -42,11 +46,20 @@ impl Default for StreamScript {
     }
 }
 
+/// The login of the shared seat's account (the gateway-held token's).
+pub const SHARED_LOGIN: &str = "copilot-jit-shared-seat";
+
 #[derive(Default)]
 struct State {
     github_token: String,
     refresh_in: u64,
-    issued: HashMap<String, u64>,
+    /// Copilot tokens: when each expires and whose account it was made for.
+    issued: HashMap<String, (u64, String)>,
+    /// Every Copilot token ever issued (for canaries).
+    all_issued: Vec<String>,
+    github: Github,
+    /// Seconds added to the real clock (tests move time forward).
+    clock_offset: u64,
     exchanges: usize,
     leaks: usize,
     requests: Vec<Recorded>,
@@ -75,6 +88,8 @@ pub struct Recorded {
     pub authorization: Option<String>,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
+    /// The GitHub account whose Copilot token the call carried.
+    pub copilot_user: Option<String>,
 }
 
 #[derive(Clone)]
@@ -111,6 +126,7 @@ impl MockUpstream {
             github_token: github_token.to_string(),
             refresh_in: 1500,
             reply: "Hello from mock Copilot".into(),
+            github: Github::new(),
             ..State::default()
         }));
         let handler_state = state.clone();
@@ -186,6 +202,69 @@ impl MockUpstream {
     pub fn requests(&self) -> Vec<Recorded> {
         self.lock().requests.clone()
     }
+
+    /// Moves the mock's clock forward (with the gateway's: `Stack::advance`).
+    pub fn advance(&self, secs: u64) {
+        self.lock().clock_offset += secs;
+    }
+
+    /// The person authorises the device code `user_code` on GitHub as `login`.
+    pub fn authorize_device(&self, user_code: &str, login: &str) -> bool {
+        self.lock().github.authorize(user_code, login)
+    }
+
+    pub fn deny_device(&self, user_code: &str) -> bool {
+        self.lock().github.deny(user_code)
+    }
+
+    /// User tokens issued from now on expire after `ttl` seconds and come
+    /// with a refresh token (a GitHub App's); `None`: they never expire.
+    pub fn set_user_token_ttl(&self, ttl: Option<u64>) {
+        self.lock().github.user_token_ttl = ttl;
+    }
+
+    pub fn set_device_interval(&self, secs: u64) {
+        self.lock().github.device_interval = secs;
+    }
+
+    /// The client id the device flow accepts.
+    pub fn set_client_id(&self, client_id: &str) {
+        self.lock().github.client_id = client_id.to_string();
+    }
+
+    /// GitHub refuses every refresh of `login`'s tokens from now on.
+    pub fn refuse_refresh(&self, login: &str) {
+        self.lock().github.refuse_refresh(login);
+    }
+
+    /// Every access token of `login` is revoked.
+    pub fn revoke_user_tokens(&self, login: &str) {
+        self.lock().github.revoke_user_tokens(login);
+    }
+
+    pub fn remove_seat(&self, login: &str) {
+        self.lock().github.remove_seat(login);
+    }
+
+    /// `refresh_token` grants asked for `login`'s tokens.
+    pub fn refreshes(&self, login: &str) -> usize {
+        self.lock().github.refreshes(login)
+    }
+
+    /// Polls of the device grant.
+    pub fn device_polls(&self) -> usize {
+        self.lock().github.device_polls()
+    }
+
+    /// Every GitHub secret issued (device codes, access and refresh
+    /// tokens) and every Copilot token: what must never be stored in the
+    /// clear, recorded, logged or answered.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        let s = self.lock();
+        let mut all = s.github.secrets();
+        all.extend(s.all_issued.iter().cloned());
+        all
+    }
 }
 
 fn with_protocol_headers(mut r: hyper::Response<Body>, req: &Received) -> hyper::Response<Body> {
@@ -229,8 +308,16 @@ async fn route(
     req: &Received,
 ) -> hyper::Response<Body> {
     let authorization = req.header("authorization");
+    let presented = authorization.as_deref().and_then(|a| {
+        a.strip_prefix("token ")
+            .or_else(|| a.strip_prefix("Bearer "))
+            .map(str::trim)
+    });
     {
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        let copilot_user = presented
+            .and_then(|p| s.issued.get(p))
+            .map(|(_, login)| login.clone());
         s.requests.push(Recorded {
             method: req.method.clone(),
             path: req.path.clone(),
@@ -241,6 +328,7 @@ async fn route(
                 .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.to_string(), v.to_string())))
                 .collect(),
             body: req.body.clone(),
+            copilot_user,
         });
         if authorization.as_deref().is_some_and(looks_like_jwt) {
             s.leaks += 1;
@@ -251,6 +339,9 @@ async fn route(
     if path == "/copilot_internal/v2/token" && req.method == "GET" {
         return token_exchange(state, addr, authorization.as_deref());
     }
+    if let Some(answer) = github(state, addr, req, path, presented) {
+        return answer;
+    }
     // Everything else needs a Copilot token this mock issued.
     let bearer = authorization
         .as_deref()
@@ -258,7 +349,8 @@ async fn route(
         .unwrap_or("");
     let failure = {
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-        let valid = s.issued.get(bearer).is_some_and(|exp| *exp > now());
+        let now = now() + s.clock_offset;
+        let valid = s.issued.get(bearer).is_some_and(|(exp, _)| *exp > now);
         if !valid {
             return unauthorized("unauthorized: token expired or invalid");
         }
@@ -404,6 +496,80 @@ async fn route(
     }
 }
 
+/// GitHub's own endpoints for linked accounts: the device flow, the token
+/// endpoint, `GET /user`; `None` for every other path.
+fn github(
+    state: &Arc<Mutex<State>>,
+    addr: SocketAddr,
+    req: &Received,
+    path: &str,
+    presented: Option<&str>,
+) -> Option<hyper::Response<Body>> {
+    let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+    let now = now() + s.clock_offset;
+    let params =
+        || mock_github::params(&req.path, req.header("content-type").as_deref(), &req.body);
+    let (status, body) = match (req.method.as_str(), path) {
+        ("POST", "/login/device/code") => {
+            s.github
+                .device_code(&params(), &format!("http://{addr}"), now)
+        }
+        ("POST", "/login/oauth/access_token") => s.github.access_token(&params(), now),
+        // What a person does on github.com: enter the code, as whom.
+        ("GET", "/login/device") => {
+            drop(s);
+            return Some(device_page(None));
+        }
+        ("POST", "/login/device") => {
+            let p = params();
+            let code = p.get("user_code").cloned().unwrap_or_default();
+            let login = p.get("login").cloned().unwrap_or_default();
+            let done = !login.is_empty() && s.github.authorize(&code, &login);
+            drop(s);
+            return Some(device_page(Some(done)));
+        }
+        ("GET", "/user") => {
+            let token = presented.unwrap_or("");
+            if !s.github_token.is_empty() && token == s.github_token {
+                (
+                    200,
+                    serde_json::json!({"login": SHARED_LOGIN, "id": 1, "type": "User"}),
+                )
+            } else {
+                match s.github.user(token, now) {
+                    Some(user) => (200, user),
+                    None => {
+                        return Some(unauthorized("Bad credentials"));
+                    }
+                }
+            }
+        }
+        _ => return None,
+    };
+    Some(json_response(status, &body))
+}
+
+/// The mock's stand-in for github.com/login/device (the development runner
+/// links accounts through it): a code and a login, no password.
+fn device_page(done: Option<bool>) -> hyper::Response<Body> {
+    let note = match done {
+        Some(true) => "<p>Authorised. Return to the gateway's page.</p>",
+        Some(false) => "<p>Unknown or used code.</p>",
+        None => "",
+    };
+    let html = format!(
+        "<!doctype html><title>Mock GitHub</title><h1>Device activation (mock GitHub)</h1>{note}\
+<form method=\"post\"><label>Code <input name=\"user_code\"></label> \
+<label>as GitHub login <input name=\"login\" value=\"octocat\"></label> <button>Authorize</button></form>"
+    );
+    let mut r = hyper::Response::new(crate::serve::full(html));
+    r.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
+}
+
 fn token_exchange(
     state: &Arc<Mutex<State>>,
     addr: SocketAddr,
@@ -415,18 +581,29 @@ fn token_exchange(
             .map(str::trim)
     });
     let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-    if presented != Some(s.github_token.as_str()) || s.github_token.is_empty() {
-        return unauthorized("Bad credentials");
+    let now = now() + s.clock_offset;
+    let shared = !s.github_token.is_empty() && presented == Some(s.github_token.as_str());
+    let login = if shared {
+        SHARED_LOGIN.to_string()
+    } else {
+        match presented.and_then(|p| s.github.user_of(p, now)) {
+            Some(login) => login,
+            None => return unauthorized("Bad credentials"),
+        }
+    };
+    if !shared && !s.github.has_seat(&login) {
+        return json_response(404, &serde_json::json!({"message": "Not Found"}));
     }
     s.exchanges += 1;
     let refresh_in = s.refresh_in;
-    let expires_at = now() + refresh_in + 60;
+    let expires_at = now + refresh_in + 60;
     let tid = format!("{:032x}", rand::random::<u128>());
     let mac = format!("{:064x}", rand::random::<u128>());
     let token = format!(
         "tid={tid};exp={expires_at};sku=copilot_for_business_seat;proxy-ep=127.0.0.1;st=dotcom;chat=1;8kp=1:{mac}"
     );
-    s.issued.insert(token.clone(), expires_at);
+    s.issued.insert(token.clone(), (expires_at, login));
+    s.all_issued.push(token.clone());
     let base = format!("http://{addr}");
     json_response(
         200,

@@ -56,6 +56,8 @@ pub struct Exchange {
     pub duration_ms: u64,
     pub upstream_ms: Option<u64>,
     pub ttfb_ms: Option<u64>,
+    pub upstream_mode: Option<String>,
+    pub upstream_login: Option<String>,
 }
 
 fn findings_json(f: &[Found]) -> Value {
@@ -105,6 +107,8 @@ pub fn record_event(e: Exchange, id: String, time_ms: u64) -> Map<String, Value>
     put("upstream_status", json!(e.upstream_status));
     put("upstream_ms", json!(e.upstream_ms));
     put("ttfb_ms", json!(e.ttfb_ms));
+    put("upstream_mode", json!(e.upstream_mode));
+    put("upstream_login", json!(e.upstream_login));
     put("bytes_in", json!(e.bytes_in));
     put("bytes_out", json!(e.bytes_out));
     let actor_user = actor.map(|a| {
@@ -165,6 +169,8 @@ mod tests {
                 fingerprints: vec!["0011223344556677".into()],
             }],
             prompt: Some("my token is [REDACTED:github-token]".into()),
+            upstream_mode: Some("own-seat".into()),
+            upstream_login: Some("alice-gh".into()),
             ..Exchange::default()
         }
     }
@@ -184,6 +190,8 @@ mod tests {
             "0011223344556677"
         );
         assert_eq!(v["metadata"]["uid"], "aud_1");
+        assert_eq!(v["unmapped"]["upstream_mode"], "own-seat");
+        assert_eq!(v["unmapped"]["upstream_login"], "alice-gh");
     }
 
     #[test]

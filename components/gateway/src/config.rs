@@ -1,7 +1,10 @@
 //! The gateway's Spin variables and their defaults. Read through a lookup
 //! function, so the edge passes `wasi:config` and tests pass a map.
 
+use copilot_jit_access_policy::SeatMode;
+
 use crate::error::{ApiError, ErrorKind};
+use crate::vault::VaultKeys;
 
 /// A pipeline or requester token's lifetime when the ask names none.
 const DEFAULT_TOKEN_TTL_SECS: u64 = 900;
@@ -13,8 +16,11 @@ const DEFAULT_HOLD_BACK_BYTES: u32 = 4096;
 /// A service the gateway calls, with the variable that moves it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upstream {
-    /// GitHub's API: the Copilot token exchange.
+    /// GitHub's API: the Copilot token exchange, `/user`.
     GitHubApi,
+    /// GitHub's web host: the device flow and token endpoint people link
+    /// their accounts with.
+    GitHubWeb,
     /// Copilot's API: chat, models, embeddings, responses, messages.
     CopilotApi,
     /// Copilot's completions proxy.
@@ -27,6 +33,7 @@ impl Upstream {
     fn variable(self) -> &'static str {
         match self {
             Upstream::GitHubApi => "github_api_url",
+            Upstream::GitHubWeb => "github_url",
             Upstream::CopilotApi => "copilot_api_url",
             Upstream::CopilotProxy => "copilot_proxy_url",
             Upstream::CopilotTelemetry => "copilot_telemetry_url",
@@ -36,6 +43,7 @@ impl Upstream {
     fn default_url(self) -> &'static str {
         match self {
             Upstream::GitHubApi => "https://api.github.com",
+            Upstream::GitHubWeb => "https://github.com",
             Upstream::CopilotApi => "https://api.githubcopilot.com",
             Upstream::CopilotProxy => "https://copilot-proxy.githubusercontent.com",
             Upstream::CopilotTelemetry => "https://copilot-telemetry.githubusercontent.com",
@@ -80,9 +88,66 @@ impl<L: Fn(&str) -> Option<String>> Settings<L> {
             .to_string()
     }
 
-    /// The GitHub token of the Copilot seat the gateway serves.
+    /// The GitHub token of the shared Copilot seat (service identities).
     pub fn upstream_github_token(&self) -> Option<String> {
-        self.get("upstream_github_token")
+        self.get("upstream_github_token").filter(|t| !t.is_empty())
+    }
+
+    /// The shared seat's GitHub login, when set (else asked of GitHub).
+    pub fn upstream_github_login(&self) -> Option<String> {
+        self.get("upstream_github_login").filter(|t| !t.is_empty())
+    }
+
+    /// Whose seat a call uses when the policy names none: `own-seat` unless
+    /// `upstream_mode` says `shared-seat`; any other value is refused.
+    pub fn upstream_mode(&self) -> Result<SeatMode, ApiError> {
+        match self.get("upstream_mode") {
+            None => Ok(SeatMode::OwnSeat),
+            Some(v) if v.trim().is_empty() => Ok(SeatMode::OwnSeat),
+            Some(v) => SeatMode::parse(&v).ok_or_else(|| {
+                ApiError::new(
+                    ErrorKind::GatewayMisconfigured,
+                    "the upstream mode is not configured",
+                )
+                .detail("variable upstream_mode must be own-seat or shared-seat")
+            }),
+        }
+    }
+
+    /// The OAuth client the gateway links GitHub accounts as.
+    pub fn github_client_id(&self) -> String {
+        self.get("github_oauth_client_id")
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| crate::seat::DEFAULT_CLIENT_ID.to_string())
+    }
+
+    /// Only for a client of the organisation's own that needs one to refresh.
+    pub fn github_client_secret(&self) -> Option<String> {
+        self.get("github_oauth_client_secret")
+            .filter(|c| !c.is_empty())
+    }
+
+    pub fn github_oauth_scope(&self) -> String {
+        self.get("github_oauth_scope")
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| crate::seat::DEFAULT_SCOPE.to_string())
+    }
+
+    /// The vault's keys: `vault_key` seals, `vault_previous_keys` still open.
+    pub fn vault_keys(&self) -> Result<VaultKeys, ApiError> {
+        let misconfigured = |detail: String| {
+            ApiError::new(
+                ErrorKind::GatewayMisconfigured,
+                "the credential vault is not configured",
+            )
+            .detail(detail)
+        };
+        let current = self
+            .get("vault_key")
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| misconfigured("variable vault_key is not set".into()))?;
+        VaultKeys::parse(&current, self.get("vault_previous_keys").as_deref())
+            .map_err(misconfigured)
     }
 
     /// Lifetime of a requester's gateway token; a value that is not a number
@@ -262,6 +327,27 @@ mod tests {
             .masking()
             .unwrap();
         assert_eq!(default.max_hold_back, 4096);
+    }
+
+    #[test]
+    fn the_seat_settings_have_defaults_and_are_checked() {
+        let none = settings(&[]);
+        assert_eq!(none.upstream_mode().unwrap(), SeatMode::OwnSeat);
+        assert_eq!(none.github_client_id(), "Iv1.b507a08c87ecfe98");
+        assert_eq!(none.upstream(Upstream::GitHubWeb), "https://github.com");
+        assert_eq!(none.github_oauth_scope(), "read:user");
+        assert!(none.github_client_secret().is_none());
+        assert_eq!(none.upstream_github_token(), None);
+        let e = none.vault_keys().unwrap_err();
+        assert_eq!(e.status(), 503);
+        let shared = settings(&[("upstream_mode", "shared-seat")]);
+        assert_eq!(shared.upstream_mode().unwrap(), SeatMode::SharedSeat);
+        assert!(settings(&[("upstream_mode", "both")])
+            .upstream_mode()
+            .is_err());
+        let key = "0101010101010101010101010101010101010101010101010101010101010101";
+        assert!(settings(&[("vault_key", key)]).vault_keys().is_ok());
+        assert!(settings(&[("vault_key", "x")]).vault_keys().is_err());
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub enum ErrorKind {
     ScopeNotGranted,
     ModelNotGranted,
     PromptBlocked,
+    /// A Copilot call to be made with the caller's own seat, which is not
+    /// usable: no GitHub account linked, the link broken, no Copilot seat.
+    SeatUnavailable,
     /// A Copilot call whose grant is no longer approved: the credential no
     /// longer opens anything (403).
     GrantNotActive,
@@ -105,6 +108,7 @@ impl ErrorKind {
             | ScopeNotGranted
             | ModelNotGranted
             | PromptBlocked
+            | SeatUnavailable
             | GrantNotActive
             | ExchangedGrant => 403,
             NotFound | NoRecords => 404,
@@ -147,6 +151,7 @@ impl ErrorKind {
             ScopeNotGranted => "scope_not_granted",
             ModelNotGranted => "model_not_granted",
             PromptBlocked => "prompt_blocked",
+            SeatUnavailable => "seat_unavailable",
             GrantNotActive | GrantNotActiveForTokens => "grant_not_active",
             ExchangedGrant | NotRenewable => "not_renewable",
             NotFound => "not_found",

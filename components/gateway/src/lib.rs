@@ -16,12 +16,14 @@ pub mod headers;
 pub mod outcome;
 pub mod pages;
 pub mod routes;
+pub mod seat;
 pub mod signin;
 pub mod slack;
 pub mod sse;
 pub mod token_answers;
 pub mod typed_sse;
 pub mod upstream_token;
+pub mod vault;
 pub mod web_login;
 
 #[cfg(target_arch = "wasm32")]

@@ -139,7 +139,7 @@ fn action_form(action: &str, label: &str, csrf: &str, comment: bool) -> String {
 
 fn nav(who: &str, csrf: &str) -> String {
     format!(
-        "<p class=\"muted\">Signed in as <strong>{}</strong> · <a href=\"/access\">Access</a> · <a href=\"/approvals\">Approvals</a> · <a href=\"/login/devices\">Devices</a></p>{}",
+        "<p class=\"muted\">Signed in as <strong>{}</strong> · <a href=\"/access\">Access</a> · <a href=\"/approvals\">Approvals</a> · <a href=\"/login/devices\">Devices</a> · <a href=\"/github/link\">GitHub</a></p>{}",
         escape(who),
         action_form("/logout", "Sign out", csrf, false)
     )
@@ -301,9 +301,83 @@ pub fn devices_page(who: &str, csrf: &str, devices: &[serde_json::Value]) -> Str
     )
 }
 
+/// The person's GitHub link: link it (GitHub's code and link while
+/// pending: the page reloads itself, and each view asks GitHub once), see
+/// which account is linked, unlink, link again when broken.
+pub fn github_link_page(who: &str, csrf: &str, status: &serde_json::Value) -> String {
+    let link_form = |label: &str| action_form("/github/link", label, csrf, false);
+    let unlink_form = action_form("/github/unlink", "Unlink", csrf, false);
+    let login = text(status, "login");
+    let mut body = match text(status, "status").as_str() {
+        "pending" => {
+            let uri = text(status, "verification_uri");
+            format!(
+                "<p>Open <a href=\"{uri}\" rel=\"noopener noreferrer\">{uri_text}</a>, sign in to GitHub as yourself \
+and enter this code:</p><p class=\"code\" id=\"user-code\"><strong>{code}</strong></p>\
+<p class=\"muted\">This page checks with GitHub every {interval} seconds and shows the result here.</p>{again}",
+                uri = escape(&uri),
+                uri_text = escape(&uri),
+                code = escape(&text(status, "user_code")),
+                interval = status.get("interval").and_then(|i| i.as_u64()).unwrap_or(5),
+                again = link_form("Start again"),
+            )
+        }
+        "linked" => format!(
+            "<p id=\"linked\">Linked to the GitHub account <strong>{}</strong>. Your Copilot calls use its seat.</p>{}\
+<p class=\"muted\">Unlinking makes the gateway forget the account's tokens at once. To end them at GitHub too, \
+revoke the app under Settings → Applications on github.com.</p>",
+            escape(&login),
+            unlink_form
+        ),
+        "broken" => format!(
+            "<p class=\"error\" id=\"broken\">The gateway can no longer use the GitHub account <strong>{}</strong>: {}.</p>\
+<p>Link it again to go on using Copilot.</p>{}{}",
+            escape(&login),
+            escape(&text(status, "reason")),
+            link_form("Link again"),
+            unlink_form
+        ),
+        _ => format!(
+            "<p>Your Copilot calls are made with your own GitHub account's Copilot seat. \
+Link your GitHub account once; the gateway keeps its tokens encrypted and never shows them.</p>{}",
+            link_form("Link GitHub account")
+        ),
+    };
+    match text(status, "last_attempt").as_str() {
+        "denied" => body.insert_str(0, "<p class=\"error\" role=\"alert\">GitHub says the link was refused.</p>"),
+        "expired" => body.insert_str(0, "<p class=\"error\" role=\"alert\">The code expired before it was entered; start again.</p>"),
+        _ => {}
+    }
+    format!("<h1>Your GitHub account</h1>{}{}", nav(who, csrf), body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_github_page_shows_each_state() {
+        let pending = github_link_page(
+            "alice",
+            "t",
+            &serde_json::json!({"status": "pending", "user_code": "AB<C", "verification_uri": "https://github.com/login/device", "interval": 5}),
+        );
+        assert!(pending.contains("AB&lt;C") && pending.contains("https://github.com/login/device"));
+        let linked = github_link_page(
+            "alice",
+            "t",
+            &serde_json::json!({"status": "linked", "login": "octo"}),
+        );
+        assert!(linked.contains("octo") && linked.contains("/github/unlink"));
+        let broken = github_link_page(
+            "alice",
+            "t",
+            &serde_json::json!({"status": "broken", "login": "octo", "reason": "refused"}),
+        );
+        assert!(broken.contains("Link again") && broken.contains("refused"));
+        let none = github_link_page("alice", "t", &serde_json::json!({"status": "none"}));
+        assert!(none.contains("Link GitHub account"));
+    }
 
     #[test]
     fn every_value_is_escaped() {

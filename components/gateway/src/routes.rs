@@ -57,6 +57,13 @@ pub enum Route {
     /// Copilot features clients probe that the gateway does not offer:
     /// GitHub's 404, which every client treats as "none".
     NotOffered,
+    /// `GET /v1/github/link`: the caller's GitHub link (one poll of GitHub
+    /// while a link is pending).
+    GithubLinkStatus,
+    /// `POST /v1/github/link`: start linking the caller's GitHub account.
+    GithubLinkStart,
+    /// `POST /v1/github/unlink`: end the caller's GitHub link.
+    GithubUnlink,
     /// The server-rendered pages people use in a browser.
     Page(Page),
 }
@@ -90,6 +97,13 @@ pub enum Page {
     DeviceRevoke(String),
     /// `GET /settings/copilot`: where the CLI links a refused person; on to `/access`.
     CopilotSettings,
+    /// `GET /github/link`: the person's GitHub link; while pending, GitHub's
+    /// code and link, and one poll of GitHub per view.
+    GithubLink,
+    /// `POST /github/link`: start linking.
+    GithubLinkStart,
+    /// `POST /github/unlink`.
+    GithubUnlink,
 }
 
 /// What a page's button does to a request or grant.
@@ -144,6 +158,9 @@ impl Route {
                 Action::PageView
             }
             Route::Page(Page::AccessPost) => Action::AccessRequest,
+            Route::GithubLinkStatus | Route::Page(Page::GithubLink) => Action::GithubLinkStatus,
+            Route::GithubLinkStart | Route::Page(Page::GithubLinkStart) => Action::GithubLink,
+            Route::GithubUnlink | Route::Page(Page::GithubUnlink) => Action::GithubUnlink,
             Route::Page(Page::Act(_, PageAct::Approve)) => Action::AccessApprove,
             Route::Page(Page::Act(_, PageAct::Deny)) => Action::AccessDeny,
             Route::Page(Page::Act(_, PageAct::Revoke)) => Action::GrantRevoke,
@@ -372,6 +389,18 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
             only("POST", Route::Page(Page::DeviceRevoke(id.to_string())))
         }
         ["login", "oauth", "access_token"] => only("POST", Route::DeviceToken),
+        ["v1", "github", "link"] => match method {
+            "GET" => Ok(Route::GithubLinkStatus),
+            "POST" => Ok(Route::GithubLinkStart),
+            _ => Err(RouteError::MethodNotAllowed("GET, POST")),
+        },
+        ["v1", "github", "unlink"] => only("POST", Route::GithubUnlink),
+        ["github", "link"] => match method {
+            "GET" => Ok(Route::Page(Page::GithubLink)),
+            "POST" => Ok(Route::Page(Page::GithubLinkStart)),
+            _ => Err(RouteError::MethodNotAllowed("GET, POST")),
+        },
+        ["github", "unlink"] => only("POST", Route::Page(Page::GithubUnlink)),
         ["v1", "sign-in", "device"] => only("POST", Route::DeviceBind),
         ["v1", "sign-ins"] => only("GET", Route::SignIns),
         ["v1", "sign-ins", id, "revoke"] if id_ok(id) => {
@@ -612,6 +641,24 @@ mod tests {
             action("POST", "/login/device/code"),
             Ok("signin.device_code")
         );
+    }
+
+    #[test]
+    fn github_link_routes() {
+        assert_eq!(route("GET", "/v1/github/link"), Ok(Route::GithubLinkStatus));
+        assert_eq!(route("POST", "/v1/github/link"), Ok(Route::GithubLinkStart));
+        assert_eq!(route("POST", "/v1/github/unlink"), Ok(Route::GithubUnlink));
+        assert_eq!(
+            route("GET", "/v1/github/unlink"),
+            Err(RouteError::MethodNotAllowed("POST"))
+        );
+        assert_eq!(
+            route("GET", "/github/link"),
+            Ok(Route::Page(Page::GithubLink))
+        );
+        assert_eq!(action("POST", "/github/link"), Ok("github.link"));
+        assert_eq!(action("POST", "/github/unlink"), Ok("github.unlink"));
+        assert_eq!(action("GET", "/v1/github/link"), Ok("github.link_status"));
     }
 
     fn action(method: &str, path: &str) -> Result<&'static str, RouteError> {

@@ -1,5 +1,6 @@
-//! The Copilot token the gateway holds upstream: when a cached one is still
-//! good, and when a fresh one from the token endpoint must be refreshed.
+//! A Copilot token from the token endpoint (the shared seat's, or a
+//! person's own): when a cached one is still good, and when a fresh one must
+//! be fetched.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -15,6 +16,13 @@ const EXPIRY_MARGIN: u64 = 60;
 pub struct CachedToken {
     pub token: String,
     pub refresh_at: u64,
+    /// The GitHub login of the shared seat, named in audit records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
+    /// The token sealed (`vault`), when a vault key is set; `token` is
+    /// then empty in the stored entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<crate::vault::Sealed>,
 }
 
 /// Why a token endpoint's answer gave no token.
@@ -52,6 +60,8 @@ impl CachedToken {
         Ok(CachedToken {
             token: token.to_string(),
             refresh_at: refresh_at.min(expires_at.saturating_sub(EXPIRY_MARGIN)),
+            login: None,
+            sealed: None,
         })
     }
 }

@@ -22,9 +22,20 @@ pub struct Annotated {
     pub min_approvals: Option<u32>,
     pub max_duration_secs: Option<u64>,
     pub pending_ttl_secs: Option<u64>,
+    /// `@upstream_mode` on a `use` permit: whose Copilot seat the call uses.
+    pub upstream_mode: Option<&'static str>,
 }
 
 include!(concat!(env!("OUT_DIR"), "/requirements.rs"));
+
+/// `use` as the build evaluated it (see build.rs): for callers in none of
+/// `forbid_groups`, `permit` and the permits of their kind (`per_kind`:
+/// entity type, policy id) decide.
+pub struct UseFastPath {
+    pub permit: &'static str,
+    pub forbid_groups: &'static [&'static str],
+    pub per_kind: &'static [(&'static str, &'static str)],
+}
 
 include!(concat!(env!("OUT_DIR"), "/slices.rs"));
 
@@ -41,6 +52,35 @@ pub struct Requirements {
     pub min_approvals: u32,
     pub max_duration_secs: Option<u64>,
     pub pending_ttl_secs: Option<u64>,
+    /// The seat a Copilot call uses, when a permitting `use` policy names
+    /// one (`@upstream_mode`); the caller's own wins over the shared one.
+    pub upstream_mode: Option<SeatMode>,
+}
+
+/// Whose Copilot seat a call is made with upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeatMode {
+    /// The caller's own GitHub account, linked to their identity.
+    OwnSeat,
+    /// The one GitHub account the gateway holds (service identities).
+    SharedSeat,
+}
+
+impl SeatMode {
+    pub fn parse(text: &str) -> Option<SeatMode> {
+        match text.trim() {
+            "own-seat" => Some(SeatMode::OwnSeat),
+            "shared-seat" => Some(SeatMode::SharedSeat),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SeatMode::OwnSeat => "own-seat",
+            SeatMode::SharedSeat => "shared-seat",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,6 +326,17 @@ pub fn requirements(policy_ids: &[String]) -> Requirements {
         min_approvals,
         max_duration_secs: annotated.iter().filter_map(|a| a.max_duration_secs).min(),
         pending_ttl_secs: annotated.iter().filter_map(|a| a.pending_ttl_secs).min(),
+        upstream_mode: {
+            let modes: Vec<SeatMode> = annotated
+                .iter()
+                .filter_map(|a| a.upstream_mode.and_then(SeatMode::parse))
+                .collect();
+            if modes.contains(&SeatMode::OwnSeat) {
+                Some(SeatMode::OwnSeat)
+            } else {
+                modes.first().copied()
+            }
+        },
     }
 }
 
@@ -415,13 +466,23 @@ impl Engine {
         // answer for this caller's groups, Cedar is not started at all (in
         // a fresh instance that alone costs ~0.4 ms: its extension tables
         // initialise through its parser).
-        if let (Action::Use, Some((permit, forbid_groups))) = (action, USE_FAST_PATH) {
+        if let (Action::Use, Some(fast)) = (action, &USE_FAST_PATH) {
             if !principal
                 .groups
                 .iter()
-                .any(|g| forbid_groups.contains(&g.as_str()))
+                .any(|g| fast.forbid_groups.contains(&g.as_str()))
             {
-                let policy_ids = vec![permit.to_string()];
+                let kind = principal_type(principal.kind);
+                let mut policy_ids: Vec<String> = std::iter::once(fast.permit)
+                    .chain(
+                        fast.per_kind
+                            .iter()
+                            .filter(|(k, _)| *k == kind)
+                            .map(|(_, id)| *id),
+                    )
+                    .map(str::to_string)
+                    .collect();
+                policy_ids.sort();
                 return Ok(Decision {
                     allowed: true,
                     requirements: requirements(&policy_ids),

@@ -27,6 +27,9 @@ struct Case {
     approver_groups: Option<Vec<String>>,
     max_duration_secs: Option<u64>,
     pending_ttl_secs: Option<u64>,
+    /// The seat a `use` decision names: "own-seat", "shared-seat" or
+    /// "none" (the gateway's `upstream_mode` then decides).
+    upstream_mode: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -196,6 +199,12 @@ fn every_policy_case_holds() {
             if case.pending_ttl_secs.is_some() && case.pending_ttl_secs != r.pending_ttl_secs {
                 wrong.push(format!("pending_ttl_secs is {:?}", r.pending_ttl_secs));
             }
+            if let Some(want) = &case.upstream_mode {
+                let got = r.upstream_mode.map_or("none", SeatMode::name);
+                if want != got {
+                    wrong.push(format!("upstream_mode is {got}"));
+                }
+            }
             if !wrong.is_empty() {
                 failures.push(format!("{where_}: {}", wrong.join("; ")));
             }
@@ -287,6 +296,10 @@ fn the_use_shortcut_agrees_with_cedar() {
                     assert_eq!(
                         (fast.allowed, &fast.policy_ids),
                         (full.allowed, &full.policy_ids),
+                        "{member:?} {kind:?} {scope} {model:?}"
+                    );
+                    assert_eq!(
+                        fast.requirements.upstream_mode, full.requirements.upstream_mode,
                         "{member:?} {kind:?} {scope} {model:?}"
                     );
                     checked += 1;

@@ -52,6 +52,14 @@ pub enum Action {
     WebLogin,
     /// A page is shown.
     PageView,
+    /// A person starts linking their GitHub account (GitHub's device flow,
+    /// run by the gateway as GitHub's client).
+    GithubLink,
+    /// A person's GitHub link: its state, and one poll of GitHub while a
+    /// link is pending.
+    GithubLinkStatus,
+    /// A person's GitHub link ends (the vault record goes).
+    GithubUnlink,
     /// A webhook message about an access request.
     Notify(NotifyEvent),
 }
@@ -120,7 +128,7 @@ impl Activity {
 
 impl Action {
     /// Every action but the webhook ones (see `NotifyEvent::ALL`).
-    pub const REQUESTS: [Action; 35] = [
+    pub const REQUESTS: [Action; 38] = [
         Action::Unrouted,
         Action::Health,
         Action::Jwks,
@@ -156,6 +164,9 @@ impl Action {
         Action::NotOffered,
         Action::WebLogin,
         Action::PageView,
+        Action::GithubLink,
+        Action::GithubLinkStatus,
+        Action::GithubUnlink,
     ];
 
     /// The name records carry. An unrouted request's is empty.
@@ -196,6 +207,9 @@ impl Action {
             Action::NotOffered => "not_offered",
             Action::WebLogin => "signin.web",
             Action::PageView => "page.view",
+            Action::GithubLink => "github.link",
+            Action::GithubLinkStatus => "github.link_status",
+            Action::GithubUnlink => "github.unlink",
             Action::Notify(NotifyEvent::AutoApproved) => "notify.access.auto_approved",
             Action::Notify(NotifyEvent::Requested) => "notify.access.requested",
             Action::Notify(NotifyEvent::Approved) => "notify.access.approved",
@@ -222,7 +236,8 @@ impl Action {
             | Action::CopilotToken
             | Action::SignInDeviceCode
             | Action::SignInToken
-            | Action::WebLogin => Activity::Create,
+            | Action::WebLogin
+            | Action::GithubLink => Activity::Create,
             Action::AccessList
             | Action::AccessShow
             | Action::AuditRead
@@ -232,14 +247,15 @@ impl Action {
             | Action::CopilotAgents
             | Action::SignInList
             | Action::GithubUser
-            | Action::PageView => Activity::Read,
+            | Action::PageView
+            | Action::GithubLinkStatus => Activity::Read,
             Action::AccessApprove
             | Action::AccessDeny
             | Action::GrantRenew
             | Action::AuditFlush
             | Action::AuditSeal
             | Action::SignInBind => Activity::Update,
-            Action::GrantRevoke | Action::SignInRevoke => Activity::Delete,
+            Action::GrantRevoke | Action::SignInRevoke | Action::GithubUnlink => Activity::Delete,
             Action::Unrouted
             | Action::Health
             | Action::Jwks

@@ -5,10 +5,13 @@
 //!
 //! Settings come from `spin.toml`; `SPIN_VARIABLE_<NAME>` overrides any of
 //! them, as with `spin up` (e.g. a real `SPIN_VARIABLE_UPSTREAM_GITHUB_TOKEN`
-//! together with `SPIN_VARIABLE_GITHUB_API_URL` etc.).
+//! together with `SPIN_VARIABLE_GITHUB_API_URL` etc.). People use their own
+//! seat (`upstream_mode = "own-seat"`, the product's default): they link an
+//! account of the mock's GitHub, whose `/login/device` page plays github.com.
 
 use copilot_jit_testkit::harness::{Stack, StackOptions, APPROVERS, AUDITORS};
 use copilot_jit_testkit::kv::StoreKind;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 fn usage() -> ! {
@@ -42,6 +45,7 @@ async fn main() {
     }
     let options = StackOptions {
         listen,
+        variables: HashMap::from([("upstream_mode".to_string(), "own-seat".to_string())]),
         defer_to_environment: true,
         store,
         ..StackOptions::default()
@@ -72,6 +76,12 @@ Try the flow (needs curl and jq):
   BOB=$(curl -s "{idp}/token?sub=bob&groups={APPROVERS}" | jq -r .id_token)
   CAROL=$(curl -s "{idp}/token?sub=carol&groups={AUDITORS}" | jq -r .id_token)
 
+  # 0. Alice links her GitHub account once: her calls use her own Copilot seat
+  #    (in a browser: {gw}/github/link; the mock's {upstream}/login/device plays github.com)
+  CODE=$(curl -s -X POST {gw}/v1/github/link -H "authorization: Bearer $ALICE" | jq -r .user_code)
+  curl -s -o /dev/null {upstream}/login/device -d "user_code=$CODE&login=alice-gh"
+  sleep 2; curl -s {gw}/v1/github/link -H "authorization: Bearer $ALICE" | jq
+
   # 1. Alice asks for 30 minutes of Copilot chat
   ID=$(curl -s -X POST {gw}/v1/access-requests -H "authorization: Bearer $ALICE" \
         -d '{{"scopes":["chat","completions"],"reason":"pairing on the parser","duration":"30m"}}' | jq -r .request.id)
@@ -87,7 +97,7 @@ Try the flow (needs curl and jq):
 
   # 4. Bob revokes; the same token is refused at once. Carol reads the audit trail.
   curl -s -X POST {gw}/v1/grants/$ID/revoke -H "authorization: Bearer $BOB" | jq .request.status
-  curl -s "{gw}/v1/audit/records?grant=$ID" -H "authorization: Bearer $CAROL" | jq '.records[] | {{action: .unmapped.action, outcome: .unmapped.outcome, status: .status_code, policies: .unmapped.policy_ids}}'
+  curl -s "{gw}/v1/audit/records?grant=$ID" -H "authorization: Bearer $CAROL" | jq '.records[] | {{action: .unmapped.action, outcome: .unmapped.outcome, status: .status_code, policies: .unmapped.policy_ids, seat: .unmapped.upstream_login}}'
 
 Ctrl-C stops it."#,
         upstream = stack.upstream.base_url(),

@@ -382,6 +382,8 @@ fn exchange(e: AuditEvent) -> Exchange {
         duration_ms: e.duration_ms,
         upstream_ms: e.upstream_ms,
         ttfb_ms: e.ttfb_ms,
+        upstream_mode: e.upstream_mode,
+        upstream_login: e.upstream_login,
     }
 }
 

@@ -24,6 +24,7 @@ pub(super) fn page(
         let then = match &page {
             Page::Approvals => "/approvals",
             Page::Devices => "/login/devices",
+            Page::GithubLink => "/github/link",
             _ => "/access",
         };
         return start_login(None, then);
@@ -110,6 +111,17 @@ pub(super) fn page(
             "Signed-in devices",
             pages::devices_page(&display_name(&who), &csrf, &devices(&who, None)?),
         )),
+        Page::GithubLink => github_page(ctx, &who, &csrf, None),
+        Page::GithubLinkStart => {
+            posted()?;
+            let started = super::seat::start_link(ctx, &who)?;
+            github_page(ctx, &who, &csrf, Some(started))
+        }
+        Page::GithubUnlink => {
+            posted()?;
+            super::seat::unlink(ctx, &who)?;
+            Ok(PageAnswer::redirect("/github/link".into()))
+        }
         Page::DeviceRevoke(id) => {
             posted()?;
             end_sign_in(ctx, &who, &id)?;
@@ -120,6 +132,30 @@ pub(super) fn page(
             "no such page",
         )),
     }
+}
+
+/// The GitHub link page: the state (after one poll of GitHub while a link
+/// is pending, unless `status` is the answer just given); it reloads itself
+/// at GitHub's interval while pending.
+fn github_page(
+    ctx: &mut Ctx,
+    who: &super::copilot_jit::gateway::types::Principal,
+    csrf: &str,
+    status: Option<Value>,
+) -> Result<PageAnswer, ApiError> {
+    let status = match status {
+        Some(s) => s,
+        None => super::seat::link_status(ctx, who)?,
+    };
+    let mut answer = PageAnswer::page(
+        200,
+        "Your GitHub account",
+        pages::github_link_page(&display_name(who), csrf, &status),
+    );
+    if status["status"] == "pending" {
+        answer.refresh = Some(status["interval"].as_u64().unwrap_or(5).clamp(1, 60) as u32);
+    }
+    Ok(answer)
 }
 
 /// The person's own page, with the policy's answer to what they just asked.

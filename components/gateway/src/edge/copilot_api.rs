@@ -8,7 +8,8 @@ use serde_json::json;
 
 use super::copilot_jit::gateway::{masking, minter};
 use super::identity::authorize;
-use super::proxy::masking_context;
+use super::proxy::{masking_context, seat_mode};
+use super::seat;
 use super::tokens::mint_request;
 use super::wasi_http::{read_request_body, settings};
 use super::{Ctx, Reply};
@@ -16,6 +17,7 @@ use crate::body::MAX_PROMPT_BODY;
 use crate::config::Upstream;
 use crate::copilot::{self, how_to_request};
 use crate::error::{ApiError, ErrorKind};
+use copilot_jit_access_policy::SeatMode;
 
 /// Forwarded telemetry that does not arrive in time is given up.
 const TELEMETRY_TIMEOUT_MS: u64 = 2000;
@@ -32,6 +34,19 @@ pub(super) fn token_envelope(ctx: &mut Ctx) -> Result<Reply, ApiError> {
         e.or_copilot_shape(body)
     })?;
     let grant = &auth.grant;
+    // With their own seat, a person who must link (again) is told here:
+    // editors show the envelope's `error_details` and its link.
+    let scope = if grant.scopes.iter().any(|s| s == "chat") {
+        "chat"
+    } else {
+        grant.scopes.first().map(String::as_str).unwrap_or("chat")
+    };
+    if seat_mode(ctx, &grant.requester, scope)? == SeatMode::OwnSeat {
+        ctx.trace.upstream_mode = Some(SeatMode::OwnSeat);
+        if let Some(problem) = seat::seat_problem(&grant.requester)? {
+            return Err(problem.error(&settings.public_url()));
+        }
+    }
     let minted = minter::seal_session(&mint_request(
         grant,
         &auth.claims.subject,

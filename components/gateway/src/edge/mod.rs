@@ -14,7 +14,8 @@
 //! | `tokens.rs` | gateway tokens for grants, and the RFC 8693 exchange |
 //! | `audit_api.rs` | the auditor's API: records, replay, flush, status |
 //! | `notify.rs` | approvers' webhook messages |
-//! | `upstream.rs` | the Copilot token the gateway holds, cached in KV |
+//! | `upstream.rs` | the shared seat's Copilot token, cached in KV |
+//! | `seat.rs` | people's own seats: GitHub linking, the vault, their Copilot tokens |
 //! | `copilot_api.rs` | Copilot's token envelope, user, agents, telemetry |
 //! | `proxy.rs` | proxied Copilot calls, phase by phase, and streams |
 //! | `signin.rs` | the device flow, sign-in credentials, call-time grant lookup |
@@ -32,6 +33,7 @@ mod identity;
 mod notify;
 mod policy;
 mod proxy;
+mod seat;
 mod signin;
 mod tokens;
 mod trace;
@@ -194,6 +196,9 @@ fn dispatch(
         Route::SignInRevoke(id) => signin::revoke(ctx, &id),
         Route::GithubApiRoot => github_api::api_root(ctx),
         Route::GithubMeta => github_api::meta(),
+        Route::GithubLinkStatus => seat::api(ctx, seat::LinkAct::Status),
+        Route::GithubLinkStart => seat::api(ctx, seat::LinkAct::Start),
+        Route::GithubUnlink => seat::api(ctx, seat::LinkAct::Unlink),
         Route::NotOffered => github_api::not_offered_reply(),
         Route::Page(page) => Ok(web_login::page(ctx, request, page)),
     }

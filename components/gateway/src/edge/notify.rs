@@ -198,6 +198,8 @@ pub(super) fn deliver(ctx: &Ctx) {
             duration_ms: started.elapsed().as_millis() as u64,
             upstream_ms: None,
             ttfb_ms: None,
+            upstream_mode: None,
+            upstream_login: None,
         };
         if let Err(e) = audit::append(&record) {
             eprintln!("audit record for a notification not stored: {e:?}");

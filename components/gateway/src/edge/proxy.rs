@@ -6,7 +6,8 @@
 //!    (pingora's `request_filter`);
 //! 2. `prepare_prompt`: read the body, ask the `use` policy, inspect the
 //!    prompt and rewrite it redacted (`request_body_filter`);
-//! 3. `call_upstream`: the gateway-held credential, one refresh on 401
+//! 3. `call_upstream`: the Copilot token of the seat the policy chose (the
+//!    caller's own, or the shared one), one refresh on 401
 //!    (`upstream_request_filter`);
 //! 4. `answer`: masked as it streams, or whole (`response_body_filter`);
 //! 5. record: `trace::record` once the answer is out, as for every request
@@ -16,17 +17,19 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Instant;
 
-use copilot_jit_access_policy::{Action, Resource};
+use copilot_jit_access_policy::{Action, Resource, SeatMode};
 use copilot_jit_wasi::http::types::{IncomingRequest, OutgoingBody, ResponseOutparam};
 use copilot_jit_wasi::http::{header, write_all, Method, Request, Response};
 use serde_json::{json, Value};
 
 use super::copilot_jit::gateway::grants::AccessRequest;
 use super::copilot_jit::gateway::masking::{self, MaskingContext};
+use super::copilot_jit::gateway::types::Principal;
 use super::identity::{authorize_for, Authorized};
 use super::policy;
+use super::seat;
 use super::trace::from_wit;
-use super::upstream::copilot_token;
+use super::upstream;
 use super::wasi_http::{read_request_body, respond, response_fields, settings};
 use super::{Ctx, Reply};
 use crate::body::{parse_json, MAX_PROMPT_BODY, MAX_UPSTREAM_BODY};
@@ -77,7 +80,7 @@ pub(super) fn copilot_call(
 ) -> Result<Reply, ApiError> {
     let granted = authorize_call(ctx, &call)?;
     let prompt = prepare_prompt(ctx, request, &call, &granted)?;
-    let upstream = call_upstream(ctx, &call, &prompt)?;
+    let upstream = call_upstream(ctx, &call, &prompt, &granted)?;
     answer(ctx, out, &call, &granted, &prompt, upstream)
 }
 
@@ -92,7 +95,9 @@ pub(super) fn masking_context(groups: &[String]) -> Result<MaskingContext, ApiEr
 }
 
 /// The policy's word on one Copilot call (action `use`): the grant covers
-/// it, and policy may still forbid a model or endpoint for some callers.
+/// it, and policy may still forbid a model or endpoint for some callers. It
+/// also says whose seat the call uses (`@upstream_mode`, else the
+/// `upstream_mode` variable), kept in the trace for the upstream call.
 fn may_use(
     ctx: &mut Ctx,
     grant: &AccessRequest,
@@ -116,13 +121,36 @@ fn may_use(
         context,
     )?;
     ctx.trace.policy_ids = d.policy_ids.clone();
-    ApiError::unless_allowed(d, ErrorKind::PolicyDenied, |d| {
+    let d = ApiError::unless_allowed(d, ErrorKind::PolicyDenied, |d| {
         format!(
             "the access policy does not allow this call: {}",
             d.explain()
         )
     })?;
+    ctx.trace.upstream_mode = Some(match d.requirements.upstream_mode {
+        Some(mode) => mode,
+        None => settings().upstream_mode()?,
+    });
     Ok(())
+}
+
+/// Whose seat `principal`'s calls under `scope` use, as the `use` policy
+/// and the `upstream_mode` variable say (for answers that are no call).
+pub(super) fn seat_mode(
+    ctx: &Ctx,
+    principal: &Principal,
+    scope: &str,
+) -> Result<SeatMode, ApiError> {
+    let d = policy::decide(
+        principal,
+        Action::Use,
+        &Resource::Scope(scope),
+        json!({"endpoint": ctx.endpoint(), "client": ctx.client_name()}),
+    )?;
+    match d.requirements.upstream_mode {
+        Some(mode) if d.allowed => Ok(mode),
+        _ => settings().upstream_mode(),
+    }
 }
 
 /// Phase 1: a live grant whose scope covers the call; a listed model must
@@ -215,8 +243,8 @@ fn inspect_prompt(
     Ok(())
 }
 
-/// One upstream request with the gateway-held Copilot token, the client's
-/// request id and the routing headers it sent.
+/// One upstream request with the seat's Copilot token, the client's request
+/// id and the routing headers it sent.
 fn upstream_request(
     ctx: &Ctx,
     method: Method,
@@ -249,13 +277,15 @@ fn unreachable_upstream(detail: String) -> ApiError {
     .detail(detail)
 }
 
-/// Phase 3: the call upstream. Upstream may have revoked the cached Copilot
-/// token before its refresh time, so a refusal of the first attempt
-/// exchanges a fresh token and tries once more.
+/// Phase 3: the call upstream, with the Copilot token of the caller's own
+/// seat or of the shared one, as `may_use` found. Upstream may have revoked
+/// the cached Copilot token before its refresh time, so a refusal of the
+/// first attempt exchanges a fresh token and tries once more.
 fn call_upstream(
     ctx: &mut Ctx,
     call: &CopilotCall,
     prompt: &Prompt,
+    granted: &CallGrant,
 ) -> Result<UpstreamAnswer, ApiError> {
     let url = format!(
         "{}{}",
@@ -269,8 +299,13 @@ fn call_upstream(
     };
     let started = Instant::now();
     let mut attempt = 0;
+    let seat = ctx.trace.upstream_mode.unwrap_or(SeatMode::SharedSeat);
     let response = loop {
-        let copilot = copilot_token(attempt > 0)?;
+        let (copilot, login) = match seat {
+            SeatMode::OwnSeat => seat::copilot_token(&granted.grant.requester, attempt > 0)?,
+            SeatMode::SharedSeat => upstream::copilot_token(attempt > 0)?,
+        };
+        ctx.trace.upstream_login = Some(login).filter(|l| !l.is_empty());
         let response =
             upstream_request(ctx, method.clone(), &url, &copilot, prompt.body.is_some())?
                 .send(prompt.body.as_deref())

@@ -445,7 +445,7 @@ fn active_grant(who: &Principal, scope: &str) -> Result<Option<AccessRequest>, A
 }
 
 /// Who asks about sign-ins: a signed-in client, or a person by OIDC token.
-fn sign_in_owner(ctx: &mut Ctx) -> Result<(Principal, Option<String>), ApiError> {
+pub(super) fn sign_in_owner(ctx: &mut Ctx) -> Result<(Principal, Option<String>), ApiError> {
     match ctx.bearer() {
         Some(b) if signin::looks_like_github_token(&b) => {
             let (hash, record) = signed_in(ctx, &b)?;

@@ -31,6 +31,9 @@ pub(super) struct Trace {
     /// When the upstream call began, to time it to its end.
     pub upstream_started: Option<Instant>,
     pub ttfb_ms: Option<u64>,
+    /// Whose seat the upstream call used, and its GitHub login.
+    pub upstream_mode: Option<copilot_jit_access_policy::SeatMode>,
+    pub upstream_login: Option<String>,
     pub policy_ids: Vec<String>,
     /// Webhook messages to send once the response is out.
     pub notifications: Vec<Notification>,
@@ -102,6 +105,8 @@ pub(super) fn record(ctx: &Ctx, status: u16, duration_ms: u64) {
         duration_ms,
         upstream_ms: t.upstream_started.map(|at| at.elapsed().as_millis() as u64),
         ttfb_ms: t.ttfb_ms,
+        upstream_mode: t.upstream_mode.map(|m| m.name().to_string()),
+        upstream_login: t.upstream_login.clone(),
     };
     if let Err(e) = audit::append(&event) {
         eprintln!("audit record {} not stored: {e:?}", ctx.request_id);

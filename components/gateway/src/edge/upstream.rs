@@ -1,5 +1,7 @@
-//! The Copilot token the gateway uses upstream: from the KV cache while it
-//! is fresh, else exchanged with the gateway-held GitHub token.
+//! The shared seat's Copilot token (service identities, and everyone under
+//! `upstream_mode = "shared-seat"`): from the KV cache while it is fresh,
+//! else exchanged with the gateway-held GitHub token. Its GitHub login is
+//! `upstream_github_login`, else asked of GitHub (`/user`) at each exchange.
 
 use copilot_jit_common::unix_now as now;
 use copilot_jit_wasi::http::{Method, Request};
@@ -9,6 +11,13 @@ use super::wasi_http::settings;
 use crate::config::Upstream;
 use crate::error::{ApiError, ErrorKind};
 use crate::upstream_token::{CachedToken, CACHE_KEY};
+use crate::vault::{Owner, Purpose, NONCE_LEN};
+
+/// The associated data of the shared seat's sealed token.
+const SHARED: Owner<'static> = Owner {
+    issuer: "copilot-jit",
+    subject: "shared-seat",
+};
 
 /// Largest token-endpoint answer read.
 const MAX_ENVELOPE_BYTES: usize = 256 * 1024;
@@ -21,10 +30,14 @@ fn unavailable(detail: impl std::fmt::Display) -> ApiError {
     .detail(detail.to_string())
 }
 
-/// The Copilot token, fresh from the token endpoint when `force_refresh`
-/// (upstream refused the cached one) or when the cached one is due.
-pub(super) fn copilot_token(force_refresh: bool) -> Result<String, ApiError> {
+/// The Copilot token and the shared seat's login, fresh from the token
+/// endpoint when `force_refresh` (upstream refused the cached one) or when
+/// the cached one is due.
+pub(super) fn copilot_token(force_refresh: bool) -> Result<(String, String), ApiError> {
     let bucket = store::open("default").map_err(|e| unavailable(format!("kv: {e:?}")))?;
+    let settings = settings();
+    // With a vault key the cached token is sealed like people's.
+    let keys = settings.vault_keys().ok();
     if !force_refresh {
         let cached: Option<CachedToken> = bucket
             .get(CACHE_KEY)
@@ -32,10 +45,18 @@ pub(super) fn copilot_token(force_refresh: bool) -> Result<String, ApiError> {
             .flatten()
             .and_then(|b| serde_json::from_slice(&b).ok());
         if let Some(c) = cached.filter(|c| c.is_fresh(now())) {
-            return Ok(c.token);
+            let token = match (&c.sealed, &keys) {
+                (Some(sealed), Some(keys)) => keys
+                    .open_json::<String>(Purpose::SharedCopilotToken, SHARED, sealed)
+                    .ok(),
+                (None, _) if !c.token.is_empty() => Some(c.token),
+                _ => None,
+            };
+            if let Some(token) = token {
+                return Ok((token, c.login.unwrap_or_default()));
+            }
         }
     }
-    let settings = settings();
     let github_token = settings.upstream_github_token().ok_or_else(|| {
         ApiError::new(
             ErrorKind::GatewayMisconfigured,
@@ -61,10 +82,39 @@ pub(super) fn copilot_token(force_refresh: bool) -> Result<String, ApiError> {
     if status != 200 {
         return Err(unavailable(format!("token endpoint answered {status}")));
     }
-    let entry = CachedToken::from_envelope(&body, now()).map_err(unavailable)?;
-    if let Ok(bytes) = serde_json::to_vec(&entry) {
+    let mut entry = CachedToken::from_envelope(&body, now()).map_err(unavailable)?;
+    entry.login = settings
+        .upstream_github_login()
+        .or_else(|| shared_login(&settings.upstream(Upstream::GitHubApi), &github_token));
+    let mut stored = entry.clone();
+    if let Some(keys) = &keys {
+        let mut nonce = [0u8; NONCE_LEN];
+        if getrandom::fill(&mut nonce).is_ok() {
+            stored.sealed =
+                Some(keys.seal_json(Purpose::SharedCopilotToken, SHARED, &entry.token, &nonce));
+            stored.token.clear();
+        }
+    }
+    if let Ok(bytes) = serde_json::to_vec(&stored) {
         // A failed cache write costs one more exchange later, nothing else.
         let _ = bucket.set(CACHE_KEY, &bytes);
     }
-    Ok(entry.token)
+    Ok((entry.token, entry.login.unwrap_or_default()))
+}
+
+/// The shared seat's login, from GitHub (`GET /user`); none if it cannot be had.
+fn shared_login(api: &str, github_token: &str) -> Option<String> {
+    let response = Request::new(Method::Get, &format!("{api}/user"))
+        .map(|r| {
+            r.header("authorization", format!("token {github_token}"))
+                .header("accept", "application/json")
+                .header("user-agent", "copilot-jit/0.1")
+        })
+        .and_then(|r| r.send(None))
+        .ok()?;
+    if response.status() != 200 {
+        return None;
+    }
+    let body = response.read_body(MAX_ENVELOPE_BYTES).ok()?;
+    crate::seat::github_user(&body).map(|(login, _)| login)
 }

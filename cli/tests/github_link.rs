@@ -3,8 +3,7 @@
 
 use std::process::Command;
 
-use copilot_jit_testkit::seats::{grant_for, link, own_seat_stack};
-use serde_json::json;
+use copilot_jit_testkit::seats::{chat_at, grant_for, link, own_seat_stack};
 
 fn cli(url: &str, token: &str, args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_copilot-jit"))
@@ -22,18 +21,6 @@ fn cli(url: &str, token: &str, args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
-async fn chat_status(url: &str, token: &str) -> u16 {
-    reqwest::Client::new()
-        .post(format!("{url}/chat/completions"))
-        .bearer_auth(token)
-        .json(&json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_command_unlinks_a_github_account() {
     let stack = own_seat_stack(&[]).await;
@@ -43,7 +30,7 @@ async fn one_command_unlinks_a_github_account() {
     assert!(out.contains("none: link your GitHub account at"), "{out}");
     link(&stack, &alice, "alice-gh").await;
     let (_, token) = grant_for(&stack, "alice").await;
-    assert_eq!(chat_status(&stack.url, &token).await, 200);
+    assert_eq!(chat_at(&stack.url, &token).await.status, 200);
 
     let (code, out) = cli(&stack.url, &alice, &["status"]);
     assert_eq!((code, out.trim()), (0, "linked: alice-gh"));
@@ -57,7 +44,7 @@ async fn one_command_unlinks_a_github_account() {
         out.contains("unlinked the GitHub account alice-gh"),
         "{out}"
     );
-    assert_eq!(chat_status(&stack.url, &token).await, 403);
+    assert_eq!(chat_at(&stack.url, &token).await.status, 403);
     let (code, out) = cli(&stack.url, &alice, &["unlink"]);
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("no GitHub account is linked"), "{out}");

@@ -98,33 +98,37 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn form_params(text: &str) -> std::collections::HashMap<String, String> {
+/// `application/x-www-form-urlencoded` pairs, decoded (the mocks read forms with it).
+pub fn form_params(text: &str) -> std::collections::HashMap<String, String> {
     text.split('&')
         .filter_map(|pair| pair.split_once('='))
         .map(|(k, v)| (decode(k), decode(v)))
         .collect()
 }
 
+/// What the sign-in form carries over from the authorization request.
+const LOGIN_FORM_FIELDS: [&str; 6] = [
+    "client_id",
+    "redirect_uri",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+];
+
 /// `GET /authorize`: who are you? (development: any name, any groups).
 fn login_form(
     params: &std::collections::HashMap<String, String>,
 ) -> hyper::Response<crate::serve::Body> {
-    let hidden: String = [
-        "client_id",
-        "redirect_uri",
-        "state",
-        "nonce",
-        "code_challenge",
-        "code_challenge_method",
-    ]
-    .iter()
-    .map(|k| {
-        format!(
-            "<input type=\"hidden\" name=\"{k}\" value=\"{}\">",
-            escape(params.get(*k).map(String::as_str).unwrap_or(""))
-        )
-    })
-    .collect();
+    let hidden: String = LOGIN_FORM_FIELDS
+        .iter()
+        .map(|k| {
+            format!(
+                "<input type=\"hidden\" name=\"{k}\" value=\"{}\">",
+                escape(params.get(*k).map(String::as_str).unwrap_or(""))
+            )
+        })
+        .collect();
     html(
         200,
         format!(
@@ -245,6 +249,35 @@ impl DevIssuer {
             Alg::Rs256,
             person_claims(&self.issuer(), subject, &groups, audience),
         )
+    }
+
+    /// Opens `url` in `browser` signed out: the gateway sends it here, the
+    /// development sign-in form is filled in as `login` in `groups`, and
+    /// the page the gateway comes back to is returned.
+    pub async fn browser_sign_in(
+        browser: &mut crate::browser::Browser,
+        url: &str,
+        login: &str,
+        groups: &str,
+    ) -> crate::browser::Page {
+        let first = browser.get(url).await;
+        assert_eq!(first.status, 303, "{}", first.text);
+        let form = browser.follow(first).await;
+        assert!(form.text.contains("Development sign-in"), "{}", form.text);
+        let hidden: Vec<(String, String)> = LOGIN_FORM_FIELDS
+            .iter()
+            .map(|k| (k.to_string(), form.input(k).unwrap_or_default()))
+            .collect();
+        let mut fields: Vec<(&str, &str)> = hidden
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        fields.push(("login", login));
+        fields.push(("groups", groups));
+        let signed_in = browser
+            .post_form(&form.form_action().expect("action"), &fields)
+            .await;
+        browser.follow(signed_in).await
     }
 
     /// Signs any claims (tests choose them freely, including broken ones).

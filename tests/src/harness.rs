@@ -154,6 +154,18 @@ impl Drop for Peer {
     }
 }
 
+/// Serves `gateway` on a fresh loopback port.
+async fn serve_peer(gateway: Gateway) -> Result<Peer> {
+    let gateway = Arc::new(gateway);
+    let (listener, addr) = host::loopback_listener().await?;
+    let task = gateway.clone().serve(listener);
+    Ok(Peer {
+        url: format!("http://{addr}"),
+        gateway,
+        task,
+    })
+}
+
 impl Stack {
     pub async fn start() -> Result<Stack> {
         Stack::start_with(StackOptions::default()).await
@@ -258,19 +270,8 @@ impl Stack {
         // engine with the same configuration.
         let component = unsafe { Component::deserialize(&engine, &bytes)? };
         let kv = Arc::new(KeyValue::open(&self.store).await?);
-        let gateway = Arc::new(Gateway::new(
-            &engine,
-            &component,
-            self.resolved.clone(),
-            kv,
-        )?);
-        let (listener, addr) = host::loopback_listener().await?;
-        let task = gateway.clone().serve(listener);
-        Ok(Peer {
-            url: format!("http://{addr}"),
-            gateway,
-            task,
-        })
+        let gateway = Gateway::new(&engine, &component, self.resolved.clone(), kv)?;
+        serve_peer(gateway).await
     }
 
     /// Another instance of this gateway on the same store (the same KV, in
@@ -285,14 +286,7 @@ impl Stack {
         }
         let gateway = Gateway::new(&engine, &component, resolved, self.gateway.kv().clone())?;
         gateway.clock().advance(self.gateway.clock().offset_secs());
-        let gateway = Arc::new(gateway);
-        let (listener, addr) = host::loopback_listener().await?;
-        let task = gateway.clone().serve(listener);
-        Ok(Peer {
-            url: format!("http://{addr}"),
-            gateway,
-            task,
-        })
+        serve_peer(gateway).await
     }
 
     /// Moves time forward for the gateway and the mock upstream alike

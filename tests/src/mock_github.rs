@@ -5,6 +5,7 @@
 //! rotating refresh tokens, `GET /user`, and which account each Copilot token
 //! was made for. Plain state and decisions; `mock_upstream` serves them.
 
+use crate::dev_issuer::form_params;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 
@@ -288,14 +289,8 @@ impl Github {
 /// Parameters of a form body, a JSON body or the query string.
 pub fn params(path: &str, content_type: Option<&str>, body: &[u8]) -> HashMap<String, String> {
     let mut out = HashMap::new();
-    let mut pairs = |text: &str| {
-        for pair in text.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            out.insert(decode(k), decode(v));
-        }
-    };
     if let Some((_, q)) = path.split_once('?') {
-        pairs(q);
+        out.extend(form_params(q));
     }
     if content_type.is_some_and(|c| c.contains("json")) {
         if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) {
@@ -306,31 +301,7 @@ pub fn params(path: &str, content_type: Option<&str>, body: &[u8]) -> HashMap<St
             }
         }
     } else {
-        pairs(&String::from_utf8_lossy(body));
+        out.extend(form_params(&String::from_utf8_lossy(body)));
     }
     out
-}
-
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = |b: u8| (b as char).to_digit(16);
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

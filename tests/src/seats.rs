@@ -2,7 +2,7 @@
 //! tests): a stack in own-seat mode, linking a GitHub account through the
 //! gateway and the mock's GitHub, a grant for any developer.
 
-use crate::harness::{eventually, Stack, StackOptions, APPROVERS};
+use crate::harness::{eventually, send, Answer, Stack, StackOptions, APPROVERS};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
@@ -123,4 +123,15 @@ pub async fn grant_for(stack: &Stack, subject: &str) -> (String, String) {
             .unwrap_or_else(|| panic!("{}", token.text))
             .to_string(),
     )
+}
+
+/// One non-streamed chat call at `base` with a gateway token.
+pub async fn chat_at(base: &str, token: &str) -> Answer {
+    send(
+        reqwest::Client::new()
+            .post(format!("{base}/chat/completions"))
+            .bearer_auth(token)
+            .json(&json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})),
+    )
+    .await
 }

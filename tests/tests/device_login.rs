@@ -366,31 +366,13 @@ async fn a_newcomer_signs_in_from_a_browser_with_the_dev_issuer() {
     // What scripts/run-dev.sh serves: the dev issuer's own sign-in form.
     let stack = Stack::start().await.expect("stack");
     let mut browser = Browser::new();
-    let first = browser.get(&format!("{}/access", stack.url)).await;
-    assert_eq!(first.status, 303, "{}", first.text);
-    let form = browser.follow(first).await;
-    assert!(form.text.contains("Development sign-in"), "{}", form.text);
-    let hidden: Vec<(String, String)> = [
-        "client_id",
-        "redirect_uri",
-        "state",
-        "nonce",
-        "code_challenge",
-        "code_challenge_method",
-    ]
-    .iter()
-    .map(|k| (k.to_string(), form.input(k).unwrap_or_default()))
-    .collect();
-    let mut fields: Vec<(&str, &str)> = hidden
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    fields.push(("login", "alice"));
-    fields.push(("groups", "developers"));
-    let signed_in = browser
-        .post_form(&form.form_action().expect("action"), &fields)
-        .await;
-    let page = browser.follow(signed_in).await;
+    let page = copilot_jit_testkit::dev_issuer::DevIssuer::browser_sign_in(
+        &mut browser,
+        &format!("{}/access", stack.url),
+        "alice",
+        "developers",
+    )
+    .await;
     assert_eq!(page.status, 200, "{}", page.text);
     assert!(page.text.contains("alice@example.com"), "{}", page.text);
     assert!(page.text.contains("Request access"), "{}", page.text);

@@ -6,23 +6,21 @@
 //! `/user`, the Copilot token exchange per account).
 
 use copilot_jit_testkit::browser::Browser;
+use copilot_jit_testkit::dev_issuer::DevIssuer;
 use copilot_jit_testkit::garage::Garage;
 use copilot_jit_testkit::harness::{Answer, Stack, StackOptions, APPROVERS};
 use copilot_jit_testkit::mock_upstream::SHARED_LOGIN;
 use copilot_jit_testkit::seats::{
-    grant_for, link, link_at, options, own_seat_stack, vault_key, EIGHT_HOURS, LATER,
+    chat_at, grant_for, link, link_at, options, own_seat_stack, vault_key, EIGHT_HOURS, LATER,
 };
 use serde_json::{json, Value};
 use std::time::Duration;
 
-async fn chat_at(base: &str, token: &str) -> Answer {
-    copilot_jit_testkit::harness::send(
-        reqwest::Client::new()
-            .post(format!("{base}/chat/completions"))
-            .bearer_auth(token)
-            .json(&json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})),
-    )
-    .await
+/// The token envelope, as an editor asks for it.
+async fn token_envelope(stack: &Stack, token: &str) -> Answer {
+    stack
+        .call("GET", "/copilot_internal/v2/token", Some(token), None)
+        .await
 }
 
 async fn chat(stack: &Stack, token: &str) -> Answer {
@@ -54,14 +52,7 @@ async fn each_persons_calls_carry_their_own_copilot_token() {
     assert_eq!(refused.json["error"]["code"], "github_link_needed");
     let link_url = format!("{}/github/link", stack.url);
     assert_eq!(refused.json["error_details"]["url"], link_url.as_str());
-    let envelope = stack
-        .call(
-            "GET",
-            "/copilot_internal/v2/token",
-            Some(&alice_token),
-            None,
-        )
-        .await;
+    let envelope = token_envelope(&stack, &alice_token).await;
     assert_eq!(envelope.status, 403, "{}", envelope.text);
     assert_eq!(envelope.json["error_details"]["url"], link_url.as_str());
     assert!(chat_seats(&stack).is_empty(), "nothing reached upstream");
@@ -86,14 +77,7 @@ async fn each_persons_calls_carry_their_own_copilot_token() {
             assert_eq!(answer.status, 200, "{}", answer.text);
         }
     }
-    let envelope = stack
-        .call(
-            "GET",
-            "/copilot_internal/v2/token",
-            Some(&alice_token),
-            None,
-        )
-        .await;
+    let envelope = token_envelope(&stack, &alice_token).await;
     assert_eq!(envelope.status, 200, "{}", envelope.text);
     assert_eq!(
         chat_seats(&stack),
@@ -233,9 +217,7 @@ async fn a_refused_refresh_breaks_the_link_until_it_is_linked_again() {
         .is_some_and(|r| r.contains("bad_refresh_token")));
     assert_eq!(chat(&stack, &token).await.status, 403);
     assert_eq!(stack.upstream.refreshes("alice-gh"), 1);
-    let envelope = stack
-        .call("GET", "/copilot_internal/v2/token", Some(&token), None)
-        .await;
+    let envelope = token_envelope(&stack, &token).await;
     assert_eq!(envelope.status, 403);
     assert_eq!(envelope.json["error"]["code"], "github_link_broken");
     let record = stack
@@ -508,30 +490,13 @@ async fn the_link_page_shows_githubs_code_and_polls_until_linked() {
     stack.upstream.set_device_interval(2);
     let mut browser = Browser::new();
     // Signed out: the page sends the person to the (dev) IdP first.
-    let first = browser.get(&format!("{}/github/link", stack.url)).await;
-    assert_eq!(first.status, 303, "{}", first.text);
-    let form = browser.follow(first).await;
-    let hidden: Vec<(String, String)> = [
-        "client_id",
-        "redirect_uri",
-        "state",
-        "nonce",
-        "code_challenge",
-        "code_challenge_method",
-    ]
-    .iter()
-    .map(|k| (k.to_string(), form.input(k).unwrap_or_default()))
-    .collect();
-    let mut fields: Vec<(&str, &str)> = hidden
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    fields.push(("login", "alice"));
-    fields.push(("groups", "developers"));
-    let signed_in = browser
-        .post_form(&form.form_action().expect("action"), &fields)
-        .await;
-    let page = browser.follow(signed_in).await;
+    let page = DevIssuer::browser_sign_in(
+        &mut browser,
+        &format!("{}/github/link", stack.url),
+        "alice",
+        "developers",
+    )
+    .await;
     assert_eq!(page.status, 200, "{}", page.text);
     assert!(page.text.contains("Link GitHub account"), "{}", page.text);
     let csrf = page.input("csrf").expect("csrf");

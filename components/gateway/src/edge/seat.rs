@@ -6,15 +6,15 @@
 //! call (cached, sealed, until `refresh_in`). Decisions are in `crate::seat`,
 //! the cipher in `crate::vault`.
 
-use copilot_jit_common::cas::{update, Step, UpdateError};
+use copilot_jit_common::cas::{update, Step};
 use copilot_jit_common::{person_key, unix_now as now};
 use copilot_jit_wasi::http::{Method, Request};
 use serde_json::{json, Value};
 
 use super::copilot_jit::gateway::types::{Principal, PrincipalKind};
-use super::signin::sign_in_owner;
+use super::signin::{bucket, cas_error, encode, sign_in_owner, storage, CAS_ATTEMPTS};
 use super::wasi;
-use super::wasi::keyvalue::store::{self, Bucket};
+use super::wasi::keyvalue::store::Bucket;
 use super::wasi_http::{random_hex, settings};
 use super::{Ctx, Reply};
 use crate::config::Upstream;
@@ -29,9 +29,6 @@ use crate::vault::{Owner, Purpose, VaultKeys, NONCE_LEN};
 
 copilot_jit_common::kv_cas_store!(KvCas);
 
-/// Genuine conflicts retried before the caller is told to retry.
-const CAS_ATTEMPTS: u32 = 8;
-
 /// Largest answer read from GitHub.
 const MAX_GITHUB_ANSWER: usize = 256 * 1024;
 const GITHUB_TIMEOUT_MS: u64 = 10_000;
@@ -39,30 +36,6 @@ const GITHUB_TIMEOUT_MS: u64 = 10_000;
 /// looks, this many times (longer than a lease).
 const WAIT_STEP_MS: u64 = 100;
 const WAIT_ROUNDS: u32 = 250;
-
-fn cas_error(e: UpdateError<store::Error, ApiError>) -> ApiError {
-    match e {
-        UpdateError::Rejected(e) => e,
-        UpdateError::Store(e) => storage(e),
-        UpdateError::Contended => {
-            ApiError::new(ErrorKind::Busy, "too many concurrent changes; try again")
-        }
-    }
-}
-
-fn storage(e: store::Error) -> ApiError {
-    ApiError::new(ErrorKind::StorageUnavailable, "the store is unavailable")
-        .detail(format!("kv: {e:?}"))
-}
-
-fn bucket() -> Result<Bucket, ApiError> {
-    store::open("default").map_err(storage)
-}
-
-fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
-    serde_json::to_vec(v)
-        .map_err(|e| ApiError::new(ErrorKind::Internal, "encoding failed").detail(e.to_string()))
-}
 
 fn owner(who: &Principal) -> Owner<'_> {
     Owner {
@@ -756,9 +729,13 @@ fn release_login(bucket: &Bucket, who: &Principal, github_id: u64) {
 pub(super) fn unlink(ctx: &mut Ctx, who: &Principal) -> Result<Value, ApiError> {
     let bucket = bucket()?;
     let pk = pk(who);
-    let link: Option<Link> = read(&bucket, &link_key(&pk)).unwrap_or(None);
+    let stored = bucket.get(&link_key(&pk)).map_err(storage)?;
+    // An unreadable record is unlinked all the same.
+    let link: Option<Link> = stored
+        .as_deref()
+        .and_then(|b| serde_json::from_slice(b).ok());
     let had_pending = bucket.get(&pending_key(&pk)).map_err(storage)?.is_some();
-    if link.is_none() && !had_pending {
+    if stored.is_none() && !had_pending {
         return Err(ApiError::new(
             ErrorKind::NotFound,
             "no GitHub account is linked",

@@ -31,18 +31,18 @@ use crate::signin::{
 copilot_jit_common::kv_cas_store!(KvCas);
 
 /// Genuine conflicts retried before the caller is told to retry.
-const CAS_ATTEMPTS: u32 = 8;
+pub(super) const CAS_ATTEMPTS: u32 = 8;
 
-fn storage(e: store::Error) -> ApiError {
+pub(super) fn storage(e: store::Error) -> ApiError {
     ApiError::new(ErrorKind::StorageUnavailable, "the store is unavailable")
         .detail(format!("kv: {e:?}"))
 }
 
-fn bucket() -> Result<Bucket, ApiError> {
+pub(super) fn bucket() -> Result<Bucket, ApiError> {
     store::open("default").map_err(storage)
 }
 
-fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
+pub(super) fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
     serde_json::to_vec(v)
         .map_err(|e| ApiError::new(ErrorKind::Internal, "encoding failed").detail(e.to_string()))
 }
@@ -62,7 +62,7 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], ApiError> {
     Ok(bytes)
 }
 
-fn cas_error(e: UpdateError<store::Error, ApiError>) -> ApiError {
+pub(super) fn cas_error(e: UpdateError<store::Error, ApiError>) -> ApiError {
     match e {
         UpdateError::Rejected(e) => e,
         UpdateError::Store(e) => storage(e),

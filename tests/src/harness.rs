@@ -391,6 +391,16 @@ impl Stack {
     }
 
     /// The audit trail as an auditor reads it (`query` as in the API, e.g. `grant=req_…`).
+    /// The record of the call on `grant` the client sent as `request_id`,
+    /// once it is written (awaited, as records follow the answer).
+    pub async fn call_record(&self, grant: &str, request_id: &str) -> serde_json::Value {
+        self.audit_record(&format!("grant={grant}"), |r| {
+            r["unmapped"]["client_request_id"] == request_id
+        })
+        .await
+        .unwrap_or_else(|| panic!("no audit record for {request_id}"))
+    }
+
     pub async fn audit_records(&self, query: &str) -> Result<Vec<serde_json::Value>> {
         self.audit_records_at(&self.url, query).await
     }

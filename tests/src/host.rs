@@ -434,6 +434,12 @@ impl LiveInstances {
         LiveGuard(self.clone())
     }
 
+    /// Instances alive now: 0 once every request, with the work it does
+    /// after its answer (the audit record), has ended.
+    pub fn alive(&self) -> usize {
+        self.now.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// The most instances alive at once since the last call (then reset).
     pub fn take_peak(&self) -> usize {
         use std::sync::atomic::Ordering::SeqCst;

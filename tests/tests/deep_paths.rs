@@ -44,15 +44,6 @@ fn assert_served(answer: &Answer, what: &str) {
     assert_eq!(answer.status, 200, "{what}: {}", answer.text);
 }
 
-async fn record_of(stack: &Stack, grant: &str, request_id: &str) -> Value {
-    stack
-        .audit_record(&format!("grant={grant}"), |r| {
-            r["unmapped"]["client_request_id"] == request_id
-        })
-        .await
-        .unwrap_or_else(|| panic!("no audit record for {request_id}"))
-}
-
 #[tokio::test]
 async fn the_deepest_json_a_client_may_send_is_walked_to_the_bottom() {
     let stack = Stack::start().await.expect("stack");
@@ -77,7 +68,7 @@ async fn the_deepest_json_a_client_may_send_is_walked_to_the_bottom() {
         !String::from_utf8_lossy(&sent.body).contains(AWS),
         "the key at the bottom went upstream"
     );
-    let record = record_of(&stack, &grant, "deep-prompt").await;
+    let record = stack.call_record(&grant, "deep-prompt").await;
     assert!(record.to_string().contains("aws-access-key"), "{record}");
 
     // One level more than the parser takes: a clear error, not a trap.
@@ -162,7 +153,7 @@ async fn a_prompt_near_the_size_limit_full_of_secrets_is_masked_and_recorded() {
     let sent = String::from_utf8_lossy(&sent.body);
     assert!(sent.len() > 3_000_000, "the prompt went upstream whole");
     assert!(!sent.contains("AKIA0000"), "a key went upstream");
-    let record = record_of(&stack, &grant, "large-prompt").await;
+    let record = stack.call_record(&grant, "large-prompt").await;
     let findings = record["unmapped"]["findings"]
         .as_array()
         .map_or(0, Vec::len);

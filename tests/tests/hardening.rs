@@ -32,16 +32,6 @@ async fn post(
     (status, resp.text().await.unwrap_or_default())
 }
 
-/// The record of the call sent with `request_id`, once it is written.
-async fn record_of(stack: &Stack, grant: &str, request_id: &str) -> Value {
-    stack
-        .audit_record(&format!("grant={grant}"), |r| {
-            r["unmapped"]["client_request_id"] == request_id
-        })
-        .await
-        .unwrap_or_else(|| panic!("no audit record for {request_id}"))
-}
-
 fn detectors(record: &Value) -> Vec<String> {
     record["unmapped"]["findings"]
         .as_array()
@@ -108,7 +98,7 @@ async fn tool_results_and_nested_prompt_content_are_inspected() {
         "{body}"
     );
     assert!(!upstream_saw(&stack, "/v1/messages", "PRIVATE KEY"));
-    let record = record_of(&stack, &grant, "tool-result-pem").await;
+    let record = stack.call_record(&grant, "tool-result-pem").await;
     assert!(
         detectors(&record).contains(&"private-key".to_string()),
         "{record}"
@@ -135,7 +125,7 @@ async fn tool_results_and_nested_prompt_content_are_inspected() {
         !upstream_saw(&stack, "/responses", GH),
         "reasoning summary passed"
     );
-    let record = record_of(&stack, &grant, "responses-nested").await;
+    let record = stack.call_record(&grant, "responses-nested").await;
     let found = detectors(&record);
     assert!(
         found.contains(&"aws-access-key-id".to_string()),
@@ -255,7 +245,7 @@ async fn tokens_longer_than_the_stream_window_are_never_released() {
         "released"
     );
     assert!(text.contains("[REDACTED:jwt]"), "{text}");
-    let record = record_of(&stack, &grant, "long-jwt-stream").await;
+    let record = stack.call_record(&grant, "long-jwt-stream").await;
     assert!(detectors(&record).contains(&"jwt".to_string()), "{record}");
 }
 
@@ -275,7 +265,7 @@ async fn streamed_answers_findings_are_audited() {
     let (status, text) = streamed_chat(&stack, &token, "streamed-findings", pieces).await;
     assert_eq!(status, 200);
     assert!(!text.contains("ODNN7EXAMPLE"));
-    let record = record_of(&stack, &grant, "streamed-findings").await;
+    let record = stack.call_record(&grant, "streamed-findings").await;
     let found = detectors(&record);
     assert!(found.contains(&"aws-access-key-id".to_string()), "{record}");
     assert!(found.contains(&"email".to_string()), "{record}");

@@ -8,13 +8,12 @@
 use copilot_jit_testkit::browser::Browser;
 use copilot_jit_testkit::dev_issuer::DevIssuer;
 use copilot_jit_testkit::garage::Garage;
-use copilot_jit_testkit::harness::{Answer, Stack, StackOptions, APPROVERS};
+use copilot_jit_testkit::harness::{eventually, Answer, Stack, StackOptions, APPROVERS};
 use copilot_jit_testkit::mock_upstream::SHARED_LOGIN;
 use copilot_jit_testkit::seats::{
     chat_at, grant_for, link, link_at, options, own_seat_stack, vault_key, EIGHT_HOURS, LATER,
 };
 use serde_json::{json, Value};
-use std::time::Duration;
 
 /// The token envelope, as an editor asks for it.
 async fn token_envelope(stack: &Stack, token: &str) -> Answer {
@@ -526,9 +525,11 @@ async fn the_link_page_shows_githubs_code_and_polls_until_linked() {
     assert_eq!(stack.upstream.device_polls(), polls);
 
     assert!(stack.upstream.authorize_device(&user_code, "alice-gh"));
+    // GitHub's interval passes on the test clock, not the wall clock: each
+    // view after it asks GitHub once.
     let mut linked = None;
-    for _ in 0..40 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    for _ in 0..5 {
+        stack.advance(2);
         let view = browser.get(&format!("{}/github/link", stack.url)).await;
         if view.text.contains("id=\"linked\"") {
             linked = Some(view);
@@ -552,6 +553,14 @@ async fn the_link_page_shows_githubs_code_and_polls_until_linked() {
     assert_eq!(chat(&stack, &token).await.status, 403);
 }
 
+/// Every instance has ended, with the work it does after its answer.
+async fn settled(stack: &Stack) {
+    let live = stack.gateway.live_instances();
+    eventually(|| async { (live.alive() == 0).then_some(()) })
+        .await
+        .expect("the gateway's work after its answers ended");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healthy_own_seat_call_writes_nothing_to_kv() {
     let garage = Garage::start().await.expect("garage");
@@ -569,14 +578,14 @@ async fn a_healthy_own_seat_call_writes_nothing_to_kv() {
     let (_, token) = grant_for(&stack, "alice").await;
     // The first call may exchange; the next ones are healthy.
     assert_eq!(chat(&stack, &token).await.status, 200);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    settled(&stack).await;
     for _ in 0..3 {
         let stats = stack.gateway.kv().stats();
         let (reads, writes) = (stats.reads(), stats.writes());
         let answer = chat(&stack, &token).await;
         assert_eq!(answer.status, 200, "{}", answer.text);
-        // The record goes to the bucket after the answer: let it settle.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The record goes to the bucket after the answer.
+        settled(&stack).await;
         let stats = stack.gateway.kv().stats();
         let (reads, writes) = (stats.reads() - reads, stats.writes() - writes);
         assert_eq!(writes, 0, "a healthy own-seat call wrote to KV");

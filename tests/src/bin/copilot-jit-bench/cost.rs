@@ -5,7 +5,7 @@
 //! cost and chat throughput against the bare component, and a contractor's
 //! call (which asks Cedar) against a developer's (which does not).
 
-use crate::load::{load, Mix, Options};
+use crate::load::{envelope_token, load, Mix, Options};
 use anyhow::{Context, Result};
 use copilot_jit_testkit::artifact_shape::{shape, Shape};
 use copilot_jit_testkit::footprint::FootprintMeans;
@@ -302,15 +302,5 @@ async fn contractor_session_token(stack: &Stack) -> Result<String> {
     let jwt = minted["access_token"]
         .as_str()
         .with_context(|| format!("no token: {minted}"))?;
-    let envelope: Value = client
-        .get(format!("{}/copilot_internal/v2/token", stack.url))
-        .bearer_auth(jwt)
-        .send()
-        .await?
-        .json()
-        .await?;
-    Ok(envelope["token"]
-        .as_str()
-        .context("envelope token")?
-        .to_string())
+    envelope_token(&stack.url, &format!("Bearer {jwt}")).await
 }

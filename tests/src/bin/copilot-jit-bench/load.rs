@@ -188,3 +188,20 @@ pub(crate) async fn start_passthrough(
     let task = passthrough.clone().serve(listener);
     Ok((passthrough, format!("http://{addr}"), task))
 }
+
+/// The session token of a Copilot token envelope: what `credential`
+/// (`Bearer …` or `token …`) gets from `{base}/copilot_internal/v2/token`,
+/// and what every completion and chat call then carries.
+pub(crate) async fn envelope_token(base: &str, authorization: &str) -> Result<String> {
+    let envelope: Value = reqwest::Client::new()
+        .get(format!("{base}/copilot_internal/v2/token"))
+        .header("authorization", authorization)
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(envelope["token"]
+        .as_str()
+        .with_context(|| format!("no envelope token: {envelope}"))?
+        .to_string())
+}

@@ -15,7 +15,6 @@ use copilot_jit_testkit::kv::redis::RedisServer;
 use copilot_jit_testkit::kv::StoreKind;
 use copilot_jit_testkit::mock_upstream::StreamScript;
 use futures::StreamExt;
-use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -23,7 +22,7 @@ use std::time::{Duration, Instant};
 mod cost;
 mod load;
 
-use load::{load, options, start_passthrough, Mix, Options};
+use load::{envelope_token, load, options, start_passthrough, Mix, Options};
 
 /// Time to the first event and mean gap between events, for one stream.
 async fn stream_timing(base: &str, token: &str) -> Result<(f64, f64)> {
@@ -75,19 +74,8 @@ async fn grant_token(stack: &Stack) -> Result<String> {
     let (_, jwt) = stack
         .approved_grant(&["chat", "completions", "models"], &[], Some("grant"))
         .await?;
-    // Clients trade it for the envelope's session token, which every
-    // completion and chat call then carries.
-    let envelope: Value = reqwest::Client::new()
-        .get(format!("{}/copilot_internal/v2/token", stack.url))
-        .bearer_auth(&jwt)
-        .send()
-        .await?
-        .json()
-        .await?;
-    Ok(envelope["token"]
-        .as_str()
-        .context("envelope token")?
-        .to_string())
+    // Clients trade it for the envelope's session token.
+    envelope_token(&stack.url, &format!("Bearer {jwt}")).await
 }
 
 /// What the access policy costs a request: parsing the text (what is not
@@ -383,20 +371,11 @@ fn record_auth_figures() -> String {
 
 /// The upstream's own Copilot token, as a client of Copilot presents it.
 async fn upstream_copilot_token(stack: &Stack) -> Result<String> {
-    let envelope: Value = reqwest::Client::new()
-        .get(format!(
-            "{}/copilot_internal/v2/token",
-            stack.upstream.base_url()
-        ))
-        .header("authorization", format!("token {UPSTREAM_GITHUB_TOKEN}"))
-        .send()
-        .await?
-        .json()
-        .await?;
-    Ok(envelope["token"]
-        .as_str()
-        .context("upstream token")?
-        .to_string())
+    envelope_token(
+        &stack.upstream.base_url(),
+        &format!("token {UPSTREAM_GITHUB_TOKEN}"),
+    )
+    .await
 }
 
 #[tokio::main]

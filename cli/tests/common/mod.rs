@@ -175,3 +175,54 @@ pub async fn chat(stack: &Stack, credential: &str) -> u16 {
         .status()
         .as_u16()
 }
+
+/// Runs the command with its stdout on a terminal (a pseudo-terminal made
+/// here), the way a person sees it; what it printed there, and its status.
+#[cfg(unix)]
+pub async fn on_terminal(mut command: Command) -> (Option<i32>, String) {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+
+    let (mut controller, terminal) = {
+        let (mut controller, mut terminal) = (-1, -1);
+        // SAFETY: openpty writes two new descriptors into the out-pointers;
+        // null name, termios and size are allowed.
+        let made = unsafe {
+            libc::openpty(
+                &mut controller,
+                &mut terminal,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(made, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: both descriptors are new and owned by nobody else.
+        unsafe {
+            (
+                std::fs::File::from(OwnedFd::from_raw_fd(controller)),
+                OwnedFd::from_raw_fd(terminal),
+            )
+        }
+    };
+    let mut child = command
+        .stdout(Stdio::from(terminal))
+        .spawn()
+        .expect("copilot-jit starts");
+    // The command's end closes the terminal; reading then ends with EIO.
+    let shown = tokio::task::spawn_blocking(move || {
+        let mut shown = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while let Ok(n @ 1..) = controller.read(&mut chunk) {
+            shown.extend_from_slice(&chunk[..n]);
+        }
+        String::from_utf8_lossy(&shown).into_owned()
+    });
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("copilot-jit finishes")
+        .expect("exit status");
+    // Dropping the command released the parent's copy of the terminal.
+    drop(command);
+    (status.code(), shown.await.expect("the terminal is read"))
+}

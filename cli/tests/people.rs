@@ -16,7 +16,7 @@ use copilot_jit_testkit::login_provider::{free_port, stack_with_login_provider, 
 use serde_json::{json, Value};
 
 mod common;
-use common::{chat, log_in, Home};
+use common::{chat, log_in, log_in_at, Home, Idp};
 
 fn credential_file(home: &Home) -> PathBuf {
     home.config().join("copilot-jit/credential")
@@ -347,4 +347,34 @@ async fn bad_input_is_one_line_and_a_documented_exit_status() {
     one_line_error(&out, 3, "request after expiry");
     let parsed: Value = serde_json::from_slice(&out.stdout).expect("JSON error");
     assert_eq!(parsed["error"]["exit"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_works_against_the_dev_server_out_of_the_box() {
+    // The stack scripts/run-dev.sh serves, its development issuer's own
+    // sign-in form in the browser step.
+    let stack = Stack::start_with(StackOptions::dev_server())
+        .await
+        .expect("the dev server");
+    let dana = Home::new("dana");
+    let signed_in = log_in_at(&dana, &stack, "dana", Idp::DevIssuer).await;
+    assert_eq!(signed_in["login"], "dana", "{signed_in}");
+    let asked = dana
+        .json(&[
+            "request",
+            "--scopes",
+            "chat",
+            "--reason",
+            "first day",
+            "--json",
+        ])
+        .await;
+    assert_eq!(asked["request"]["status"], "pending", "{asked}");
+    assert_eq!(asked["request"]["required_approvals"], 1, "{asked}");
+    let status = dana.json(&["status", "--json"]).await;
+    assert_eq!(status["principal"]["subject"], "dana", "{status}");
+    assert_eq!(
+        status["pending"][0]["id"], asked["request"]["id"],
+        "{status}"
+    );
 }

@@ -263,6 +263,17 @@ impl DevIssuer {
         let first = browser.get(url).await;
         assert_eq!(first.status, 303, "{}", first.text);
         let form = browser.follow(first).await;
+        DevIssuer::fill_sign_in_form(browser, form, login, groups).await
+    }
+
+    /// Fills in and sends the development sign-in `form` as `login` in
+    /// `groups`; the page the gateway comes back to.
+    pub async fn fill_sign_in_form(
+        browser: &mut crate::browser::Browser,
+        form: crate::browser::Page,
+        login: &str,
+        groups: &str,
+    ) -> crate::browser::Page {
         assert!(form.text.contains("Development sign-in"), "{}", form.text);
         let hidden: Vec<(String, String)> = LOGIN_FORM_FIELDS
             .iter()

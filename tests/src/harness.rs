@@ -141,6 +141,18 @@ impl Default for StackOptions {
     }
 }
 
+impl StackOptions {
+    /// What `scripts/run-dev.sh` serves: people on their own seats, and
+    /// the process environment may set any variable.
+    pub fn dev_server() -> StackOptions {
+        StackOptions {
+            variables: HashMap::from([("upstream_mode".to_string(), "own-seat".to_string())]),
+            defer_to_environment: true,
+            ..StackOptions::default()
+        }
+    }
+}
+
 /// Another instance of a stack's gateway, on its own port.
 pub struct Peer {
     pub url: String,

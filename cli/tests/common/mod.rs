@@ -8,6 +8,7 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use copilot_jit_testkit::browser::Browser;
+use copilot_jit_testkit::dev_issuer::DevIssuer;
 use copilot_jit_testkit::harness::Stack;
 use copilot_jit_testkit::login_provider::LoginProvider;
 use serde_json::{json, Value};
@@ -90,9 +91,22 @@ fn rand_suffix() -> u64 {
         .unwrap_or(0)
 }
 
+/// Which identity provider's sign-in form the browser meets.
+#[derive(Clone, Copy)]
+pub enum Idp {
+    /// The real `oidc-provider` (people as in its account list).
+    LoginProvider,
+    /// The gateway's development issuer, what `scripts/run-dev.sh` serves.
+    DevIssuer,
+}
+
 /// The browser step of the device flow, as a person does it: open the
 /// link the command printed, sign in at the IdP's own form, allow.
 pub async fn confirm_in_browser(url: &str, who: &str) {
+    confirm_in_browser_at(url, who, Idp::LoginProvider).await
+}
+
+pub async fn confirm_in_browser_at(url: &str, who: &str, idp: Idp) {
     let mut browser = Browser::new();
     let entry = browser.get(url).await;
     assert_eq!(entry.status, 200, "{}", entry.text);
@@ -106,9 +120,14 @@ pub async fn confirm_in_browser(url: &str, who: &str) {
         .await;
     assert_eq!(to_idp.status, 303, "{}", to_idp.text);
     let login_page = browser.follow(to_idp).await;
-    let after_login = LoginProvider::log_in(&mut browser, login_page, who)
-        .await
-        .expect("login at the IdP");
+    let after_login = match idp {
+        Idp::LoginProvider => LoginProvider::log_in(&mut browser, login_page, who)
+            .await
+            .expect("login at the IdP"),
+        Idp::DevIssuer => {
+            DevIssuer::fill_sign_in_form(&mut browser, login_page, who, "developers").await
+        }
+    };
     let confirm = browser.follow(after_login).await;
     assert_eq!(confirm.status, 200, "{}", confirm.text);
     assert!(
@@ -132,6 +151,10 @@ pub async fn confirm_in_browser(url: &str, who: &str) {
 /// `copilot-jit login --json` for `who`, the browser step driven meanwhile;
 /// the command's final answer.
 pub async fn log_in(home: &Home, stack: &Stack, who: &str) -> Value {
+    log_in_at(home, stack, who, Idp::LoginProvider).await
+}
+
+pub async fn log_in_at(home: &Home, stack: &Stack, who: &str, idp: Idp) -> Value {
     let mut child = home
         .command(&["login", "--gateway", &stack.url, "--json"])
         .spawn()
@@ -153,7 +176,7 @@ pub async fn log_in(home: &Home, stack: &Stack, who: &str) -> Value {
         "{link}"
     );
     assert!(link.contains(user_code), "{link}");
-    confirm_in_browser(link, who).await;
+    confirm_in_browser_at(link, who, idp).await;
     let last = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
         .await
         .expect("login finishes once allowed")

@@ -11,7 +11,6 @@
 
 use copilot_jit_testkit::harness::{Stack, StackOptions, APPROVERS, AUDITORS};
 use copilot_jit_testkit::kv::StoreKind;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 fn usage() -> ! {
@@ -45,10 +44,8 @@ async fn main() {
     }
     let options = StackOptions {
         listen,
-        variables: HashMap::from([("upstream_mode".to_string(), "own-seat".to_string())]),
-        defer_to_environment: true,
         store,
-        ..StackOptions::default()
+        ..StackOptions::dev_server()
     };
     let stack = match Stack::start_with(options).await {
         Ok(s) => s,

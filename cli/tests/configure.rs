@@ -257,9 +257,8 @@ async fn each_client_reads_what_configure_writes() {
         "the three editors' token exchanges are recorded under alice"
     );
 
-    // The Copilot CLI: `copilot` in a new shell runs with the gateway as its
-    // host and the sign-in as its token (a stand-in `copilot` on PATH
-    // shows what the real one would be given).
+    // The Copilot CLI: a block in the shell's startup file, next to what
+    // was there (configured_copilot_cli.rs runs the real CLI from it).
     let written = write(&home, "cli", &stack.url).await;
     assert_eq!(file(&written), bashrc);
     assert!(
@@ -270,41 +269,20 @@ async fn each_client_reads_what_configure_writes() {
     assert!(rc.starts_with("alias ll='ls -l'\n"), "{rc}");
     assert_eq!(rc.matches("# >>> copilot-jit jetbrains >>>").count(), 1);
     assert_eq!(rc.matches("# >>> copilot-jit cli >>>").count(), 1);
-    let bin = home.dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let fake = bin.join("copilot");
-    std::fs::write(
-        &fake,
-        "#!/bin/sh\nprintf '{\"GH_HOST\":\"%s\",\"COPILOT_GITHUB_TOKEN\":\"%s\",\"args\":\"%s\"}' \"$GH_HOST\" \"$COPILOT_GITHUB_TOKEN\" \"$*\"\n",
-    )
-    .unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    // A new shell has `copilot` run with the gateway as its host.
     let mut bash = client(&home, "bash");
-    bash.env(
-        "PATH",
-        format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        ),
-    )
-    .args(["-c", ". \"$HOME/.bashrc\"; copilot -p hello"]);
-    let seen: Value = serde_json::from_str(&output(bash, "copilot via bash").await).expect("JSON");
-    assert_eq!(seen["GH_HOST"], stack.url.trim_start_matches("http://"));
-    assert_eq!(seen["COPILOT_GITHUB_TOKEN"], credential.as_str());
-    assert_eq!(seen["args"], "-p hello");
-    // That token is what the gateway serves the CLI's first call with.
-    let user = reqwest::Client::new()
-        .get(format!("{}/copilot_internal/user", stack.url))
-        .bearer_auth(&credential)
-        .send()
-        .await
-        .expect("reachable");
-    assert_eq!(user.status(), 200);
+    bash.args([
+        "-c",
+        ". \"$HOME/.bashrc\"; type copilot >/dev/null && declare -f copilot",
+    ]);
+    let defined = output(bash, "bash").await;
+    assert!(
+        defined.contains(&format!(
+            "GH_HOST='{}'",
+            stack.url.trim_start_matches("http://")
+        )),
+        "{defined}"
+    );
 
     // Writing again replaces the block, it does not add another.
     write(&home, "cli", &stack.url).await;

@@ -102,12 +102,7 @@ pub enum Idp {
 
 /// The browser step of the device flow, as a person does it: open the
 /// link the command printed, sign in at the IdP's own form, allow.
-pub async fn confirm_in_browser(url: &str, who: &str) {
-    confirm_in_browser_at(url, who, Idp::LoginProvider).await
-}
-
-pub async fn confirm_in_browser_at(url: &str, who: &str, idp: Idp) {
-    let mut browser = Browser::new();
+pub async fn confirm_in_browser(mut browser: Browser, url: &str, who: &str, idp: Idp) {
     let entry = browser.get(url).await;
     assert_eq!(entry.status, 200, "{}", entry.text);
     let csrf = entry.input("csrf").expect("form token");
@@ -155,10 +150,20 @@ pub async fn log_in(home: &Home, stack: &Stack, who: &str) -> Value {
 }
 
 pub async fn log_in_at(home: &Home, stack: &Stack, who: &str, idp: Idp) -> Value {
-    let mut child = home
-        .command(&["login", "--gateway", &stack.url, "--json"])
-        .spawn()
-        .expect("login starts");
+    let login = home.command(&["login", "--gateway", &stack.url, "--json"]);
+    log_in_with(login, &stack.url, who, idp, Browser::new()).await
+}
+
+/// Runs `login` (the `command` given, for `gateway`), the browser step in
+/// `browser`.
+pub async fn log_in_with(
+    mut command: Command,
+    gateway: &str,
+    who: &str,
+    idp: Idp,
+    browser: Browser,
+) -> Value {
+    let mut child = command.spawn().expect("login starts");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
         .await
@@ -172,11 +177,11 @@ pub async fn log_in_at(home: &Home, stack: &Stack, who: &str, idp: Idp) -> Value
         .as_str()
         .expect("the link to open");
     assert!(
-        link.starts_with(&format!("{}/login/device", stack.url)),
+        link.starts_with(&format!("{gateway}/login/device")),
         "{link}"
     );
     assert!(link.contains(user_code), "{link}");
-    confirm_in_browser_at(link, who, idp).await;
+    confirm_in_browser(browser, link, who, idp).await;
     let last = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
         .await
         .expect("login finishes once allowed")

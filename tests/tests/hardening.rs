@@ -620,3 +620,120 @@ async fn an_unverified_email_is_not_shown_to_approvers() {
     );
     assert!(!asked.text.contains("ceo@example.com"));
 }
+
+fn chat_body() -> Value {
+    json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captured_groups_are_trusted_for_a_bounded_time_then_a_renewal_confirms_them() {
+    let stack = Stack::start_with(StackOptions {
+        variables: [("groups_max_age_secs".to_string(), "600".to_string())].into(),
+        ..StackOptions::default()
+    })
+    .await
+    .expect("stack");
+    let (id, token) = stack
+        .approved_grant(&["chat"], &[], Some("grant"))
+        .await
+        .expect("approved grant");
+    let (status, text) = post(&stack, "/chat/completions", &token, "fresh", chat_body()).await;
+    assert_eq!(status, 200, "{text}");
+
+    // Ten minutes and a second later the grant (an hour long) is still
+    // approved, but the groups it captured are no longer trusted.
+    stack.advance(601);
+    let upstream_calls = stack.upstream.requests().len();
+    let (status, text) = post(&stack, "/chat/completions", &token, "stale", chat_body()).await;
+    assert_eq!(status, 403, "{text}");
+    let refused: Value = serde_json::from_str(&text).expect("JSON");
+    let access_page = format!("{}/access", stack.url);
+    assert_eq!(
+        refused["error_details"]["url"],
+        access_page.as_str(),
+        "{refused}"
+    );
+    let message = refused["error_details"]["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("10 min ago") && message.contains("Renew"),
+        "{message}"
+    );
+    assert_eq!(
+        stack.upstream.requests().len(),
+        upstream_calls,
+        "nothing reached upstream"
+    );
+    // Editors ask the envelope first: refused there too, in Copilot's shape.
+    let envelope = stack
+        .call("GET", "/copilot_internal/v2/token", Some(&token), None)
+        .await;
+    assert_eq!(envelope.status, 403, "{}", envelope.text);
+    assert_eq!(envelope.json["error_details"]["url"], access_page.as_str());
+    let record = stack.call_record(&id, "stale").await;
+    assert_eq!(record["http_response"]["code"], 403, "{record}");
+
+    // A renewal has the IdP vouch for the groups again.
+    let alice = stack.person_now("alice", &["developers"]);
+    let bob = stack.person_now("bob", &[copilot_jit_testkit::harness::APPROVERS]);
+    let renewed = stack
+        .call(
+            "POST",
+            &format!("/v1/grants/{id}/renew"),
+            Some(&alice),
+            json!({}),
+        )
+        .await;
+    assert_eq!(renewed.status, 201, "{}", renewed.text);
+    let renewal = renewed.json["request"]["id"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let approved = stack
+        .call(
+            "POST",
+            &format!("/v1/access-requests/{renewal}/approve"),
+            Some(&bob),
+            json!({}),
+        )
+        .await;
+    assert_eq!(approved.status, 200, "{}", approved.text);
+    let issued = stack
+        .call(
+            "POST",
+            &format!("/v1/grants/{renewal}/token"),
+            Some(&alice),
+            json!({"ttl": "grant"}),
+        )
+        .await;
+    let renewed_token = issued.json["access_token"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let (status, text) = post(
+        &stack,
+        "/chat/completions",
+        &renewed_token,
+        "renewed",
+        chat_body(),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_group_age_bound_refuses_calls() {
+    let stack = Stack::start_with(StackOptions {
+        variables: [("groups_max_age_secs".to_string(), "8 hours".to_string())].into(),
+        ..StackOptions::default()
+    })
+    .await
+    .expect("stack");
+    let (_, token) = stack
+        .approved_grant(&["chat"], &[], None)
+        .await
+        .expect("approved grant");
+    let (status, text) = post(&stack, "/chat/completions", &token, "bound", chat_body()).await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("gateway_misconfigured"), "{text}");
+    assert!(!upstream_saw(&stack, "/chat/completions", "hello"));
+}

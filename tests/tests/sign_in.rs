@@ -3,7 +3,7 @@
 //! looked up on every call (approval after sign-in counts at once,
 //! revocation too), and the GitHub API shapes clients read.
 
-use copilot_jit_testkit::harness::{self, Answer, Body, Stack, APPROVERS};
+use copilot_jit_testkit::harness::{self, Answer, Body, Stack, StackOptions, APPROVERS};
 use serde_json::{json, Value};
 
 const VSCODE_CLIENT_ID: &str = "01ab8ac9400c4e429b23";
@@ -564,4 +564,62 @@ async fn a_sign_in_speaks_for_its_person_on_the_access_api_and_no_further() {
     assert_eq!(ended.status, 200, "{}", ended.json);
     let after = get(&stack, "/v1/access-requests", &auth, None).await;
     assert_eq!(after.status, 401, "{}", after.json);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_from_a_sign_in_trusts_the_groups_from_when_it_signed_in() {
+    let stack = Stack::start_with(StackOptions {
+        variables: [("groups_max_age_secs".to_string(), "600".to_string())].into(),
+        ..StackOptions::default()
+    })
+    .await
+    .expect("stack");
+    let old = format!("token {}", signed_in_alice(&stack).await);
+    stack.advance(601);
+    let bob = stack.person_now("bob", &[APPROVERS]);
+    let ask_and_approve = |auth: String| {
+        let (stack, bob) = (&stack, bob.clone());
+        async move {
+            let asked = send(
+                client()
+                    .post(format!("{}/v1/access-requests", stack.url))
+                    .header("authorization", &auth)
+                    .json(&json!({"scopes": ["chat"], "reason": "from the terminal"})),
+            )
+            .await;
+            assert_eq!(asked.status, 201, "{}", asked.json);
+            let id = asked.json["request"]["id"].as_str().unwrap().to_string();
+            let approved = stack
+                .call(
+                    "POST",
+                    &format!("/v1/access-requests/{id}/approve"),
+                    Some(&bob),
+                    json!({}),
+                )
+                .await;
+            assert_eq!(approved.status, 200, "{}", approved.text);
+        }
+    };
+
+    // Asked now, with a sign-in made eleven minutes ago: the groups the
+    // request captured are the sign-in's, already past the bound.
+    ask_and_approve(old.clone()).await;
+    let refused = chat(&stack, &old).await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    assert!(
+        refused.text.contains("group memberships"),
+        "{}",
+        refused.text
+    );
+
+    // Signed in again, the IdP vouches for them now.
+    let code = vscode_device_code(&stack).await;
+    let alice = stack.person_now("alice", &["developers"]);
+    let taken = take_code(&stack, &alice, code["user_code"].as_str().unwrap()).await;
+    assert_eq!(taken.status, 200, "{}", taken.json);
+    let polled = vscode_poll(&stack, code["device_code"].as_str().unwrap()).await;
+    let fresh = format!("token {}", polled.json["access_token"].as_str().unwrap());
+    ask_and_approve(fresh.clone()).await;
+    let served = chat(&stack, &fresh).await;
+    assert_eq!(served.status, 200, "{}", served.text);
 }

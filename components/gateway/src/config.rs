@@ -10,6 +10,10 @@ use crate::vault::VaultKeys;
 const DEFAULT_TOKEN_TTL_SECS: u64 = 900;
 /// The envelope's Copilot-shaped token lifetime.
 const DEFAULT_COPILOT_TOKEN_TTL_SECS: u64 = 1800;
+/// Group memberships captured at request, renewal or sign-in are trusted
+/// this long by default: eight hours, the longest grant the default policy
+/// allows, so a grant never outlives its requester's groups unchecked.
+const DEFAULT_GROUPS_MAX_AGE_SECS: u64 = 28_800;
 /// Most bytes a masked stream holds back by default.
 const DEFAULT_HOLD_BACK_BYTES: u32 = 4096;
 
@@ -167,6 +171,23 @@ impl<L: Fn(&str) -> Option<String>> Settings<L> {
         self.number("signin_ttl_secs")
             .filter(|s| *s > 0)
             .unwrap_or(crate::signin::DEFAULT_SIGNIN_TTL_SECS)
+    }
+
+    /// How long a Copilot call trusts group memberships captured earlier
+    /// (at request, renewal or sign-in) before it asks for fresh ones.
+    /// Unreadable or zero: calls are refused (fail closed).
+    pub fn groups_max_age_secs(&self) -> Result<u64, ApiError> {
+        match self.get("groups_max_age_secs") {
+            None => Ok(DEFAULT_GROUPS_MAX_AGE_SECS),
+            Some(v) if v.trim().is_empty() => Ok(DEFAULT_GROUPS_MAX_AGE_SECS),
+            Some(v) => v.trim().parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                ApiError::new(
+                    ErrorKind::GatewayMisconfigured,
+                    "how long group memberships are trusted is not configured",
+                )
+                .detail("variable groups_max_age_secs must be a positive number of seconds")
+            }),
+        }
     }
 
     /// The IdP the pages send people to (the issuer the validator trusts).

@@ -34,6 +34,9 @@ pub enum ErrorKind {
     /// A Copilot call whose grant is no longer approved: the credential no
     /// longer opens anything (403).
     GrantNotActive,
+    /// The grant's captured groups are older than `groups_max_age_secs`:
+    /// renew or sign in again (403).
+    GroupsStale,
     /// A token asked for a grant that is not approved (yet or any more):
     /// a conflict with the grant's state (409).
     GrantNotActiveForTokens,
@@ -110,6 +113,7 @@ impl ErrorKind {
             | PromptBlocked
             | SeatUnavailable
             | GrantNotActive
+            | GroupsStale
             | ExchangedGrant => 403,
             NotFound | NoRecords => 404,
             MethodNotAllowed => 405,
@@ -153,6 +157,7 @@ impl ErrorKind {
             PromptBlocked => "prompt_blocked",
             SeatUnavailable => "seat_unavailable",
             GrantNotActive | GrantNotActiveForTokens => "grant_not_active",
+            GroupsStale => "groups_stale",
             ExchangedGrant | NotRenewable => "not_renewable",
             NotFound => "not_found",
             NoRecords => "no_records",

@@ -12,6 +12,7 @@ pub mod copilot_call;
 pub mod device_flow;
 pub mod error;
 pub mod findings;
+pub mod group_age;
 pub mod headers;
 pub mod outcome;
 pub mod pages;

@@ -172,6 +172,7 @@ mod bindings {
             renewable: r.renewable,
             policy_ids: r.policy_ids,
             renew_of: r.renew_of,
+            groups_confirmed_at: r.groups_confirmed_at.unwrap_or(r.created_at),
             version: r.version,
         }
     }
@@ -302,6 +303,7 @@ mod bindings {
                     renewable: req.renewable,
                     policy_ids: req.policy_ids,
                     renew_of: req.renew_of,
+                    groups_confirmed_at: req.groups_confirmed_at,
                 },
                 now(),
             );

@@ -66,6 +66,10 @@ pub struct Request {
     pub policy_ids: Vec<String>,
     #[serde(default)]
     pub renew_of: Option<String>,
+    /// When the IdP vouched for the requester's groups; records written
+    /// before this field existed captured them at `created_at`.
+    #[serde(default)]
+    pub groups_confirmed_at: Option<u64>,
     pub version: u64,
 }
 
@@ -236,6 +240,8 @@ pub struct NewRequest {
     pub renewable: bool,
     pub policy_ids: Vec<String>,
     pub renew_of: Option<String>,
+    /// None: the groups were vouched for now.
+    pub groups_confirmed_at: Option<u64>,
 }
 
 pub fn create(new: NewRequest, now: u64) -> Request {
@@ -259,6 +265,8 @@ pub fn create(new: NewRequest, now: u64) -> Request {
         renewable: new.renewable,
         policy_ids: new.policy_ids,
         renew_of: new.renew_of,
+        // Never later than the request itself.
+        groups_confirmed_at: Some(new.groups_confirmed_at.unwrap_or(now).min(now)),
         version: 1,
     };
     if new.auto_approve {
@@ -296,6 +304,7 @@ mod tests {
                 renewable: true,
                 policy_ids: vec!["p".into()],
                 renew_of: None,
+                groups_confirmed_at: None,
             },
             1000,
         )

@@ -108,6 +108,7 @@ fn create_under_policy(
         renewable: true,
         policy_ids: ids,
         renew_of,
+        groups_confirmed_at: ctx.groups_confirmed_at,
     })
     .map_err(store_error)?;
     ctx.trace.grant_id = Some(created.id.clone());

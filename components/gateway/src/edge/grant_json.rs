@@ -41,6 +41,7 @@ pub(super) fn request_json(r: &AccessRequest) -> Value {
             "subject": r.requester.subject,
             "email": r.requester.email,
             "groups": r.requester.groups,
+            "groups_confirmed_at": r.groups_confirmed_at,
         },
         "scopes": r.scopes,
         "models": r.models,

@@ -14,6 +14,8 @@ use super::wasi_http::settings;
 use super::Ctx;
 use crate::copilot::{self, how_to_request};
 use crate::error::{ApiError, ErrorKind};
+use crate::group_age;
+use copilot_jit_common::unix_now as now;
 
 /// Stable names for the audit record (and SIEM queries), not Rust debug text.
 fn failure_name(f: auth::AuthFailure) -> &'static str {
@@ -45,6 +47,7 @@ pub(super) fn authenticate(ctx: &mut Ctx) -> Result<Principal, ApiError> {
         .filter(|t| crate::signin::looks_like_github_token(t))
     {
         let (_, record) = super::signin::signed_in(ctx, &presented)?;
+        ctx.groups_confirmed_at = Some(record.created_at);
         return Ok(super::signin::principal_from_json(&record.principal));
     }
     authenticate_oidc(ctx)
@@ -75,8 +78,38 @@ pub(super) fn authenticate_oidc(ctx: &mut Ctx) -> Result<Principal, ApiError> {
         };
         refusal.detail(failure_detail(&e))
     })?;
+    ctx.groups_confirmed_at = Some(issued_at(&principal).unwrap_or_else(now));
     ctx.trace.principal = Some(principal.clone());
     Ok(principal)
+}
+
+/// When the IdP issued the token `principal` came from (`iat`), if it
+/// says and that is not in the future.
+fn issued_at(principal: &Principal) -> Option<u64> {
+    serde_json::from_str::<serde_json::Value>(&principal.claims_json)
+        .ok()?
+        .get("iat")?
+        .as_u64()
+        .filter(|iat| *iat <= now())
+}
+
+/// A call under `grant` is decided with the groups the grant captured;
+/// past `groups_max_age_secs` they are not trusted and the call is refused
+/// (in Copilot's shape, which editors show) until a renewal or a new
+/// sign-in has the IdP vouch for them again.
+pub(super) fn groups_still_trusted(grant: &AccessRequest) -> Result<(), ApiError> {
+    let s = settings();
+    let max_age = s.groups_max_age_secs()?;
+    let Some(age) = group_age::stale_age(grant.groups_confirmed_at, now(), max_age) else {
+        return Ok(());
+    };
+    let (message, body) =
+        group_age::stale_refusal(age, max_age, &crate::signin::access_page(&s.public_url()));
+    Err(ApiError::new(ErrorKind::GroupsStale, message)
+        .detail(format!(
+            "groups confirmed {age} s ago, trusted for {max_age} s"
+        ))
+        .in_copilot_shape(body))
 }
 
 pub(super) fn same_person(p: &Principal, r: &AccessRequest) -> bool {
@@ -165,5 +198,6 @@ pub(super) fn authorize_for(ctx: &mut Ctx, scope: Option<&str>) -> Result<Author
         )
         .with(how_to()));
     }
+    groups_still_trusted(&grant)?;
     Ok(Authorized { claims, grant })
 }

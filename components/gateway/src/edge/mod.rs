@@ -77,6 +77,9 @@ struct Ctx {
     headers: Fields,
     /// Set when the path exists under other methods: the `allow` header.
     allow: Option<&'static str>,
+    /// When the IdP vouched for the authenticated caller's groups: the
+    /// OIDC token's issue time, or the sign-in's or web session's start.
+    groups_confirmed_at: Option<u64>,
     trace: Trace,
 }
 
@@ -217,6 +220,7 @@ impl IncomingHandler for Component {
             path: request.path_with_query().unwrap_or_else(|| "/".into()),
             headers,
             allow: None,
+            groups_confirmed_at: None,
             trace: Trace::default(),
         };
         let mut out = Some(out);

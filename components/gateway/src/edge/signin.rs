@@ -425,6 +425,7 @@ pub(super) fn authorize_signed_in(
             .in_copilot_shape(body));
     };
     ctx.trace.grant_id = Some(grant.id.clone());
+    super::identity::groups_still_trusted(&grant)?;
     let claims = TokenClaims {
         token_id: format!("signin:{}", short_id(&hash)),
         grant_id: grant.id.clone(),

@@ -187,6 +187,7 @@ pub(super) fn token_exchange(ctx: &mut Ctx, request: &IncomingRequest) -> Result
         renewable: false,
         policy_ids: permits,
         renew_of: None,
+        groups_confirmed_at: ctx.groups_confirmed_at,
     })
     .map_err(store_error)?;
     ctx.trace.grant_id = Some(grant.id.clone());

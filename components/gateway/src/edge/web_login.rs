@@ -182,6 +182,7 @@ pub(super) fn web_session(ctx: &mut Ctx) -> Result<Option<(String, WebSession)>,
         return Ok(None);
     }
     ctx.trace.principal = Some(principal_from_json(&session.principal));
+    ctx.groups_confirmed_at = Some(session.created_at);
     Ok(Some((id, session)))
 }
 

@@ -418,7 +418,10 @@ async fn jit_flow_end_to_end() {
         .unwrap()
         .ends_with("/v1/access-requests"));
 
-    // The auditor reads back every call on this grant, allowed and denied.
+    // The auditor reads back every call on this grant, allowed and denied;
+    // without a bucket the log's day partitions are indexed in KV, so
+    // reading and sealing never list the store's keys.
+    let listings = stack.gateway.kv().stats().listings();
     let (status, _) = client
         .call("GET", "/v1/audit/records", Some(&alice), None)
         .await;
@@ -519,6 +522,11 @@ async fn jit_flow_end_to_end() {
     assert!(audit_status["log"]["checkpoint"]
         .as_str()
         .is_some_and(|c| c.contains("\n\n\u{2014} ")));
+    assert_eq!(
+        stack.gateway.kv().stats().listings(),
+        listings,
+        "the audit trail was read by listing the store's keys"
+    );
 
     // No record holds a credential or the planted secret.
     let upstream_copilot_token = upstream_auth.trim_start_matches("Bearer ").to_string();

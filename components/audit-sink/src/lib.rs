@@ -10,6 +10,7 @@ pub mod claim;
 pub mod exchange;
 pub mod lease;
 pub mod ocsf;
+pub mod spool;
 pub mod trail;
 
 #[cfg(target_arch = "wasm32")]

@@ -27,7 +27,8 @@ use exports::copilot_jit::gateway::audit::{
 use wasi::keyvalue::store::Bucket as Store;
 
 use crate::exchange::{record_event, Actor, Client, Exchange, Found};
-use crate::trail;
+use crate::spool::{self, Slot};
+use crate::{claim, trail};
 use bucket::BucketBlobs;
 use kv::{storage, KvBlobs};
 
@@ -210,8 +211,8 @@ fn line_of(record: &Record) -> Result<String, AuditError> {
         .map_err(|e| AuditError::Storage(e.to_string()))
 }
 
-/// Claims one spool entry, ships it, removes it. Ok(false) when another
-/// flusher holds it.
+/// Claims one spool entry, ships it, leaves its tombstone. Ok(false) when
+/// another flusher holds it or shipped it.
 fn ship_spooled(
     s: &Settings,
     bucket: &Bucket,
@@ -221,20 +222,22 @@ fn ship_spooled(
     timeout_ms: u64,
 ) -> Result<bool, String> {
     let kv_text = |e: AuditError| format!("{e:?}");
-    let Some(line) = kv::claim_entry(store, key, writer).map_err(kv_text)? else {
+    let Some(payload) = kv::claim_entry(store, key, writer).map_err(kv_text)? else {
         return Ok(false);
     };
-    let name = key.strip_prefix(kv::SPOOL_PREFIX).unwrap_or(key);
+    let Some((name, line)) = spool::decode(&payload) else {
+        return Err(format!("spool entry {key} is unreadable"));
+    };
     let blobs = BucketBlobs { bucket, timeout_ms };
-    if let Err(e) = blobs.put_new(&format!("{}{name}", s.prefix), &line) {
+    if let Err(e) = blobs.put_new(&format!("{}{name}", s.prefix), line) {
         // Hand the entry back for the next flush.
-        store.set(key, &line).map_err(|e| kv_text(storage(e)))?;
+        store.set(key, &payload).map_err(|e| kv_text(storage(e)))?;
         return Err(e);
     }
     if let Some((day, _)) = layout::parse_object_key(name) {
         kv::note_late_day(store, &day).map_err(kv_text)?;
     }
-    store.delete(key).map_err(|e| kv_text(storage(e)))?;
+    store.set(key, b"").map_err(|e| kv_text(storage(e)))?;
     kv::add(store, kv::SPOOL_DEPTH, -1).map_err(kv_text)?;
     Ok(true)
 }
@@ -256,21 +259,33 @@ fn flush(
     let writer = kv::random_hex()?;
     let mut shipped = 0;
     let mut error = None;
-    for key in kv::keys_with_prefix(store, kv::SPOOL_PREFIX)? {
+    let (mark, found) = kv::spooled(store)?;
+    // What each number held once this flush was done with it, in order.
+    let mut slots = Vec::with_capacity(found.len());
+    for entry in &found {
+        if entry.slot != Slot::Waiting {
+            slots.push(entry.slot);
+            continue;
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         if shipped >= max || left.is_zero() {
             break;
         }
         let timeout_ms = s.timeout_ms.min(left.as_millis() as u64).max(1);
-        match ship_spooled(s, bucket, store, &key, &writer, timeout_ms) {
-            Ok(true) => shipped += 1,
-            Ok(false) => {}
+        match ship_spooled(s, bucket, store, &entry.key, &writer, timeout_ms) {
+            Ok(true) => {
+                shipped += 1;
+                slots.push(Slot::Tombstone);
+            }
+            // Held by another flusher: still waiting as far as the mark goes.
+            Ok(false) => slots.push(Slot::Waiting),
             Err(e) => {
                 error = Some(e);
                 break;
             }
         }
     }
+    kv::advance_mark(store, mark, &slots)?;
     Ok(FlushReport {
         shipped,
         remaining: kv::counter(store, kv::SPOOL_DEPTH)?,
@@ -418,9 +433,10 @@ fn query(s: &Settings, store: &Store, q: &AuditQuery) -> Result<Vec<Record>, Aud
     })?;
     if s.bucket.is_some() {
         // Records still waiting in the spool are part of the trail too.
-        for key in kv::keys_with_prefix(store, kv::SPOOL_PREFIX)? {
-            if let Some(bytes) = store.get(&key).map_err(storage)? {
-                trail::parse_lines(&bytes, &mut records).map_err(AuditError::Storage)?;
+        let (_, found) = kv::spooled(store)?;
+        for entry in found.iter().filter(|e| e.slot == Slot::Waiting) {
+            if let Some((_, line)) = spool::decode(claim::parse(&entry.stored).payload) {
+                trail::parse_lines(line, &mut records).map_err(AuditError::Storage)?;
             }
         }
     }

@@ -17,7 +17,7 @@ pub fn stale_age(at: u64, now: u64, max_age: u64) -> Option<u64> {
 }
 
 fn hours_or_minutes(secs: u64) -> String {
-    if secs >= 3600 && secs % 3600 == 0 {
+    if secs >= 3600 && secs.is_multiple_of(3600) {
         format!("{} h", secs / 3600)
     } else if secs >= 60 {
         format!("{} min", secs / 60)

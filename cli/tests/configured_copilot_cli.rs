@@ -18,7 +18,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use copilot_jit_testkit::browser::Browser;
-use copilot_jit_testkit::harness::{eventually, Stack, StackOptions};
+use copilot_jit_testkit::harness::{Stack, StackOptions};
 use copilot_jit_testkit::login_provider::{free_port, LoginProvider};
 use copilot_jit_testkit::mock_upstream::StreamScript;
 use copilot_jit_testkit::tls::TestCa;
@@ -197,25 +197,10 @@ async fn the_copilot_cli_set_up_by_configure_is_served_once_approved() {
     );
 
     // 6. Recorded under dana, with her grant.
-    let carol = idp.id_token(&stack.url, "carol").await.expect("carol");
-    let recorded = eventually(|| async {
-        let body: Value = reqwest::Client::new()
-            .get(format!("{plain_url}/v1/audit/records?grant={id}&limit=100"))
-            .bearer_auth(&carol)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        body["records"]
-            .as_array()?
-            .iter()
-            .find(|r| {
-                r["unmapped"]["action"] == "copilot.chat" && r["actor"]["user"]["uid"] == "dana"
-            })
-            .cloned()
-    })
-    .await;
+    let recorded = idp
+        .audit_record(&plain_url, &stack.url, &id, |r| {
+            r["unmapped"]["action"] == "copilot.chat" && r["actor"]["user"]["uid"] == "dana"
+        })
+        .await;
     assert!(recorded.is_some(), "the CLI's chat is recorded under dana");
 }

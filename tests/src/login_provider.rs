@@ -162,6 +162,44 @@ impl LoginProvider {
             .map(str::to_string)
             .with_context(|| format!("no id_token: {answer}"))
     }
+
+    /// The audit records of `grant`, read as carol (an auditor) from the
+    /// gateway at `base` (registered as `gateway_url`).
+    pub async fn audit_records(
+        &self,
+        base: &str,
+        gateway_url: &str,
+        grant: &str,
+    ) -> Result<Vec<serde_json::Value>> {
+        let carol = self.id_token(gateway_url, "carol").await?;
+        let body: serde_json::Value = reqwest::Client::new()
+            .get(format!("{base}/v1/audit/records?grant={grant}&limit=100"))
+            .bearer_auth(&carol)
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(body["records"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// The first record of `grant` that `wanted` accepts, awaited: the
+    /// gateway writes records after it answers.
+    pub async fn audit_record(
+        &self,
+        base: &str,
+        gateway_url: &str,
+        grant: &str,
+        wanted: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
+        crate::harness::eventually(|| async {
+            self.audit_records(base, gateway_url, grant)
+                .await
+                .ok()?
+                .into_iter()
+                .find(|r| wanted(r))
+        })
+        .await
+    }
 }
 
 /// A gateway stack whose identity provider is a real `oidc-provider`

@@ -12,7 +12,7 @@
 //! `scripts/test.sh` installs the CLI and sets COPILOT_CLI_BIN.
 
 use copilot_jit_testkit::browser::Browser;
-use copilot_jit_testkit::harness::{eventually, Stack, StackOptions};
+use copilot_jit_testkit::harness::{Stack, StackOptions};
 use copilot_jit_testkit::login_provider::{free_port, LoginProvider};
 use copilot_jit_testkit::mock_upstream::StreamScript;
 use copilot_jit_testkit::tls::TestCa;
@@ -266,20 +266,11 @@ async fn the_copilot_cli_signs_in_and_is_served_once_approved() {
         && text.contains("Copilot through the gateway")
         && text.contains("[REDACTED:github-token]"))
     {
-        let carol = idp.id_token(&stack.url, "carol").await.expect("carol");
-        let body: Value = reqwest::Client::new()
-            .get(format!("{plain_url}/v1/audit/records?grant={id}&limit=100"))
-            .bearer_auth(&carol)
-            .send()
+        let why: Vec<String> = idp
+            .audit_records(&plain_url, &stack.url, &id)
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let why: Vec<String> = body["records"]
-            .as_array()
-            .into_iter()
-            .flatten()
+            .unwrap_or_default()
+            .iter()
             .map(|r| {
                 format!(
                     "{} {} {} {} {}",
@@ -295,26 +286,11 @@ async fn the_copilot_cli_signs_in_and_is_served_once_approved() {
     }
 
     // 5. Recorded under dana, with her grant.
-    let carol = idp.id_token(&stack.url, "carol").await.expect("carol");
-    let recorded = eventually(|| async {
-        let body: Value = reqwest::Client::new()
-            .get(format!("{plain_url}/v1/audit/records?grant={id}&limit=100"))
-            .bearer_auth(&carol)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        body["records"]
-            .as_array()?
-            .iter()
-            .find(|r| {
-                r["unmapped"]["action"] == "copilot.chat" && r["actor"]["user"]["uid"] == "dana"
-            })
-            .cloned()
-    })
-    .await;
+    let recorded = idp
+        .audit_record(&plain_url, &stack.url, &id, |r| {
+            r["unmapped"]["action"] == "copilot.chat" && r["actor"]["user"]["uid"] == "dana"
+        })
+        .await;
     assert!(recorded.is_some(), "the CLI's chat is recorded under dana");
 
     // 6. Revoked: the CLI stops.

@@ -16,7 +16,7 @@ use copilot_jit_testkit::login_provider::{free_port, stack_with_login_provider, 
 use serde_json::{json, Value};
 
 mod common;
-use common::{chat, log_in, log_in_at, Home, Idp};
+use common::{chat, log_in, log_in_at, waited_for, Home, Idp};
 
 fn credential_file(home: &Home) -> PathBuf {
     home.config().join("copilot-jit/credential")
@@ -61,7 +61,7 @@ async fn a_developer_asks_an_approver_decides_and_the_grant_ends() {
     assert_eq!(chat(&stack, &credential).await, 403);
 
     // 2. Alice asks and waits; the policy's answer comes at once.
-    let mut waiting = alice
+    let waiting = alice
         .command(&[
             "request",
             "--scopes",
@@ -108,18 +108,9 @@ async fn a_developer_asks_an_approver_decides_and_the_grant_ends() {
         .json(&["approve", &id, "-m", "go ahead", "--json"])
         .await;
     assert_eq!(approved["request"]["status"], "approved", "{approved}");
-    let waited = tokio::time::timeout(Duration::from_secs(30), async {
-        let mut out = String::new();
-        let mut stdout = waiting.stdout.take().expect("stdout");
-        tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut out)
-            .await
-            .expect("read");
-        (waiting.wait().await.expect("exit"), out)
-    })
-    .await
-    .expect("--wait ends once decided");
-    assert_eq!(waited.0.code(), Some(0), "approved: exit 0");
-    let answer: Value = serde_json::from_str(&waited.1).expect("JSON");
+    let (code, out) = waited_for(waiting).await;
+    assert_eq!(code, Some(0), "approved: exit 0");
+    let answer: Value = serde_json::from_str(&out).expect("JSON");
     assert_eq!(answer["request"]["id"], id.as_str());
     assert_eq!(answer["request"]["status"], "approved");
 

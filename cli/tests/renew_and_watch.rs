@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::ChildStdout;
 
 mod common;
-use common::{log_in, on_terminal, Home};
+use common::{log_in, on_terminal, waited_for, Home};
 
 /// The next request `approvals --watch --json` prints.
 async fn next_watched(lines: &mut Lines<BufReader<ChildStdout>>) -> Value {
@@ -104,7 +104,7 @@ async fn an_approver_watches_requests_arrive_and_a_renewal_is_decided_like_a_req
 
     // The renewal follows the renew policy (one approval for developers):
     // the watch shows it, bob approves, `--wait` ends with 0.
-    let mut renewing = alice
+    let renewing = alice
         .command(&[
             "renew",
             &first_id,
@@ -124,18 +124,9 @@ async fn an_approver_watches_requests_arrive_and_a_renewal_is_decided_like_a_req
     let renewal_id = id_of(&renewal);
     bob.json(&["approve", &renewal_id, "-m", "fine", "--json"])
         .await;
-    let waited = tokio::time::timeout(Duration::from_secs(30), async {
-        let mut out = String::new();
-        let mut stdout = renewing.stdout.take().expect("stdout");
-        tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut out)
-            .await
-            .expect("read");
-        (renewing.wait().await.expect("exit"), out)
-    })
-    .await
-    .expect("--wait ends once decided");
-    assert_eq!(waited.0.code(), Some(0), "approved: exit 0");
-    let answer: Value = serde_json::from_str(&waited.1).expect("JSON");
+    let (code, out) = waited_for(renewing).await;
+    assert_eq!(code, Some(0), "approved: exit 0");
+    let answer: Value = serde_json::from_str(&out).expect("JSON");
     assert_eq!(answer["request"]["id"], renewal_id.as_str());
     assert_eq!(answer["request"]["status"], "approved");
 

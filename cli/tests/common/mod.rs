@@ -192,6 +192,20 @@ pub async fn log_in_with(
     serde_json::from_str(&last).expect("JSON")
 }
 
+/// A `--wait` run, once it ends (within 30 s): its status and stdout.
+pub async fn waited_for(mut child: tokio::process::Child) -> (Option<i32>, String) {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let mut out = String::new();
+        let mut stdout = child.stdout.take().expect("stdout");
+        tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut out)
+            .await
+            .expect("read");
+        (child.wait().await.expect("exit").code(), out)
+    })
+    .await
+    .expect("--wait ends once decided")
+}
+
 pub async fn chat(stack: &Stack, credential: &str) -> u16 {
     reqwest::Client::new()
         .post(format!("{}/chat/completions", stack.url))

@@ -226,7 +226,13 @@ fn ship_spooled(
         return Ok(false);
     };
     let Some((name, line)) = spool::decode(&payload) else {
-        return Err(format!("spool entry {key} is unreadable"));
+        // Not an entry this component wrote: counted, never shipped, and
+        // out of the way of the entries behind it.
+        eprintln!("AUDIT RECORD LOST: spool entry {key} is unreadable");
+        kv::add(store, kv::RECORDS_LOST, 1).map_err(kv_text)?;
+        store.set(key, b"").map_err(|e| kv_text(storage(e)))?;
+        kv::add(store, kv::SPOOL_DEPTH, -1).map_err(kv_text)?;
+        return Ok(false);
     };
     let blobs = BucketBlobs { bucket, timeout_ms };
     if let Err(e) = blobs.put_new(&format!("{}{name}", s.prefix), line) {

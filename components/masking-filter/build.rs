@@ -188,6 +188,18 @@ fn main() {
         .unwrap_or_else(|e| fail(format!("writing tables: {e}")));
 }
 
+/// The most bytes one anchor can match.
+fn anchor_len(re: &str) -> usize {
+    regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(re)
+        .ok()
+        .and_then(|hir| hir.properties().maximum_len())
+        .unwrap_or_else(|| fail(format!("anchor {re} must have a bounded length")))
+}
+
 /// Every detector's anchors as one reverse DFA (all matches, unanchored),
 /// serialised for zero-copy loading: a reverse scan's match ends are the
 /// forward positions where a detector can begin.
@@ -222,16 +234,13 @@ fn write_anchors(org: &[(String, Start)], out: &mut String, out_dir: &std::path:
     let longest = anchors
         .iter()
         .filter(|(_, start)| matches!(start, Start::Here | Start::AfterContext))
-        .map(|(re, _)| {
-            regex_syntax::ParserBuilder::new()
-                .unicode(false)
-                .utf8(false)
-                .build()
-                .parse(re)
-                .ok()
-                .and_then(|hir| hir.properties().maximum_len())
-                .unwrap_or_else(|| fail(format!("anchor {re} must have a bounded length")))
-        })
+        .map(|(re, _)| anchor_len(re))
+        .max()
+        .unwrap_or(1);
+    // Every anchor, runs included: how far past a candidate its anchor may end.
+    let widest = anchors
+        .iter()
+        .map(|(re, _)| anchor_len(re))
         .max()
         .unwrap_or(1);
     let (bytes, padding) = dfa.to_bytes_little_endian();
@@ -253,4 +262,6 @@ fn write_anchors(org: &[(String, Start)], out: &mut String, out_dir: &std::path:
     )
     .ok();
     writeln!(out, "const LONGEST_ANCHOR: usize = {longest};").ok();
+    writeln!(out, "/// The longest anchor of any kind.").ok();
+    writeln!(out, "const WIDEST_ANCHOR: usize = {widest};").ok();
 }

@@ -557,11 +557,7 @@ impl Scanner<'_> {
         while !text.is_char_boundary(fast_end) {
             fast_end -= 1;
         }
-        let candidates = if fast_end > 0 {
-            anchors::candidates(bytes, self.at_end)
-        } else {
-            Vec::new()
-        };
+        let mut candidates = anchors::Candidates::new(bytes, self.at_end, fast_end);
         // Keyed once per scan, and only when something is found.
         let keyed_once = core::cell::OnceCell::new();
         let keyed = || {
@@ -577,17 +573,13 @@ impl Scanner<'_> {
             })
         };
         let memo = Memo::default();
-        let mut next_candidate = candidates.iter().peekable();
         let mut i = 0;
         let mut copied_from = 0;
         while i < bytes.len() {
             let mut detectors = anchors::ANY_DETECTOR;
             if i < fast_end {
-                while next_candidate.next_if(|(c, _)| (*c as usize) < i).is_some() {}
-                (i, detectors) = next_candidate
-                    .peek()
-                    .map(|(c, d)| (*c as usize, *d))
-                    .filter(|(c, _)| *c < fast_end)
+                (i, detectors) = candidates
+                    .next_from(i)
                     .unwrap_or((fast_end, anchors::ANY_DETECTOR));
                 if i >= bytes.len() {
                     break;

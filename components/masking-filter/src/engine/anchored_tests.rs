@@ -326,3 +326,35 @@ fn findings_on_real_sources_equal_the_reference() {
         assert_eq!(anchored, every(&sources, &profile, direction));
     }
 }
+
+/// Texts of several candidate blocks, so that anchors straddle the blocks'
+/// and the interleaved scans' boundaries, whole and in large stream pieces.
+#[test]
+fn anchored_scan_equals_the_reference_across_blocks() {
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    let profile = Profile::for_groups(&[]).with_fingerprint_key(b"k");
+    for _ in 0..12 {
+        let text = random_text(&mut rng, 4000);
+        let whole = scan_with(&text, &profile, Direction::Response);
+        assert_eq!(
+            whole,
+            every(&text, &profile, Direction::Response),
+            "input of {} bytes",
+            text.len()
+        );
+        let mut masker = StreamMasker::with_profile(profile.clone());
+        let mut out = String::new();
+        let mut rest = text.as_str();
+        while !rest.is_empty() {
+            let mut cut = (rng.below(20_000) + 1).min(rest.len());
+            while !rest.is_char_boundary(cut) {
+                cut += 1;
+            }
+            out.push_str(&masker.push(&rest[..cut]));
+            rest = &rest[cut..];
+        }
+        out.push_str(&masker.finish());
+        assert_eq!(out, whole.text);
+        assert_eq!(masker.findings(), &whole.findings);
+    }
+}

@@ -8,7 +8,7 @@
 //! built or validated per request (a test validates the bytes).
 
 use super::anchor_spec::Start;
-use super::{ANCHOR_STARTS, LONGEST_ANCHOR};
+use super::{ANCHOR_STARTS, LONGEST_ANCHOR, WIDEST_ANCHOR};
 use alloc::vec::Vec;
 use regex_automata::dfa::{dense, Automaton};
 use regex_automata::util::primitives::StateID;
@@ -86,83 +86,251 @@ fn detector_bit(pattern: usize) -> Detectors {
     }
 }
 
-/// The positions of `text` to probe, ascending, each with the detectors
+/// Bytes per block: the candidates of one block are found together, in a
+/// list that stays small and is reused, so a text dense with candidates
+/// costs no more memory than an ordinary one.
+const BLOCK: usize = 16 * 1024;
+/// Scans interleaved over a block's parts: each DFA step waits on the table
+/// read of the step before, so one scan leaves the CPU mostly idle.
+const LANES: usize = 4;
+/// How far past a candidate its anchor can end: a run's anchor (`@`, a host
+/// suffix) lies up to a run's length after the run's start.
+const REACH: usize = MAX_HOST + WIDEST_ANCHOR + 1;
+
+/// The positions of a buffer to probe, ascending, each with the detectors
 /// that may begin there: every anchor's position, plus position 0 (whose
 /// left context lies in an earlier piece). With `complete == false` the runs
 /// that reach the end are added too (they may still become an address or a
-/// host name); positions in the last `TAIL` bytes are the caller's to probe
-/// one by one.
-pub(super) fn candidates(text: &[u8], complete: bool) -> Vec<(u32, Detectors)> {
-    let mut found: Vec<(u32, Detectors)> = Vec::new();
-    if text.is_empty() {
-        return found;
+/// host name). Found a block at a time, from wherever the caller asks.
+pub(super) struct Candidates<'t> {
+    text: &'t [u8],
+    complete: bool,
+    /// None at or past this: the caller probes the rest one by one.
+    end: usize,
+    anchors: Option<Anchors>,
+    /// `found` holds the candidates below this, from where the block began.
+    block_end: usize,
+    found: Vec<(u32, Detectors)>,
+    next: usize,
+    lanes: [Vec<(u32, Detectors)>; LANES],
+}
+
+impl<'t> Candidates<'t> {
+    pub(super) fn new(text: &'t [u8], complete: bool, end: usize) -> Candidates<'t> {
+        Candidates {
+            text,
+            complete,
+            end: end.min(text.len()),
+            anchors: anchors(),
+            block_end: 0,
+            found: Vec::new(),
+            next: 0,
+            lanes: Default::default(),
+        }
     }
-    let Some(Anchors { dfa, start }) = anchors() else {
-        // Unreachable with the embedded bytes (a test proves it); fail safe:
-        // probe every position for every detector.
-        return (0..text.len() as u32).map(|i| (i, ANY_DETECTOR)).collect();
-    };
-    // The lowest byte known to belong to the host run the last suffix was
-    // found in (the scan goes backwards, so later suffixes reuse it).
-    let mut host_low: Option<usize> = None;
-    let mut add = |found: &mut Vec<(u32, Detectors)>, pattern: usize, at: usize| {
-        let rule = ANCHOR_STARTS.get(pattern).copied().unwrap_or(Start::Here);
-        let candidate = match rule {
-            Start::Here => Some(at),
-            Start::AfterContext => Some(at + 1),
-            Start::BeforeAt => run_start(text, at, MAX_LOCAL, is_local).filter(|s| *s < at),
-            Start::HostRun => {
-                let mut s = host_low.filter(|low| *low <= at).unwrap_or(at);
-                while s > 0 && is_host(text[s - 1]) && at - s < MAX_HOST {
-                    s -= 1;
-                }
-                host_low = Some(s);
-                let whole_run = s == 0 || !is_host(text[s - 1]);
-                (whole_run && at - s < MAX_HOST).then_some(s)
+
+    /// The first candidate at or after `at`, if one is before the end.
+    pub(super) fn next_from(&mut self, at: usize) -> Option<(usize, Detectors)> {
+        loop {
+            while self
+                .found
+                .get(self.next)
+                .is_some_and(|(c, _)| (*c as usize) < at)
+            {
+                self.next += 1;
             }
+            if let Some((c, d)) = self.found.get(self.next) {
+                return Some((*c as usize, *d));
+            }
+            let from = at.max(self.block_end);
+            if from >= self.end {
+                return None;
+            }
+            self.fill(from, (from + BLOCK).min(self.end));
+        }
+    }
+
+    /// Finds the candidates in `from..to`.
+    fn fill(&mut self, from: usize, to: usize) {
+        let text = self.text;
+        self.found.clear();
+        self.next = 0;
+        self.block_end = to;
+        let Some(anchors) = &self.anchors else {
+            // Unreachable with the embedded bytes (a test proves it); fail
+            // safe: probe every position for every detector.
+            self.found
+                .extend((from..to).map(|i| (i as u32, ANY_DETECTOR)));
+            return;
         };
-        if let Some(c) = candidate.filter(|c| *c < text.len()) {
-            found.push((c as u32, detector_bit(pattern)));
+        if to - from >= LANES * REACH {
+            let part = (to - from).div_ceil(LANES);
+            let mut lanes: [Lane; LANES] = core::array::from_fn(|j| {
+                let low = (from + j * part).min(to);
+                let range = (low, (low + part).min(to));
+                Lane::new(text, range, anchors.start, &mut self.lanes[j])
+            });
+            interleaved(anchors, text, &mut lanes);
+            for lane in lanes.iter_mut() {
+                lane.finish(anchors, text);
+            }
+            for (buffer, lane) in self.lanes.iter_mut().zip(lanes) {
+                *buffer = lane.found;
+            }
+        } else {
+            let mut lane = Lane::new(text, (from, to), anchors.start, &mut self.lanes[0]);
+            lane.finish(anchors, text);
+            self.lanes[0] = lane.found;
         }
-    };
-    let mut state = start;
-    for (at, byte) in text.iter().enumerate().rev() {
-        // SAFETY: `state` is the start state or came from the DFA's own
-        // transition table, whose ids the validated bytes keep in range.
-        state = unsafe { dfa.next_state_unchecked(state, *byte) };
-        if dfa.is_special_state(state) && dfa.is_match_state(state) {
-            // Matches are reported one byte late: they start after `at`.
-            for m in 0..dfa.match_len(state) {
-                add(&mut found, dfa.match_pattern(state, m).as_usize(), at + 1);
+        for lane in self.lanes.iter_mut() {
+            self.found.extend(lane.drain(..).rev());
+        }
+        if from == 0 {
+            self.found.push((0, ANY_DETECTOR));
+        }
+        if !self.complete && to + REACH >= text.len() {
+            let end = text.len();
+            let runs = [
+                run_start(text, end, MAX_LOCAL, is_local),
+                run_start(text, end, MAX_HOST - 1, is_host),
+            ];
+            for s in runs
+                .into_iter()
+                .flatten()
+                .filter(|s| (from..to).contains(s))
+            {
+                self.found.push((s as u32, ANY_DETECTOR));
+            }
+        }
+        // A run's start may lie before anchors found after it, and the
+        // additions come last: rarely out of order.
+        if !self.found.is_sorted_by_key(|(at, _)| *at) {
+            self.found.sort_unstable_by_key(|(at, _)| *at);
+        }
+        self.found.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 |= later.1;
+            }
+            same
+        });
+    }
+}
+
+/// One backward scan for the candidates in `low..high`: it starts far
+/// enough past `high` to see every anchor of those candidates whole.
+struct Lane {
+    low: usize,
+    high: usize,
+    /// The next byte to read is the one before this.
+    at: usize,
+    /// The last byte to read: the context byte of a candidate at `low` is
+    /// the one before it, and a match shows one byte late.
+    stop: usize,
+    state: StateID,
+    /// The lowest byte known to belong to the host run the last suffix was
+    /// found in (the scan goes backwards, so later suffixes reuse it).
+    host_low: Option<usize>,
+    /// Descending, mostly.
+    found: Vec<(u32, Detectors)>,
+}
+
+impl Lane {
+    fn new(
+        text: &[u8],
+        (low, high): (usize, usize),
+        start: StateID,
+        buffer: &mut Vec<(u32, Detectors)>,
+    ) -> Lane {
+        Lane {
+            low,
+            high,
+            at: text.len().min(high + REACH),
+            stop: low.saturating_sub(2),
+            state: start,
+            host_low: None,
+            found: core::mem::take(buffer),
+        }
+    }
+
+    /// The rest of the scan, and the matches at the text's start.
+    fn finish(&mut self, anchors: &Anchors, text: &[u8]) {
+        let (mut at, mut state) = (self.at, self.state);
+        while at > self.stop {
+            at -= 1;
+            state = step(anchors, state, text[at]);
+            if anchors.dfa.is_special_state(state) {
+                // Matches are reported one byte late: they start after `at`.
+                self.matched(anchors, text, state, at + 1);
+            }
+        }
+        if self.stop == 0 {
+            self.matched(anchors, text, anchors.dfa.next_eoi_state(state), 0);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn matched(&mut self, anchors: &Anchors, text: &[u8], state: StateID, at: usize) {
+        let dfa = &anchors.dfa;
+        if !dfa.is_match_state(state) {
+            return;
+        }
+        for m in 0..dfa.match_len(state) {
+            let pattern = dfa.match_pattern(state, m).as_usize();
+            let rule = ANCHOR_STARTS.get(pattern).copied().unwrap_or(Start::Here);
+            let candidate = match rule {
+                Start::Here => Some(at),
+                Start::AfterContext => Some(at + 1),
+                Start::BeforeAt => run_start(text, at, MAX_LOCAL, is_local).filter(|s| *s < at),
+                Start::HostRun => {
+                    let mut s = self.host_low.filter(|low| *low <= at).unwrap_or(at);
+                    while s > 0 && is_host(text[s - 1]) && at - s < MAX_HOST {
+                        s -= 1;
+                    }
+                    self.host_low = Some(s);
+                    let whole_run = s == 0 || !is_host(text[s - 1]);
+                    (whole_run && at - s < MAX_HOST).then_some(s)
+                }
+            };
+            let Some(c) = candidate.filter(|c| (self.low..self.high).contains(c)) else {
+                continue;
+            };
+            match self.found.last_mut() {
+                Some(last) if last.0 as usize == c => last.1 |= detector_bit(pattern),
+                _ => self.found.push((c as u32, detector_bit(pattern))),
             }
         }
     }
-    state = dfa.next_eoi_state(state);
-    if dfa.is_match_state(state) {
-        for m in 0..dfa.match_len(state) {
-            add(&mut found, dfa.match_pattern(state, m).as_usize(), 0);
+}
+
+/// One DFA step.
+#[inline(always)]
+fn step(anchors: &Anchors, state: StateID, byte: u8) -> StateID {
+    // SAFETY: `state` is the start state or came from the DFA's own
+    // transition table, whose ids the validated bytes keep in range.
+    unsafe { anchors.dfa.next_state_unchecked(state, byte) }
+}
+
+/// The lanes' scans, step by step together for as long as all go on; the
+/// states stay in registers, apart from the lanes' lists.
+fn interleaved(anchors: &Anchors, text: &[u8], lanes: &mut [Lane; LANES]) {
+    let steps = lanes.iter().map(|l| l.at - l.stop).min().unwrap_or(0);
+    // Each lane's bytes for these steps: equal lengths, so indexing needs
+    // no bounds check.
+    let bytes: [&[u8]; LANES] = core::array::from_fn(|j| &text[lanes[j].at - steps..lanes[j].at]);
+    let mut state = [anchors.start; LANES];
+    for k in (0..steps).rev() {
+        for j in 0..LANES {
+            state[j] = step(anchors, state[j], bytes[j][k]);
+            if anchors.dfa.is_special_state(state[j]) {
+                let at = lanes[j].at - steps + k;
+                lanes[j].matched(anchors, text, state[j], at + 1);
+            }
         }
     }
-    found.push((0, ANY_DETECTOR));
-    if !complete {
-        let end = text.len();
-        if let Some(s) = run_start(text, end, MAX_LOCAL, is_local) {
-            found.push((s as u32, ANY_DETECTOR));
-        }
-        if let Some(s) = run_start(text, end, MAX_HOST - 1, is_host) {
-            found.push((s as u32, ANY_DETECTOR));
-        }
+    for (lane, state) in lanes.iter_mut().zip(state) {
+        lane.at -= steps;
+        lane.state = state;
     }
-    // Nearly sorted (the scan went backwards): reversing makes it almost
-    // ascending, which the sort handles in linear time.
-    found.reverse();
-    found.sort_unstable_by_key(|(at, _)| *at);
-    found.dedup_by(|later, kept| {
-        let same = later.0 == kept.0;
-        if same {
-            kept.1 |= later.1;
-        }
-        same
-    });
-    found
 }

@@ -243,6 +243,7 @@ fn write_anchors(org: &[(String, Start)], out: &mut String, out_dir: &std::path:
         .map(|(re, _)| anchor_len(re))
         .max()
         .unwrap_or(1);
+    write_match_starts(&dfa, &anchors, out);
     let (bytes, padding) = dfa.to_bytes_little_endian();
     std::fs::write(out_dir.join("anchors.dfa"), &bytes[padding..])
         .unwrap_or_else(|e| fail(format!("writing anchors: {e}")));
@@ -251,6 +252,7 @@ fn write_anchors(org: &[(String, Start)], out: &mut String, out_dir: &std::path:
         "/// Where each anchor pattern's candidate is, by pattern id."
     )
     .ok();
+    writeln!(out, "#[cfg_attr(not(test), allow(dead_code))]").ok();
     writeln!(out, "const ANCHOR_STARTS: &[Start] = &[").ok();
     for (_, start) in &anchors {
         writeln!(out, "    Start::{start:?},").ok();
@@ -264,4 +266,71 @@ fn write_anchors(org: &[(String, Start)], out: &mut String, out_dir: &std::path:
     writeln!(out, "const LONGEST_ANCHOR: usize = {longest};").ok();
     writeln!(out, "/// The longest anchor of any kind.").ok();
     writeln!(out, "const WIDEST_ANCHOR: usize = {widest};").ok();
+}
+
+/// For each match state of the DFA (by index: state id >> stride2), the
+/// detectors whose candidate is where the match starts, one byte after it,
+/// before its `@`, or at its host run's start: the scan reads one entry per
+/// match instead of walking the state's patterns.
+fn write_match_starts(
+    dfa: &regex_automata::dfa::dense::DFA<Vec<u32>>,
+    anchors: &[(String, Start)],
+    out: &mut String,
+) {
+    use regex_automata::dfa::Automaton;
+    use regex_automata::util::primitives::StateID;
+    use regex_automata::Anchored;
+    let Some(start) = dfa.universal_start_state(Anchored::No) else {
+        fail("anchors must not use look-around".into());
+    };
+    // Every state reachable from the start, by any byte or the text's end.
+    let mut seen = std::collections::BTreeSet::from([start]);
+    let mut todo = vec![start];
+    let mut rows: std::collections::BTreeMap<usize, [u64; 4]> = Default::default();
+    while let Some(state) = todo.pop() {
+        let next = (0..=255u8)
+            .map(|b| dfa.next_state(state, b))
+            .chain([dfa.next_eoi_state(state)]);
+        for n in next.collect::<Vec<StateID>>() {
+            if seen.insert(n) {
+                todo.push(n);
+            }
+        }
+        if !dfa.is_match_state(state) {
+            continue;
+        }
+        let row = rows.entry(state.as_usize() >> dfa.stride2()).or_default();
+        for m in 0..dfa.match_len(state) {
+            let pattern = dfa.match_pattern(state, m).as_usize();
+            let bit = if pattern < 64 {
+                1u64 << pattern
+            } else {
+                u64::MAX
+            };
+            let column = match anchors[pattern].1 {
+                Start::Here => 0,
+                Start::AfterContext => 1,
+                Start::BeforeAt => 2,
+                Start::HostRun => 3,
+            };
+            row[column] |= bit;
+        }
+    }
+    let len = rows.keys().max().map_or(0, |k| k + 1);
+    if len > 4096 {
+        fail(format!(
+            "the anchors DFA's match states are not first ({len})"
+        ));
+    }
+    writeln!(
+        out,
+        "/// Per match state (id >> stride2): detectors whose candidate is [here, after the context byte, before the `@`, at the host run]."
+    )
+    .ok();
+    writeln!(out, "const MATCH_STARTS: &[[u64; 4]] = &[").ok();
+    for index in 0..len {
+        let row = rows.get(&index).copied().unwrap_or_default();
+        writeln!(out, "    {row:?},").ok();
+    }
+    writeln!(out, "];").ok();
 }

@@ -10,19 +10,21 @@
 //! what whole-text masking produces, and never less masked.
 
 use alloc::collections::BTreeMap;
-use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::cell::Cell;
 
 // The anchor table itself is read by the build script and the tests.
 pub mod adversarial;
 #[cfg_attr(not(test), allow(dead_code))]
 mod anchor_spec;
 mod anchors;
+mod bytes;
 mod long;
+mod memo;
 use anchor_spec::Start;
+use bytes::is_token_char;
 use long::{Long, Step};
+use memo::Memo;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -54,13 +56,6 @@ enum Probe {
     /// The text ends before the detector can decide.
     NeedMore,
     NoMatch,
-}
-
-/// What detectors learn about the text while scanning it once.
-#[derive(Default)]
-struct Memo {
-    /// A JWT cannot start before this position (`probe_jwt`).
-    jwt_fails_until: Cell<usize>,
 }
 
 fn matched(len: usize) -> Probe {
@@ -189,6 +184,27 @@ const BUILTIN_DETECTORS: &[Detector] = &[
     builtin("phone", |b, _| b == b'+', probe_phone),
 ];
 
+/// Where a built-in detector is in `BUILTIN_DETECTORS` (at compile time).
+const fn builtin_index(name: &str) -> usize {
+    let mut i = 0;
+    while i < BUILTIN_DETECTORS.len() {
+        let (a, b) = (BUILTIN_DETECTORS[i].name.as_bytes(), name.as_bytes());
+        let mut same = a.len() == b.len();
+        let mut k = 0;
+        while same && k < a.len() {
+            same = a[k] == b[k];
+            k += 1;
+        }
+        if same {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("no such built-in detector")
+}
+const JWT: usize = builtin_index("jwt");
+const CARD: usize = builtin_index("credit-card");
+
 include!(concat!(env!("OUT_DIR"), "/detectors.rs"));
 
 fn all_detectors() -> impl Iterator<Item = &'static Detector> {
@@ -306,14 +322,20 @@ pub struct Finding {
 pub struct Findings(BTreeMap<&'static str, Finding>);
 
 impl Findings {
-    fn add(&mut self, detector: &'static str, position: u64, fingerprint: Option<String>) {
+    /// Counts one finding; its fingerprint is computed only while kept.
+    fn add(
+        &mut self,
+        detector: &'static str,
+        position: u64,
+        fingerprint: impl FnOnce() -> Option<String>,
+    ) {
         let f = self.0.entry(detector).or_default();
         f.count += 1;
         if f.positions.len() < MAX_FINDING_DETAILS {
             f.positions.push(position);
         }
-        if let Some(fp) = fingerprint.filter(|_| f.fingerprints.len() < MAX_FINDING_DETAILS) {
-            f.fingerprints.push(fp);
+        if f.fingerprints.len() < MAX_FINDING_DETAILS {
+            f.fingerprints.extend(fingerprint());
         }
     }
 
@@ -363,8 +385,11 @@ pub struct Scan {
     pub blocked: bool,
 }
 
-fn replacement(name: &str) -> String {
-    format!("[REDACTED:{name}]")
+/// Writes what stands in for a redacted value.
+fn push_replacement(out: &mut String, name: &str) {
+    out.push_str("[REDACTED:");
+    out.push_str(name);
+    out.push(']');
 }
 
 /// Which positions a scan probes.
@@ -408,10 +433,21 @@ fn decide(at: &At, at_end: bool, detectors: anchors::Detectors) -> Decision {
         .prev
         .is_some_and(|p| p.is_ascii_alphanumeric() || p == b'_');
     let mut undecided = false;
-    for (index, detector) in all_detectors().enumerate() {
-        // Only the detectors whose anchor fired here (all past the 64th).
-        let listed = index >= 64 || detectors & (1 << index) != 0;
-        if !listed || !detector.may_start(first, word_start) {
+    // Only the detectors whose anchor fired here (all past the 64th), in
+    // order: the set bits, lowest first.
+    let count = BUILTIN_DETECTORS.len() + ORG_DETECTORS.len();
+    let mut bits = detectors;
+    let fired = core::iter::from_fn(move || {
+        let index = bits.trailing_zeros() as usize;
+        bits &= bits.wrapping_sub(1);
+        (index < count.min(64)).then_some(index)
+    });
+    for index in fired.chain(64..count) {
+        let detector = match BUILTIN_DETECTORS.get(index) {
+            Some(d) => d,
+            None => &ORG_DETECTORS[index - BUILTIN_DETECTORS.len()],
+        };
+        if !detector.may_start(first, word_start) {
             continue;
         }
         let decision = match detector.probe(at) {
@@ -494,7 +530,9 @@ impl LongRun {
 
     fn record(self, findings: &mut Findings) {
         if self.redact {
-            findings.add(self.detector, self.position, self.mac.map(fingerprint_hex));
+            findings.add(self.detector, self.position, || {
+                self.mac.map(fingerprint_hex)
+            });
         }
     }
 }
@@ -572,7 +610,8 @@ impl Scanner<'_> {
                 fingerprint_hex(mac)
             })
         };
-        let memo = Memo::default();
+        let memo = Memo::new(self.positions == Positions::Anchored);
+        let detector_count = BUILTIN_DETECTORS.len() + ORG_DETECTORS.len();
         let mut i = 0;
         let mut copied_from = 0;
         while i < bytes.len() {
@@ -585,20 +624,27 @@ impl Scanner<'_> {
                     break;
                 }
             }
+            let detectors = detectors & !memo.failing(i);
             let window_end = scanned.len().min(i.saturating_add(limit).saturating_add(1));
-            let at = At {
-                text: &scanned[i..window_end],
-                prev: if i == 0 {
-                    self.prev
-                } else {
-                    Some(bytes[i - 1])
-                },
-                complete: self.at_end && window_end == scanned.len(),
-                limit,
-                pos: i,
-                memo: &memo,
+            let decision = if detectors == 0 && detector_count <= 64 {
+                // Every detector that could begin here is known to fail.
+                Decision::Pass
+            } else {
+                let at = At {
+                    text: &scanned[i..window_end],
+                    prev: if i == 0 {
+                        self.prev
+                    } else {
+                        Some(bytes[i - 1])
+                    },
+                    complete: self.at_end && window_end == scanned.len(),
+                    limit,
+                    pos: i,
+                    memo: &memo,
+                };
+                decide(&at, self.at_end, detectors)
             };
-            match decide(&at, self.at_end, detectors) {
+            match decision {
                 Decision::Pass => {
                     i += 1;
                     while i < bytes.len() && !text.is_char_boundary(i) {
@@ -616,13 +662,11 @@ impl Scanner<'_> {
                     if action != Action::Allow {
                         // Allowed text passes whole: nothing else may fire inside it.
                         out.push_str(&text[copied_from..i + keep]);
-                        findings.add(
-                            detector.name,
-                            self.offset + (i + keep) as u64,
-                            fingerprint_of(&bytes[i + keep..i + len]),
-                        );
+                        findings.add(detector.name, self.offset + (i + keep) as u64, || {
+                            fingerprint_of(&bytes[i + keep..i + len])
+                        });
                         *blocked |= action == Action::Block;
-                        out.push_str(&replacement(detector.name));
+                        push_replacement(out, detector.name);
                         copied_from = i + len;
                     }
                     i += len;
@@ -639,7 +683,7 @@ impl Scanner<'_> {
                     let mut mac = None;
                     if redact {
                         out.push_str(&text[copied_from..i + keep]);
-                        out.push_str(&replacement(detector.name));
+                        push_replacement(out, detector.name);
                         mac = keyed().map(|mut m| {
                             use hmac::Mac as _;
                             m.update(&bytes[i + keep..window_end]);
@@ -805,5 +849,7 @@ impl StreamMasker {
 
 #[cfg(test)]
 mod anchored_tests;
+#[cfg(test)]
+mod memo_tests;
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,7 @@ use super::tests::Rng;
 use super::*;
 use alloc::vec;
 
-fn every(text: &str, profile: &Profile, direction: Direction) -> Scan {
+pub(super) fn every(text: &str, profile: &Profile, direction: Direction) -> Scan {
     scan_whole(text, profile, direction, Positions::Every)
 }
 

@@ -7,8 +7,8 @@
 //! are probed. The DFA is embedded as bytes and read in place: nothing is
 //! built or validated per request (a test validates the bytes).
 
-use super::anchor_spec::Start;
-use super::{ANCHOR_STARTS, LONGEST_ANCHOR, WIDEST_ANCHOR};
+use super::bytes::{is_host, is_local};
+use super::{LONGEST_ANCHOR, MATCH_STARTS, WIDEST_ANCHOR};
 use alloc::vec::Vec;
 use regex_automata::dfa::{dense, Automaton};
 use regex_automata::util::primitives::StateID;
@@ -47,14 +47,6 @@ fn anchors() -> Option<Anchors> {
     Some(Anchors { dfa, start })
 }
 
-fn is_local(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"._%+-".contains(&b)
-}
-
-fn is_host(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'-' || b == b'.'
-}
-
 /// The longest e-mail local part (`probe_email`).
 const MAX_LOCAL: usize = 64;
 /// How much of a host name `probe_host_suffix` reads.
@@ -78,14 +70,6 @@ fn run_start(text: &[u8], end: usize, max: usize, class: fn(u8) -> bool) -> Opti
 pub(super) type Detectors = u64;
 pub(super) const ANY_DETECTOR: Detectors = u64::MAX;
 
-fn detector_bit(pattern: usize) -> Detectors {
-    if pattern < 64 {
-        1 << pattern
-    } else {
-        ANY_DETECTOR
-    }
-}
-
 /// Bytes per block: the candidates of one block are found together, in a
 /// list that stays small and is reused, so a text dense with candidates
 /// costs no more memory than an ordinary one.
@@ -108,11 +92,12 @@ pub(super) struct Candidates<'t> {
     /// None at or past this: the caller probes the rest one by one.
     end: usize,
     anchors: Option<Anchors>,
-    /// `found` holds the candidates below this, from where the block began.
+    /// The lanes hold the candidates below this, from where the block began.
     block_end: usize,
-    found: Vec<(u32, Detectors)>,
-    next: usize,
-    lanes: [Vec<(u32, Detectors)>; LANES],
+    lanes: [Lane; LANES],
+    /// The lane read from: the lanes' ranges ascend, each lane's list
+    /// descends, so its last entry is the next candidate.
+    reading: usize,
 }
 
 impl<'t> Candidates<'t> {
@@ -123,24 +108,23 @@ impl<'t> Candidates<'t> {
             end: end.min(text.len()),
             anchors: anchors(),
             block_end: 0,
-            found: Vec::new(),
-            next: 0,
             lanes: Default::default(),
+            reading: LANES,
         }
     }
 
     /// The first candidate at or after `at`, if one is before the end.
+    #[inline]
     pub(super) fn next_from(&mut self, at: usize) -> Option<(usize, Detectors)> {
         loop {
-            while self
-                .found
-                .get(self.next)
-                .is_some_and(|(c, _)| (*c as usize) < at)
-            {
-                self.next += 1;
-            }
-            if let Some((c, d)) = self.found.get(self.next) {
-                return Some((*c as usize, *d));
+            while let Some(lane) = self.lanes.get_mut(self.reading) {
+                while let Some(&(c, d)) = lane.found.last() {
+                    if c as usize >= at {
+                        return Some((c as usize, d));
+                    }
+                    lane.found.pop();
+                }
+                self.reading += 1;
             }
             let from = at.max(self.block_end);
             if from >= self.end {
@@ -151,42 +135,39 @@ impl<'t> Candidates<'t> {
     }
 
     /// Finds the candidates in `from..to`.
+    #[inline(never)]
     fn fill(&mut self, from: usize, to: usize) {
         let text = self.text;
-        self.found.clear();
-        self.next = 0;
         self.block_end = to;
+        self.reading = 0;
+        let lanes = if to - from >= LANES * REACH { LANES } else { 1 };
+        let part = (to - from).div_ceil(lanes);
+        for (j, lane) in self.lanes.iter_mut().enumerate() {
+            let low = (from + j * part).min(to);
+            let high = if j < lanes { (low + part).min(to) } else { low };
+            lane.reset(text, (low, high));
+        }
         let Some(anchors) = &self.anchors else {
             // Unreachable with the embedded bytes (a test proves it); fail
             // safe: probe every position for every detector.
-            self.found
-                .extend((from..to).map(|i| (i as u32, ANY_DETECTOR)));
+            for lane in self.lanes.iter_mut() {
+                for i in (lane.low..lane.high).rev() {
+                    lane.push(i, ANY_DETECTOR);
+                }
+            }
             return;
         };
-        if to - from >= LANES * REACH {
-            let part = (to - from).div_ceil(LANES);
-            let mut lanes: [Lane; LANES] = core::array::from_fn(|j| {
-                let low = (from + j * part).min(to);
-                let range = (low, (low + part).min(to));
-                Lane::new(text, range, anchors.start, &mut self.lanes[j])
-            });
-            interleaved(anchors, text, &mut lanes);
-            for lane in lanes.iter_mut() {
-                lane.finish(anchors, text);
-            }
-            for (buffer, lane) in self.lanes.iter_mut().zip(lanes) {
-                *buffer = lane.found;
-            }
-        } else {
-            let mut lane = Lane::new(text, (from, to), anchors.start, &mut self.lanes[0]);
-            lane.finish(anchors, text);
-            self.lanes[0] = lane.found;
-        }
         for lane in self.lanes.iter_mut() {
-            self.found.extend(lane.drain(..).rev());
+            lane.state = anchors.start;
+        }
+        if lanes == LANES {
+            interleaved(anchors, text, &mut self.lanes);
+        }
+        for lane in self.lanes.iter_mut().take(lanes) {
+            lane.finish(anchors, text);
         }
         if from == 0 {
-            self.found.push((0, ANY_DETECTOR));
+            self.lanes[0].push(0, ANY_DETECTOR);
         }
         if !self.complete && to + REACH >= text.len() {
             let end = text.len();
@@ -194,31 +175,21 @@ impl<'t> Candidates<'t> {
                 run_start(text, end, MAX_LOCAL, is_local),
                 run_start(text, end, MAX_HOST - 1, is_host),
             ];
-            for s in runs
-                .into_iter()
-                .flatten()
-                .filter(|s| (from..to).contains(s))
-            {
-                self.found.push((s as u32, ANY_DETECTOR));
+            for s in runs.into_iter().flatten() {
+                for lane in self.lanes.iter_mut() {
+                    lane.push(s, ANY_DETECTOR);
+                }
             }
         }
-        // A run's start may lie before anchors found after it, and the
-        // additions come last: rarely out of order.
-        if !self.found.is_sorted_by_key(|(at, _)| *at) {
-            self.found.sort_unstable_by_key(|(at, _)| *at);
+        for lane in self.lanes.iter_mut() {
+            lane.sort();
         }
-        self.found.dedup_by(|later, kept| {
-            let same = later.0 == kept.0;
-            if same {
-                kept.1 |= later.1;
-            }
-            same
-        });
     }
 }
 
 /// One backward scan for the candidates in `low..high`: it starts far
 /// enough past `high` to see every anchor of those candidates whole.
+#[derive(Default)]
 struct Lane {
     low: usize,
     high: usize,
@@ -236,21 +207,35 @@ struct Lane {
 }
 
 impl Lane {
-    fn new(
-        text: &[u8],
-        (low, high): (usize, usize),
-        start: StateID,
-        buffer: &mut Vec<(u32, Detectors)>,
-    ) -> Lane {
-        Lane {
-            low,
-            high,
-            at: text.len().min(high + REACH),
-            stop: low.saturating_sub(2),
-            state: start,
-            host_low: None,
-            found: core::mem::take(buffer),
+    /// Ready for the candidates in `low..high` of `text`.
+    fn reset(&mut self, text: &[u8], (low, high): (usize, usize)) {
+        self.low = low;
+        self.high = high;
+        self.stop = low.saturating_sub(2);
+        self.at = if low < high {
+            text.len().min(high + REACH)
+        } else {
+            self.stop
+        };
+        self.host_low = None;
+        self.found.clear();
+    }
+
+    /// Strictly descending: a run's start may lie before anchors found after
+    /// it, and runs at a stream's end come last.
+    fn sort(&mut self) {
+        if self.found.is_sorted_by(|a, b| a.0 > b.0) {
+            return;
         }
+        self.found
+            .sort_unstable_by_key(|(at, _)| core::cmp::Reverse(*at));
+        self.found.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 |= later.1;
+            }
+            same
+        });
     }
 
     /// The rest of the scan, and the matches at the text's start.
@@ -272,34 +257,42 @@ impl Lane {
     #[cold]
     #[inline(never)]
     fn matched(&mut self, anchors: &Anchors, text: &[u8], state: StateID, at: usize) {
-        let dfa = &anchors.dfa;
-        if !dfa.is_match_state(state) {
+        let row = state.as_usize() >> anchors.dfa.stride2();
+        let Some(&[here, after, before_at, host_run]) = MATCH_STARTS.get(row) else {
+            return;
+        };
+        // Pushed descending, as the scan goes.
+        if after != 0 {
+            self.push(at + 1, after);
+        }
+        if here != 0 {
+            self.push(at, here);
+        }
+        if before_at != 0 {
+            if let Some(s) = run_start(text, at, MAX_LOCAL, is_local).filter(|s| *s < at) {
+                self.push(s, before_at);
+            }
+        }
+        if host_run != 0 {
+            let mut s = self.host_low.filter(|low| *low <= at).unwrap_or(at);
+            while s > 0 && is_host(text[s - 1]) && at - s < MAX_HOST {
+                s -= 1;
+            }
+            self.host_low = Some(s);
+            let whole_run = s == 0 || !is_host(text[s - 1]);
+            if whole_run && at - s < MAX_HOST {
+                self.push(s, host_run);
+            }
+        }
+    }
+
+    fn push(&mut self, candidate: usize, detectors: Detectors) {
+        if !(self.low..self.high).contains(&candidate) {
             return;
         }
-        for m in 0..dfa.match_len(state) {
-            let pattern = dfa.match_pattern(state, m).as_usize();
-            let rule = ANCHOR_STARTS.get(pattern).copied().unwrap_or(Start::Here);
-            let candidate = match rule {
-                Start::Here => Some(at),
-                Start::AfterContext => Some(at + 1),
-                Start::BeforeAt => run_start(text, at, MAX_LOCAL, is_local).filter(|s| *s < at),
-                Start::HostRun => {
-                    let mut s = self.host_low.filter(|low| *low <= at).unwrap_or(at);
-                    while s > 0 && is_host(text[s - 1]) && at - s < MAX_HOST {
-                        s -= 1;
-                    }
-                    self.host_low = Some(s);
-                    let whole_run = s == 0 || !is_host(text[s - 1]);
-                    (whole_run && at - s < MAX_HOST).then_some(s)
-                }
-            };
-            let Some(c) = candidate.filter(|c| (self.low..self.high).contains(c)) else {
-                continue;
-            };
-            match self.found.last_mut() {
-                Some(last) if last.0 as usize == c => last.1 |= detector_bit(pattern),
-                _ => self.found.push((c as u32, detector_bit(pattern))),
-            }
+        match self.found.last_mut() {
+            Some(last) if last.0 as usize == candidate => last.1 |= detectors,
+            _ => self.found.push((candidate as u32, detectors)),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! outgrows the stream's hold-back: the stream then redacts from where the
 //! token began and keeps swallowing it as it comes, never releasing it.
 
-use super::probes::is_token_char;
+use super::bytes::is_token_char;
 
 /// What one more byte does to a recognition under way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! The detectors' matchers: one function per secret shape, each looking at
 //! the text from one position (`At`) and answering a `Probe`.
 
+use super::bytes::{is_host, is_local, is_token_char, is_value};
 use super::long::{Jwt, Long, PemBody, Step, PEM_TAIL};
 use super::{matched, At, Probe};
 
@@ -19,12 +20,11 @@ pub(super) fn probe_literal(at: &At, literal: &[u8]) -> Probe {
 /// `name.corp.example` for suffix `.corp.example`: a whole host name (no
 /// host character before it) with at least one label before the suffix.
 pub(super) fn probe_host_suffix(at: &At, suffix: &[u8]) -> Probe {
-    let host_char = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
     let t = at.text;
-    if at.prev.is_some_and(host_char) || !t.first().is_some_and(|b| b.is_ascii_alphanumeric()) {
+    if at.prev.is_some_and(is_host) || !t.first().is_some_and(|b| b.is_ascii_alphanumeric()) {
         return Probe::NoMatch;
     }
-    let run = t.iter().take(254).take_while(|b| host_char(**b)).count();
+    let run = t.iter().take(254).take_while(|b| is_host(**b)).count();
     if run == t.len() && run < 254 {
         return Probe::NeedMore;
     }
@@ -99,10 +99,6 @@ pub(super) fn is_alnum(b: u8) -> bool {
 
 pub(super) fn is_alnum_underscore(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
-}
-
-pub(super) fn is_token_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }
 
 pub(super) fn is_upper_alnum(b: u8) -> bool {
@@ -243,26 +239,23 @@ pub(super) fn probe_assignment(at: &At) -> Probe {
         match lead_in(at.text, key) {
             Err(Probe::NeedMore) => outcome = Probe::NeedMore,
             Err(_) => {}
-            Ok((keep, quoted)) => {
-                let value = |b: u8| b.is_ascii_graphic() && !b"\"'`,;()[]{}<>".contains(&b);
-                match probe_run(&at.text[keep..], b"", 6, 128, value) {
-                    Probe::Match { len, .. } => {
-                        let v = &at.text[keep..keep + len];
-                        let code_like = v
-                            .iter()
-                            .all(|b| b.is_ascii_alphabetic() || *b == b'_' || *b == b'.')
-                            || at.text.get(keep + len) == Some(&b'(');
-                        if quoted || !code_like {
-                            return Probe::Match {
-                                len: keep + len,
-                                keep,
-                            };
-                        }
+            Ok((keep, quoted)) => match probe_run(&at.text[keep..], b"", 6, 128, is_value) {
+                Probe::Match { len, .. } => {
+                    let v = &at.text[keep..keep + len];
+                    let code_like = v
+                        .iter()
+                        .all(|b| b.is_ascii_alphabetic() || *b == b'_' || *b == b'.')
+                        || at.text.get(keep + len) == Some(&b'(');
+                    if quoted || !code_like {
+                        return Probe::Match {
+                            len: keep + len,
+                            keep,
+                        };
                     }
-                    Probe::NeedMore => outcome = Probe::NeedMore,
-                    Probe::NoMatch | Probe::Long { .. } => {}
                 }
-            }
+                Probe::NeedMore => outcome = Probe::NeedMore,
+                Probe::NoMatch | Probe::Long { .. } => {}
+            },
         }
     }
     outcome
@@ -272,7 +265,7 @@ pub(super) fn probe_assignment(at: &At) -> Probe {
 /// token's end however long it is; a stream window that fills up first
 /// hands the token on (`Probe::Long`) instead of letting it pass.
 pub(super) fn probe_jwt(at: &At) -> Probe {
-    if !starts_word(at) || at.pos < at.memo.jwt_fails_until.get() {
+    if !starts_word(at) {
         return Probe::NoMatch;
     }
     let mut jwt = Jwt::default();
@@ -285,7 +278,7 @@ pub(super) fn probe_jwt(at: &At) -> Probe {
                 // one did and fails the same way: remember, stay linear.
                 if k >= b"eyJ".len() {
                     let first_part_end = at.text[..k].iter().position(|b| *b == b'.').unwrap_or(k);
-                    at.memo.jwt_fails_until.set(at.pos + first_part_end);
+                    at.memo.jwt_fails_before(at.pos + first_part_end);
                 }
                 return Probe::NoMatch;
             }
@@ -386,6 +379,7 @@ pub(super) fn probe_card(at: &At) -> Probe {
         let b = t[i];
         if b.is_ascii_digit() {
             if count == digits.len() {
+                remember_long_digit_run(at, i);
                 return Probe::NoMatch;
             }
             digits[count] = b - b'0';
@@ -407,6 +401,29 @@ pub(super) fn probe_card(at: &At) -> Probe {
     }
     // Trailing separators are not part of the number.
     matched(i)
+}
+
+/// A card's digits run on past 19 from `at` (`from` is the 20th): a later
+/// start in the run with 20 or more digits still ahead of it fails the same
+/// way, so the memo skips every start before the run's last 19 digits (or
+/// the last 19 this text holds: a run cut off by its end has more).
+fn remember_long_digit_run(at: &At, from: usize) {
+    let t = at.text;
+    let in_run = |k: usize| {
+        t[k].is_ascii_digit()
+            || (t[k] == b' ' || t[k] == b'-') && t.get(k + 1).is_some_and(u8::is_ascii_digit)
+    };
+    let mut end = from;
+    while end < t.len() && in_run(end) {
+        end += 1;
+    }
+    let mut digits = 0;
+    let mut last_19 = end;
+    while digits < 19 {
+        last_19 -= 1;
+        digits += usize::from(t[last_19].is_ascii_digit());
+    }
+    at.memo.card_fails_before(at.pos + last_19);
 }
 
 /// Two letters, two check digits, 11–30 alphanumerics; ISO 13616 mod 97.
@@ -490,11 +507,10 @@ pub(super) fn probe_ssn(at: &At) -> Probe {
 /// `local@domain.tld` (local ≤ 64, domain ≤ 255, alphabetic TLD ≥ 2).
 pub(super) fn probe_email(at: &At) -> Probe {
     let t = at.text;
-    let local_char = |b: u8| b.is_ascii_alphanumeric() || b"._%+-".contains(&b);
-    if at.prev.is_some_and(local_char) || !t.first().is_some_and(|b| b.is_ascii_alphanumeric()) {
+    if at.prev.is_some_and(is_local) || !t.first().is_some_and(|b| b.is_ascii_alphanumeric()) {
         return Probe::NoMatch;
     }
-    let local = t.iter().take(65).take_while(|b| local_char(**b)).count();
+    let local = t.iter().take(65).take_while(|b| is_local(**b)).count();
     if local == t.len() && local <= 64 {
         return Probe::NeedMore;
     }
@@ -502,11 +518,10 @@ pub(super) fn probe_email(at: &At) -> Probe {
         return Probe::NoMatch;
     }
     let domain_start = local + 1;
-    let domain_char = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
     let domain = t[domain_start..]
         .iter()
         .take(256)
-        .take_while(|b| domain_char(**b))
+        .take_while(|b| is_host(**b))
         .count();
     if domain_start + domain == t.len() && domain <= 255 {
         return Probe::NeedMore;

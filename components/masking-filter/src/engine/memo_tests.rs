@@ -1,0 +1,100 @@
+//! The scan's memo (starts skipped because their detector is known to fail)
+//! against the reference, which probes every position with no memo: on
+//! texts dense with such starts, whole and in a stream cut at every
+//! position.
+
+use super::anchored_tests::every;
+use super::tests::Rng;
+use super::*;
+
+/// Pieces that chain into long digit runs and JWT-shaped runs, with the
+/// secrets that may still end them.
+const UNITS: &[&str] = &[
+    "4111 ",
+    "4111-",
+    "1234",
+    "1",
+    "0",
+    " ",
+    "-",
+    "  ",
+    "4111 1111 1111 1111",
+    "4111111111111111",
+    "4222222222222",
+    "+1 415 555 0100",
+    "123-45-6789",
+    "eyJ-",
+    "eyJ",
+    "eyJabcdefgh.",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9P",
+    ".",
+    "_",
+    "x",
+    "\n",
+];
+
+fn dense_text(rng: &mut Rng, units: usize) -> String {
+    (0..rng.below(units) + 1)
+        .map(|_| UNITS[rng.below(UNITS.len())])
+        .collect()
+}
+
+/// Masks `text` as a stream in two pieces, cut at `cut`.
+fn cut_once(text: &str, profile: &Profile, cut: usize) -> (String, Findings) {
+    let mut masker = StreamMasker::with_profile(profile.clone());
+    let mut out = masker.push(&text[..cut]);
+    out.push_str(&masker.push(&text[cut..]));
+    out.push_str(&masker.finish());
+    (out, masker.findings().clone())
+}
+
+#[test]
+fn dense_digit_and_jwt_runs_mask_as_the_reference_does() {
+    let mut rng = Rng(0x6A09_E667_F3BC_C908);
+    let profile = Profile::for_groups(&[]).with_fingerprint_key(b"k");
+    for _ in 0..3000 {
+        let text = dense_text(&mut rng, 40);
+        let whole = scan_with(&text, &profile, Direction::Response);
+        assert_eq!(
+            whole,
+            every(&text, &profile, Direction::Response),
+            "input {text:?}"
+        );
+    }
+}
+
+#[test]
+fn dense_runs_in_a_stream_cut_at_every_position_equal_the_whole_text() {
+    let mut rng = Rng(0xBB67_AE85_84CA_A73B);
+    let small = Profile::for_groups(&[])
+        .with_fingerprint_key(b"k")
+        .with_hold_back(MIN_HOLD_BACK);
+    for round in 0..150 {
+        let text = dense_text(&mut rng, 60);
+        let profile = if round % 2 == 0 {
+            small.clone()
+        } else {
+            Profile::for_groups(&[]).with_fingerprint_key(b"k")
+        };
+        let whole = scan_with(&text, &profile, Direction::Response);
+        for cut in 0..=text.len() {
+            let (out, findings) = cut_once(&text, &profile, cut);
+            assert_eq!(out, whole.text, "input {text:?} cut at {cut}");
+            assert_eq!(findings, whole.findings, "input {text:?} cut at {cut}");
+        }
+    }
+}
+
+#[test]
+fn a_card_at_the_end_of_a_long_digit_run_is_still_found() {
+    // The first start has more than 19 digits ahead, so later starts up to
+    // the run's last 19 digits are skipped; the card after them is not.
+    let profile = Profile::for_groups(&[]);
+    let text = format!("id {}4111 1111 1111 1111 end", "1234 ".repeat(50));
+    let whole = scan_with(&text, &profile, Direction::Response);
+    assert_eq!(
+        whole.text,
+        format!("id {}[REDACTED:credit-card] end", "1234 ".repeat(50))
+    );
+    assert_eq!(whole, every(&text, &profile, Direction::Response));
+}

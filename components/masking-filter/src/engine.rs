@@ -433,22 +433,9 @@ fn decide(at: &At, at_end: bool, detectors: anchors::Detectors) -> Decision {
         .prev
         .is_some_and(|p| p.is_ascii_alphanumeric() || p == b'_');
     let mut undecided = false;
-    // Only the detectors whose anchor fired here (all past the 64th), in
-    // order: the set bits, lowest first.
-    let count = BUILTIN_DETECTORS.len() + ORG_DETECTORS.len();
-    let mut bits = detectors;
-    let fired = core::iter::from_fn(move || {
-        let index = bits.trailing_zeros() as usize;
-        bits &= bits.wrapping_sub(1);
-        (index < count.min(64)).then_some(index)
-    });
-    for index in fired.chain(64..count) {
-        let detector = match BUILTIN_DETECTORS.get(index) {
-            Some(d) => d,
-            None => &ORG_DETECTORS[index - BUILTIN_DETECTORS.len()],
-        };
+    let mut try_one = |index: usize, detector: &'static Detector| {
         if !detector.may_start(first, word_start) {
-            continue;
+            return None;
         }
         let decision = match detector.probe(at) {
             Probe::Match { len, keep } => Decision::Hit {
@@ -465,16 +452,40 @@ fn decide(at: &At, at_end: bool, detectors: anchors::Detectors) -> Decision {
             },
             Probe::NeedMore if !at_end && at.text.len() <= at.limit => {
                 undecided = true;
-                continue;
+                return None;
             }
-            _ => continue,
+            _ => return None,
         };
         // An earlier detector might still match here: wait for it.
-        return if undecided {
+        Some(if undecided {
             Decision::Undecided
         } else {
             decision
+        })
+    };
+    // Only the detectors whose anchor fired here, in order: the set bits,
+    // lowest first; then every one past the 64th.
+    let mut bits = detectors;
+    while bits != 0 {
+        let index = bits.trailing_zeros() as usize;
+        bits &= bits - 1;
+        let Some(detector) = BUILTIN_DETECTORS
+            .get(index)
+            .or_else(|| ORG_DETECTORS.get(index - BUILTIN_DETECTORS.len()))
+        else {
+            break;
         };
+        if let Some(decision) = try_one(index, detector) {
+            return decision;
+        }
+    }
+    for (k, detector) in ORG_DETECTORS.iter().enumerate() {
+        let index = BUILTIN_DETECTORS.len() + k;
+        if index >= 64 {
+            if let Some(decision) = try_one(index, detector) {
+                return decision;
+            }
+        }
     }
     if undecided {
         Decision::Undecided
@@ -850,6 +861,6 @@ impl StreamMasker {
 #[cfg(test)]
 mod anchored_tests;
 #[cfg(test)]
-mod memo_tests;
+mod shortcut_tests;
 #[cfg(test)]
 mod tests;

@@ -8,6 +8,8 @@
 //! built or validated per request (a test validates the bytes).
 
 use super::bytes::{is_host, is_local};
+use super::probes::email;
+use super::Probe;
 use super::{LONGEST_ANCHOR, MATCH_STARTS, WIDEST_ANCHOR};
 use alloc::vec::Vec;
 use regex_automata::dfa::{dense, Automaton};
@@ -54,15 +56,14 @@ const MAX_HOST: usize = 254;
 
 /// Start of the run of `class` bytes ending just before `end`, looking back
 /// at most `max + 1` bytes; `None` when the run is longer than `max`.
-fn run_start(text: &[u8], end: usize, max: usize, class: fn(u8) -> bool) -> Option<usize> {
-    let mut s = end;
-    while s > 0 && class(text[s - 1]) {
-        if end - s == max {
-            return None;
-        }
-        s -= 1;
-    }
-    Some(s)
+#[inline]
+fn run_start(text: &[u8], end: usize, max: usize, class: impl Fn(u8) -> bool) -> Option<usize> {
+    let low = end.saturating_sub(max + 1);
+    let s = text[low..end]
+        .iter()
+        .rposition(|b| !class(*b))
+        .map_or(low, |k| low + k + 1);
+    (end - s <= max).then_some(s)
 }
 
 /// Which detectors a candidate is for: bit `i` for detector `i` (anchor
@@ -204,6 +205,8 @@ struct Lane {
     host_low: Option<usize>,
     /// Descending, mostly.
     found: Vec<(u32, Detectors)>,
+    /// Whether `found` is out of order.
+    unsorted: bool,
 }
 
 impl Lane {
@@ -219,12 +222,13 @@ impl Lane {
         };
         self.host_low = None;
         self.found.clear();
+        self.unsorted = false;
     }
 
     /// Strictly descending: a run's start may lie before anchors found after
     /// it, and runs at a stream's end come last.
     fn sort(&mut self) {
-        if self.found.is_sorted_by(|a, b| a.0 > b.0) {
+        if !self.unsorted {
             return;
         }
         self.found
@@ -270,7 +274,12 @@ impl Lane {
         }
         if before_at != 0 {
             if let Some(s) = run_start(text, at, MAX_LOCAL, is_local).filter(|s| *s < at) {
-                self.push(s, before_at);
+                // An address that this buffer already shows is none is
+                // dropped here (a probe sees no more of it than this, and
+                // one cut short by the text's end is kept).
+                if s == 0 || email(&text[s..], Some(text[s - 1])) != Probe::NoMatch {
+                    self.push(s, before_at);
+                }
             }
         }
         if host_run != 0 {
@@ -292,7 +301,10 @@ impl Lane {
         }
         match self.found.last_mut() {
             Some(last) if last.0 as usize == candidate => last.1 |= detectors,
-            _ => self.found.push((candidate as u32, detectors)),
+            last => {
+                self.unsorted |= last.is_some_and(|last| (last.0 as usize) < candidate);
+                self.found.push((candidate as u32, detectors));
+            }
         }
     }
 }

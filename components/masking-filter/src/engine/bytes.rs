@@ -73,3 +73,48 @@ pub(super) fn is_value(b: u8) -> bool {
 pub(super) fn is_token_char(b: u8) -> bool {
     is(b, TOKEN)
 }
+
+/// How many bytes of `text` from its start are in `class`, at most `max`.
+#[inline]
+pub(super) fn run_len(text: &[u8], max: usize, class: impl Fn(u8) -> bool) -> usize {
+    let text = &text[..text.len().min(max)];
+    text.iter().position(|b| !class(*b)).unwrap_or(text.len())
+}
+
+/// Where `needle` first occurs in `text`: its last byte is looked for eight
+/// bytes at a time, then the rest compared.
+pub(super) fn find(text: &[u8], needle: &[u8]) -> Option<usize> {
+    let (&last, _) = needle.split_last()?;
+    let mut from = needle.len() - 1;
+    while from < text.len() {
+        let end = from + find_byte(&text[from..], last)? + 1;
+        let start = end - needle.len();
+        if text[start..end] == *needle {
+            return Some(start);
+        }
+        from = end;
+    }
+    None
+}
+
+/// Where `byte` first occurs in `text`.
+fn find_byte(text: &[u8], byte: u8) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let pattern = ONES * u64::from(byte);
+    let mut base = 0;
+    for chunk in text.chunks_exact(8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        // A zero byte in `word ^ pattern` is where `byte` is.
+        let x = u64::from_le_bytes(word) ^ pattern;
+        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
+            break;
+        }
+        base += 8;
+    }
+    text[base..]
+        .iter()
+        .position(|b| *b == byte)
+        .map(|k| base + k)
+}

@@ -5,7 +5,7 @@
 //! outgrows the stream's hold-back: the stream then redacts from where the
 //! token began and keeps swallowing it as it comes, never releasing it.
 
-use super::bytes::is_token_char;
+use super::bytes::{find, is_token_char, run_len};
 
 /// What one more byte does to a recognition under way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +56,30 @@ impl Jwt {
     }
 }
 
+impl Jwt {
+    /// What feeding `bytes` one by one does, a run of token bytes at a
+    /// time: where and how the token ended, or `None` if it goes on.
+    pub(super) fn read(&mut self, bytes: &[u8]) -> Option<(usize, Step)> {
+        let mut k = 0;
+        while k < bytes.len() {
+            if self.part >= 2 || self.len >= 3 {
+                let run = run_len(&bytes[k..], usize::MAX, is_token_char);
+                self.len += run;
+                k += run;
+                if k == bytes.len() {
+                    return None;
+                }
+            }
+            let step = self.feed(bytes[k]);
+            if step != Step::More {
+                return Some((k, step));
+            }
+            k += 1;
+        }
+        None
+    }
+}
+
 const PEM_END: &[u8] = b"-----END ";
 pub(super) const PEM_TAIL: &[u8] = b"PRIVATE KEY-----";
 
@@ -80,6 +104,29 @@ impl PemBody {
         } else {
             Step::More
         }
+    }
+}
+
+impl PemBody {
+    /// What feeding `bytes` one by one to a new body does, by search: how
+    /// many bytes the key takes to its end, or the state after all of them.
+    pub(super) fn read(bytes: &[u8]) -> Result<usize, PemBody> {
+        let seen_end = match find(bytes, PEM_END) {
+            Some(at) => {
+                // The tail is looked for once the marker is seen: it ends
+                // after the marker's last byte.
+                let from = (at + PEM_END.len()).saturating_sub(PEM_TAIL.len() - 1);
+                if let Some(tail) = find(&bytes[from..], PEM_TAIL) {
+                    return Ok(from + tail + PEM_TAIL.len());
+                }
+                true
+            }
+            None => false,
+        };
+        let mut recent = [0u8; 16];
+        let kept = bytes.len().min(recent.len());
+        recent[16 - kept..].copy_from_slice(&bytes[bytes.len() - kept..]);
+        Err(PemBody { seen_end, recent })
     }
 }
 

@@ -1,7 +1,7 @@
 //! The detectors' matchers: one function per secret shape, each looking at
 //! the text from one position (`At`) and answering a `Probe`.
 
-use super::bytes::{is_host, is_local, is_token_char, is_value};
+use super::bytes::{is_host, is_local, is_token_char, is_value, run_len};
 use super::long::{Jwt, Long, PemBody, Step, PEM_TAIL};
 use super::{matched, At, Probe};
 
@@ -24,7 +24,7 @@ pub(super) fn probe_host_suffix(at: &At, suffix: &[u8]) -> Probe {
     if at.prev.is_some_and(is_host) || !t.first().is_some_and(|b| b.is_ascii_alphanumeric()) {
         return Probe::NoMatch;
     }
-    let run = t.iter().take(254).take_while(|b| is_host(**b)).count();
+    let run = run_len(t, 254, is_host);
     if run == t.len() && run < 254 {
         return Probe::NeedMore;
     }
@@ -71,7 +71,7 @@ pub(super) fn probe_run(
         return Probe::NeedMore;
     }
     let body = &text[prefix.len()..];
-    let run = body.iter().take(max).take_while(|b| class(**b)).count();
+    let run = run_len(body, max, class);
     if run == body.len() && run < max {
         return Probe::NeedMore;
     }
@@ -269,22 +269,19 @@ pub(super) fn probe_jwt(at: &At) -> Probe {
         return Probe::NoMatch;
     }
     let mut jwt = Jwt::default();
-    for (k, b) in at.text.iter().enumerate() {
-        match jwt.feed(*b) {
-            Step::More => {}
-            Step::EndBefore | Step::EndAfter => return matched(k),
-            Step::Fail => {
-                // Every later start inside the first part ends where this
-                // one did and fails the same way: remember, stay linear.
-                if k >= b"eyJ".len() {
-                    let first_part_end = at.text[..k].iter().position(|b| *b == b'.').unwrap_or(k);
-                    at.memo.jwt_fails_before(at.pos + first_part_end);
-                }
-                return Probe::NoMatch;
+    match jwt.read(at.text) {
+        None => unfinished(at, Long::Jwt(jwt)),
+        Some((k, Step::Fail)) => {
+            // Every later start inside the first part ends where this one
+            // did and fails the same way: remember, stay linear.
+            if k >= b"eyJ".len() {
+                let first_part_end = at.text[..k].iter().position(|b| *b == b'.').unwrap_or(k);
+                at.memo.jwt_fails_before(at.pos + first_part_end);
             }
+            Probe::NoMatch
         }
+        Some((k, _)) => matched(k),
     }
-    unfinished(at, Long::Jwt(jwt))
 }
 
 /// The text ran out before a `long` recognition ended: wait for more, or,
@@ -330,17 +327,12 @@ pub(super) fn probe_private_key(at: &At) -> Probe {
             _ => return Probe::NoMatch,
         }
     };
-    let mut body = PemBody::default();
-    for (k, b) in t[header_end..].iter().enumerate() {
-        if body.feed(*b) == Step::EndAfter {
-            return matched(header_end + k + 1);
-        }
-    }
-    if at.complete {
+    match PemBody::read(&t[header_end..]) {
+        Ok(len) => matched(header_end + len),
         // The sentinel is not part of the key.
-        return matched(t.len() - 1);
+        Err(_) if at.complete => matched(t.len() - 1),
+        Err(body) => unfinished(at, Long::Pem(body)),
     }
-    unfinished(at, Long::Pem(body))
 }
 
 pub(super) fn luhn_ok(digits: &[u8]) -> bool {
@@ -506,11 +498,16 @@ pub(super) fn probe_ssn(at: &At) -> Probe {
 
 /// `local@domain.tld` (local ≤ 64, domain ≤ 255, alphabetic TLD ≥ 2).
 pub(super) fn probe_email(at: &At) -> Probe {
-    let t = at.text;
-    if at.prev.is_some_and(is_local) || !t.first().is_some_and(|b| b.is_ascii_alphanumeric()) {
+    email(at.text, at.prev)
+}
+
+/// `probe_email` on `t`, the byte before it being `prev`: it reads only
+/// these, so the candidates' scan can ask it too.
+pub(super) fn email(t: &[u8], prev: Option<u8>) -> Probe {
+    if prev.is_some_and(is_local) || !t.first().is_some_and(|b| b.is_ascii_alphanumeric()) {
         return Probe::NoMatch;
     }
-    let local = t.iter().take(65).take_while(|b| is_local(**b)).count();
+    let local = run_len(t, 65, is_local);
     if local == t.len() && local <= 64 {
         return Probe::NeedMore;
     }
@@ -518,11 +515,7 @@ pub(super) fn probe_email(at: &At) -> Probe {
         return Probe::NoMatch;
     }
     let domain_start = local + 1;
-    let domain = t[domain_start..]
-        .iter()
-        .take(256)
-        .take_while(|b| is_host(**b))
-        .count();
+    let domain = run_len(&t[domain_start..], 256, is_host);
     if domain_start + domain == t.len() && domain <= 255 {
         return Probe::NeedMore;
     }

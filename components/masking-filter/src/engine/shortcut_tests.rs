@@ -1,9 +1,11 @@
-//! The scan's memo (starts skipped because their detector is known to fail)
-//! against the reference, which probes every position with no memo: on
-//! texts dense with such starts, whole and in a stream cut at every
-//! position.
+//! The scan's shortcuts against what they stand for: the memo (starts
+//! skipped because their detector is known to fail) against the reference,
+//! which probes every position with no memo, on texts dense with such
+//! starts, whole and in a stream cut at every position; the long tokens'
+//! readers, which search, against feeding them byte by byte.
 
 use super::anchored_tests::every;
+use super::long::{Jwt, PemBody};
 use super::tests::Rng;
 use super::*;
 
@@ -97,4 +99,76 @@ fn a_card_at_the_end_of_a_long_digit_run_is_still_found() {
         format!("id {}[REDACTED:credit-card] end", "1234 ".repeat(50))
     );
     assert_eq!(whole, every(&text, &profile, Direction::Response));
+}
+
+fn pieces_text(rng: &mut Rng, pieces: &[&str], count: usize) -> Vec<u8> {
+    (0..rng.below(count) + 1)
+        .flat_map(|_| pieces[rng.below(pieces.len())].bytes())
+        .collect()
+}
+
+#[test]
+fn reading_a_pem_body_equals_feeding_it_byte_by_byte() {
+    let pieces = [
+        "-----END ",
+        "PRIVATE KEY-----",
+        "-----END RSA PRIVATE KEY-----",
+        "-",
+        "-----",
+        "END",
+        " ",
+        "PRIVATE",
+        " KEY-----",
+        "MIIE",
+        "\n",
+    ];
+    let mut rng = Rng(0x3C6E_F372_FE94_F82B);
+    for _ in 0..5000 {
+        let body = pieces_text(&mut rng, &pieces, 12);
+        let mut fed = PemBody::default();
+        let by_byte = body
+            .iter()
+            .position(|b| fed.feed(*b) == Step::EndAfter)
+            .map(|k| k + 1)
+            .ok_or(fed);
+        assert_eq!(
+            PemBody::read(&body),
+            by_byte,
+            "{:?}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+}
+
+#[test]
+fn reading_a_jwt_equals_feeding_it_byte_by_byte() {
+    let pieces = [
+        "eyJ",
+        "e",
+        "y",
+        "J",
+        "abcdefgh",
+        "_-",
+        "0123456789abcdef",
+        ".",
+        " ",
+        "=",
+    ];
+    let mut rng = Rng(0xA54F_F53A_5F1D_36F1);
+    for _ in 0..5000 {
+        let token = pieces_text(&mut rng, &pieces, 12);
+        let mut fed = Jwt::default();
+        let by_byte = token.iter().enumerate().find_map(|(k, b)| {
+            let step = fed.feed(*b);
+            (step != Step::More).then_some((k, step))
+        });
+        let mut read = Jwt::default();
+        assert_eq!(
+            read.read(&token),
+            by_byte,
+            "{:?}",
+            String::from_utf8_lossy(&token)
+        );
+        assert_eq!(read, fed, "{:?}", String::from_utf8_lossy(&token));
+    }
 }

@@ -8,7 +8,7 @@
 //! built or validated per request (a test validates the bytes).
 
 use super::bytes::{is_host, is_local};
-use super::probes::email;
+use super::probes::email_domain;
 use super::Probe;
 use super::{LONGEST_ANCHOR, MATCH_STARTS, WIDEST_ANCHOR};
 use alloc::vec::Vec;
@@ -277,7 +277,9 @@ impl Lane {
                 // An address that this buffer already shows is none is
                 // dropped here (a probe sees no more of it than this, and
                 // one cut short by the text's end is kept).
-                if s == 0 || email(&text[s..], Some(text[s - 1])) != Probe::NoMatch {
+                let may_be = text[s].is_ascii_alphanumeric()
+                    && email_domain(&text[s..], at - s + 1) != Probe::NoMatch;
+                if s == 0 || may_be {
                     self.push(s, before_at);
                 }
             }

@@ -20,6 +20,9 @@ pub(super) enum Step {
     Fail,
 }
 
+/// How the header and the claims begin: `{"` in base64url.
+const JWT_PREFIX: &[u8] = b"eyJ";
+
 /// `eyJ….eyJ….<signature>`: three base64url parts, the first two of at
 /// least 8 bytes after `eyJ`, the signature of at least 16.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -31,7 +34,7 @@ pub(super) struct Jwt {
 
 impl Jwt {
     pub(super) fn feed(&mut self, b: u8) -> Step {
-        let prefix: &[u8] = if self.part < 2 { b"eyJ" } else { b"" };
+        let prefix: &[u8] = if self.part < 2 { JWT_PREFIX } else { b"" };
         if let Some(expected) = prefix.get(self.len) {
             if b != *expected {
                 return Step::Fail;
@@ -57,26 +60,35 @@ impl Jwt {
 }
 
 impl Jwt {
-    /// What feeding `bytes` one by one does, a run of token bytes at a
-    /// time: where and how the token ended, or `None` if it goes on.
+    /// What feeding `bytes` one by one does, a prefix and a run of token
+    /// bytes at a time: where and how the token ended, or `None` if it goes
+    /// on.
     pub(super) fn read(&mut self, bytes: &[u8]) -> Option<(usize, Step)> {
         let mut k = 0;
-        while k < bytes.len() {
-            if self.part >= 2 || self.len >= 3 {
-                let run = run_len(&bytes[k..], usize::MAX, is_token_char);
-                self.len += run;
-                k += run;
-                if k == bytes.len() {
+        loop {
+            if self.part < 2 && self.len < JWT_PREFIX.len() {
+                let expected = &JWT_PREFIX[self.len..];
+                let seen = &bytes[k..bytes.len().min(k + expected.len())];
+                if let Some(m) = seen.iter().zip(expected).position(|(b, e)| b != e) {
+                    self.len += m;
+                    return Some((k + m, Step::Fail));
+                }
+                self.len += seen.len();
+                k += seen.len();
+                if seen.len() < expected.len() {
                     return None;
                 }
             }
-            let step = self.feed(bytes[k]);
+            let run = run_len(&bytes[k..], usize::MAX, is_token_char);
+            self.len += run;
+            k += run;
+            let byte = *bytes.get(k)?;
+            let step = self.feed(byte);
             if step != Step::More {
                 return Some((k, step));
             }
             k += 1;
         }
-        None
     }
 }
 

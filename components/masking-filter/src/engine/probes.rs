@@ -498,13 +498,8 @@ pub(super) fn probe_ssn(at: &At) -> Probe {
 
 /// `local@domain.tld` (local ≤ 64, domain ≤ 255, alphabetic TLD ≥ 2).
 pub(super) fn probe_email(at: &At) -> Probe {
-    email(at.text, at.prev)
-}
-
-/// `probe_email` on `t`, the byte before it being `prev`: it reads only
-/// these, so the candidates' scan can ask it too.
-pub(super) fn email(t: &[u8], prev: Option<u8>) -> Probe {
-    if prev.is_some_and(is_local) || !t.first().is_some_and(|b| b.is_ascii_alphanumeric()) {
+    let t = at.text;
+    if at.prev.is_some_and(is_local) || !t.first().is_some_and(|b| b.is_ascii_alphanumeric()) {
         return Probe::NoMatch;
     }
     let local = run_len(t, 65, is_local);
@@ -514,26 +509,34 @@ pub(super) fn email(t: &[u8], prev: Option<u8>) -> Probe {
     if local > 64 || t[local] != b'@' {
         return Probe::NoMatch;
     }
-    let domain_start = local + 1;
+    email_domain(t, local + 1)
+}
+
+/// The rest of `probe_email` once `t` has shown its local part and `@`
+/// (`domain_start` is just past it). It reads only `t`, so the candidates'
+/// scan asks it too.
+pub(super) fn email_domain(t: &[u8], domain_start: usize) -> Probe {
     let domain = run_len(&t[domain_start..], 256, is_host);
     if domain_start + domain == t.len() && domain <= 255 {
         return Probe::NeedMore;
+    }
+    // `git@github.com:org/repo` is an scp-style address, not a mailbox.
+    if t.get(domain_start + domain) == Some(&b':') {
+        return Probe::NoMatch;
     }
     // A trailing dot ends a sentence, not the domain.
     let mut end = domain_start + domain;
     while end > domain_start && t[end - 1] == b'.' {
         end -= 1;
     }
-    // `git@github.com:org/repo` is an scp-style address, not a mailbox.
-    if t.get(domain_start + domain) == Some(&b':') {
-        return Probe::NoMatch;
-    }
-    let host = &t[domain_start..end];
-    let Some(dot) = host.iter().rposition(|b| *b == b'.') else {
-        return Probe::NoMatch;
-    };
-    let tld = &host[dot + 1..];
-    if dot == 0 || tld.len() < 2 || !tld.iter().all(u8::is_ascii_alphabetic) {
+    // The letters after the last dot, with a label before that dot.
+    let tld = t[domain_start..end]
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_alphabetic())
+        .count();
+    let dot = end - tld - 1;
+    if tld < 2 || dot <= domain_start || t[dot] != b'.' {
         return Probe::NoMatch;
     }
     matched(end)

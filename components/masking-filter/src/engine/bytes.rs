@@ -98,7 +98,7 @@ pub(super) fn find(text: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// Where `byte` first occurs in `text`.
-fn find_byte(text: &[u8], byte: u8) -> Option<usize> {
+pub(super) fn find_byte(text: &[u8], byte: u8) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let pattern = ONES * u64::from(byte);

@@ -1,7 +1,7 @@
 //! The detectors' matchers: one function per secret shape, each looking at
 //! the text from one position (`At`) and answering a `Probe`.
 
-use super::bytes::{is_host, is_local, is_token_char, is_value, run_len};
+use super::bytes::{find_byte, is_host, is_local, is_token_char, is_value, run_len};
 use super::long::{Jwt, Long, PemBody, Step, PEM_TAIL};
 use super::{matched, At, Probe};
 
@@ -275,7 +275,7 @@ pub(super) fn probe_jwt(at: &At) -> Probe {
             // Every later start inside the first part ends where this one
             // did and fails the same way: remember, stay linear.
             if k >= b"eyJ".len() {
-                let first_part_end = at.text[..k].iter().position(|b| *b == b'.').unwrap_or(k);
+                let first_part_end = find_byte(&at.text[..k], b'.').unwrap_or(k);
                 at.memo.jwt_fails_before(at.pos + first_part_end);
             }
             Probe::NoMatch

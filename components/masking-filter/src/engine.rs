@@ -565,6 +565,7 @@ struct Scanner<'a> {
     /// Where the buffer starts in the stream, for finding positions.
     offset: u64,
     positions: Positions,
+    anchors: Option<&'a anchors::Anchors>,
 }
 
 impl Scanner<'_> {
@@ -606,7 +607,12 @@ impl Scanner<'_> {
         while !text.is_char_boundary(fast_end) {
             fast_end -= 1;
         }
-        let mut candidates = anchors::Candidates::new(bytes, self.at_end, fast_end);
+        let mut candidates = anchors::Candidates::new(
+            self.anchors.cloned().or_else(anchors::anchors),
+            bytes,
+            self.at_end,
+            fast_end,
+        );
         // Keyed once per scan, and only when something is found.
         let keyed_once = core::cell::OnceCell::new();
         let keyed = || {
@@ -745,6 +751,7 @@ fn scan_whole(text: &str, profile: &Profile, direction: Direction, positions: Po
         prev: None,
         offset: 0,
         positions,
+        anchors: None,
     };
     scanner.scan(text, &mut out, &mut findings, &mut blocked);
     Scan {
@@ -768,6 +775,7 @@ pub struct StreamMasker {
     /// A token that outgrew the window, followed until it ends.
     long: Option<LongRun>,
     positions: Positions,
+    anchors: Option<anchors::Anchors>,
 }
 
 impl Default for StreamMasker {
@@ -786,6 +794,7 @@ impl StreamMasker {
             findings: Findings::default(),
             long: None,
             positions: Positions::Anchored,
+            anchors: anchors::anchors(),
         }
     }
 
@@ -828,6 +837,7 @@ impl StreamMasker {
                 prev: self.prev,
                 offset: self.offset,
                 positions: self.positions,
+                anchors: self.anchors.as_ref(),
             };
             let mut blocked = false;
             let scanned = scanner.scan(&self.pending, &mut out, &mut self.findings, &mut blocked);

@@ -34,12 +34,15 @@ pub(super) fn anchors_dfa_bytes() -> &'static [u8] {
 /// Bytes from a buffer's end within which an anchor may still be incomplete.
 pub(super) const TAIL: usize = LONGEST_ANCHOR;
 
-struct Anchors {
+/// The automaton, read from the embedded bytes: load it once per stream,
+/// not once per piece.
+#[derive(Clone, Debug)]
+pub(super) struct Anchors {
     dfa: dense::DFA<&'static [u32]>,
     start: StateID,
 }
 
-fn anchors() -> Option<Anchors> {
+pub(super) fn anchors() -> Option<Anchors> {
     // SAFETY: the bytes are what `to_bytes_little_endian` wrote at build time
     // with this crate's regex-automata version, for a little-endian target
     // (wasm32 and the host tests); `embedded_dfa_is_valid` checks them with
@@ -102,12 +105,17 @@ pub(super) struct Candidates<'t> {
 }
 
 impl<'t> Candidates<'t> {
-    pub(super) fn new(text: &'t [u8], complete: bool, end: usize) -> Candidates<'t> {
+    pub(super) fn new(
+        anchors: Option<Anchors>,
+        text: &'t [u8],
+        complete: bool,
+        end: usize,
+    ) -> Candidates<'t> {
         Candidates {
             text,
             complete,
             end: end.min(text.len()),
-            anchors: anchors(),
+            anchors,
             block_end: 0,
             lanes: Default::default(),
             reading: LANES,

@@ -33,6 +33,11 @@ pub(super) struct Jwt {
 }
 
 impl Jwt {
+    /// A token whose header and claims were read: its signature is next.
+    pub(super) fn at_signature() -> Jwt {
+        Jwt { part: 2, len: 0 }
+    }
+
     pub(super) fn feed(&mut self, b: u8) -> Step {
         let prefix: &[u8] = if self.part < 2 { JWT_PREFIX } else { b"" };
         if let Some(expected) = prefix.get(self.len) {

@@ -13,6 +13,9 @@ pub(super) struct Memo {
     jwt_fails_until: Cell<usize>,
     /// A card number cannot start before this position (`probe_card`).
     card_fails_until: Cell<usize>,
+    /// A JWT that failed in its signature (`probe_jwt`): where its claims
+    /// began, where its signature began and where it failed.
+    jwt_failed_signature: Cell<Option<(usize, usize, usize)>>,
 }
 
 impl Memo {
@@ -22,6 +25,7 @@ impl Memo {
             on,
             jwt_fails_until: Cell::new(0),
             card_fails_until: Cell::new(0),
+            jwt_failed_signature: Cell::new(None),
         }
     }
 
@@ -35,6 +39,23 @@ impl Memo {
         if self.on {
             self.card_fails_until.set(pos);
         }
+    }
+
+    pub(super) fn jwt_failed_in_signature(&self, claims: usize, signature: usize, end: usize) {
+        if self.on {
+            self.jwt_failed_signature
+                .set(Some((claims, signature, end)));
+        }
+    }
+
+    /// For a JWT starting at `pos`: where its claims and their token run
+    /// end are, if an earlier start already read them (as its claims and
+    /// its signature).
+    pub(super) fn jwt_read_from(&self, pos: usize) -> Option<(usize, usize)> {
+        self.jwt_failed_signature
+            .get()
+            .filter(|(claims, _, _)| *claims == pos)
+            .map(|(_, signature, end)| (signature, end))
     }
 
     /// The detectors known to fail at `pos`.

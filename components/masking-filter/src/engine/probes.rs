@@ -268,19 +268,51 @@ pub(super) fn probe_jwt(at: &At) -> Probe {
     if !starts_word(at) {
         return Probe::NoMatch;
     }
-    let mut jwt = Jwt::default();
-    match jwt.read(at.text) {
+    // A start at an earlier token's claims reads that token's claims as its
+    // header (checked the same way) and its signature's run as its claims:
+    // only the claims' prefix and the byte after the run are new.
+    let (mut jwt, from) = match at.memo.jwt_read_from(at.pos) {
+        Some((signature, end)) => {
+            let (signature, end) = (signature - at.pos, end - at.pos);
+            let t = at.text;
+            let claims_ok = t[signature..].starts_with(b"eyJ")
+                && end - signature >= b"eyJ".len() + 8
+                && t.get(end) == Some(&b'.');
+            if !claims_ok {
+                jwt_failed(at, end);
+                return Probe::NoMatch;
+            }
+            (Jwt::at_signature(), end + 1)
+        }
+        None => (Jwt::default(), 0),
+    };
+    match jwt.read(&at.text[from..]) {
         None => unfinished(at, Long::Jwt(jwt)),
         Some((k, Step::Fail)) => {
-            // Every later start inside the first part ends where this one
-            // did and fails the same way: remember, stay linear.
-            if k >= b"eyJ".len() {
-                let first_part_end = find_byte(&at.text[..k], b'.').unwrap_or(k);
-                at.memo.jwt_fails_before(at.pos + first_part_end);
-            }
+            jwt_failed(at, from + k);
             Probe::NoMatch
         }
-        Some((k, _)) => matched(k),
+        Some((k, _)) => matched(from + k),
+    }
+}
+
+/// What a JWT that failed at `k` tells later starts, so that each byte is
+/// read a bounded number of times.
+fn jwt_failed(at: &At, k: usize) {
+    if k < b"eyJ".len() {
+        return;
+    }
+    // Every later start inside the first part ends where this one did and
+    // fails the same way.
+    let first_part_end = find_byte(&at.text[..k], b'.').unwrap_or(k);
+    at.memo.jwt_fails_before(at.pos + first_part_end);
+    // Failed in the signature: the claims were a valid part and the
+    // signature a run of token bytes up to `k`.
+    let claims = first_part_end + 1;
+    if let Some(dot) = at.text.get(claims..k).and_then(|t| find_byte(t, b'.')) {
+        let signature = claims + dot + 1;
+        at.memo
+            .jwt_failed_in_signature(at.pos + claims, at.pos + signature, at.pos + k);
     }
 }
 

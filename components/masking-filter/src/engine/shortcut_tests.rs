@@ -172,3 +172,41 @@ fn reading_a_jwt_equals_feeding_it_byte_by_byte() {
         assert_eq!(read, fed, "{:?}", String::from_utf8_lossy(&token));
     }
 }
+
+#[test]
+fn a_start_at_a_failed_tokens_claims_masks_as_the_reference_does() {
+    // Each first token fails in its signature; the start at its claims
+    // reuses what that read, and must decide as a fresh read does.
+    let header = "eyJabcdefgh.eyJabcdefgh.";
+    let signature = "abcdefghijklmnopqrstu";
+    let profile = Profile::for_groups(&[]).with_fingerprint_key(b"k");
+    for claims in [
+        "eyJabcdefgh.", // a valid part: the second start is a JWT
+        "eyJ-.",        // too short to be claims
+        "xyJabcdefgh.", // not claims
+        "eyJabcdefgh,", // not followed by a signature
+        "eyJabcdefgh",  // the text ends in it
+    ] {
+        for tail in [signature, "", " ", "abc."] {
+            let text = format!("{header}{claims}{tail}");
+            let whole = scan_with(&text, &profile, Direction::Response);
+            assert_eq!(
+                whole,
+                every(&text, &profile, Direction::Response),
+                "input {text:?}"
+            );
+            for cut in (0..=text.len()).filter(|c| text.is_char_boundary(*c)) {
+                let (streamed, findings) = cut_once(&text, &profile, cut);
+                assert_eq!(
+                    (streamed, findings),
+                    (whole.text.clone(), whole.findings.clone()),
+                    "input {text:?} cut at {cut}"
+                );
+            }
+        }
+    }
+    let text = format!("{header}eyJabcdefgh.{signature}");
+    assert!(scan_with(&text, &profile, Direction::Response)
+        .text
+        .starts_with("eyJabcdefgh.[REDACTED:jwt]"));
+}

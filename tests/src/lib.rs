@@ -4,6 +4,7 @@
 
 pub mod artifact_shape;
 pub mod browser;
+pub mod connect_proxy;
 pub mod dev_issuer;
 pub mod footprint;
 pub mod garage;

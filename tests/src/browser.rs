@@ -44,6 +44,32 @@ impl Page {
         Some(resolve(&self.url, &html_unescape(&action)))
     }
 
+    /// The form whose action is `suffix`: its resolved action and CSRF token.
+    pub fn form_ending(&self, suffix: &str) -> (String, String) {
+        let at = self
+            .text
+            .find(&format!("action=\"{suffix}\""))
+            .unwrap_or_else(|| panic!("no form for {suffix}: {}", self.text));
+        let start = self.text[..at].rfind("<form").expect("form start");
+        let chunk = Page {
+            url: self.url.clone(),
+            status: self.status,
+            headers: self.headers.clone(),
+            text: self.text[start..].to_string(),
+        };
+        (
+            chunk.form_action().expect("action"),
+            chunk.input("csrf").expect("csrf"),
+        )
+    }
+
+    /// The id of the newest request on a person's access page.
+    pub fn first_request_id(&self) -> String {
+        let at = self.text.find("data-request=\"").expect("a request row") + 14;
+        let len = self.text[at..].find('"').expect("attribute end");
+        self.text[at..at + len].to_string()
+    }
+
     /// The value of the (first) input named `name`.
     pub fn input(&self, name: &str) -> Option<String> {
         let needle = format!("name=\"{name}\"");

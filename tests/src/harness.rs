@@ -392,14 +392,8 @@ impl Stack {
         query: &str,
         wanted: impl Fn(&serde_json::Value) -> bool,
     ) -> Option<serde_json::Value> {
-        eventually(|| async {
-            self.audit_records(query)
-                .await
-                .ok()?
-                .into_iter()
-                .find(|r| wanted(r))
-        })
-        .await
+        let carol = self.person_now("carol", &[AUDITORS]);
+        audit_record_as(&self.url, &carol, query, wanted).await
     }
 
     /// The audit trail as an auditor reads it (`query` as in the API, e.g. `grant=req_…`).
@@ -424,18 +418,46 @@ impl Stack {
         query: &str,
     ) -> Result<Vec<serde_json::Value>> {
         let carol = self.person_now("carol", &[AUDITORS]);
-        let body: serde_json::Value = reqwest::Client::new()
-            .get(format!("{base}/v1/audit/records?limit=10000&{query}"))
-            .bearer_auth(&carol)
-            .send()
-            .await?
-            .json()
-            .await?;
-        body["records"]
-            .as_array()
-            .cloned()
-            .ok_or_else(|| anyhow::anyhow!("no records: {body}"))
+        audit_records_as(base, &carol, query).await
     }
+}
+
+/// The audit trail at `base` (`query` as in the API) as read by `auditor`
+/// (an auditor's ID token, from whichever IdP the gateway trusts).
+pub async fn audit_records_as(
+    base: &str,
+    auditor: &str,
+    query: &str,
+) -> Result<Vec<serde_json::Value>> {
+    let body: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/v1/audit/records?limit=10000&{query}"))
+        .bearer_auth(auditor)
+        .send()
+        .await?
+        .json()
+        .await?;
+    body["records"]
+        .as_array()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("no records: {body}"))
+}
+
+/// The first of those records that `wanted` accepts, waiting for it to be
+/// appended (records follow the answer they describe).
+pub async fn audit_record_as(
+    base: &str,
+    auditor: &str,
+    query: &str,
+    wanted: impl Fn(&serde_json::Value) -> bool,
+) -> Option<serde_json::Value> {
+    eventually(|| async {
+        audit_records_as(base, auditor, query)
+            .await
+            .ok()?
+            .into_iter()
+            .find(|r| wanted(r))
+    })
+    .await
 }
 
 /// What `Stack::call` sends: nothing, a JSON value, or raw bytes labelled

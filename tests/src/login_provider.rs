@@ -7,6 +7,7 @@
 
 use crate::browser::{Browser, Page};
 use crate::harness::{workspace_root, Stack, StackOptions};
+use crate::tls::TestCa;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -103,6 +104,44 @@ impl LoginProvider {
         Ok(submitted)
     }
 
+    /// A person signing a device in at the gateway's verification page
+    /// (`verification_uri`, as the client showed it), the way one does it:
+    /// types `user_code` into its form, logs in at this provider's form as
+    /// `who`, allows the device on the confirmation page. Returns that page
+    /// (it names the client) and the answer to allowing it.
+    pub async fn sign_device_in(
+        browser: &mut Browser,
+        verification_uri: &str,
+        user_code: &str,
+        who: &str,
+    ) -> Result<(Page, Page)> {
+        let entry = browser.get(verification_uri).await;
+        let form = |page: &Page| {
+            page.form_action()
+                .zip(page.input("csrf"))
+                .with_context(|| format!("no form at {}: {}", page.url, page.text))
+        };
+        let (action, csrf) = form(&entry)?;
+        let to_idp = browser
+            .post_form(&action, &[("csrf", &csrf), ("user_code", user_code)])
+            .await;
+        let login_page = browser.follow(to_idp).await;
+        let after = LoginProvider::log_in(browser, login_page, who).await?;
+        let confirm = browser.follow(after).await;
+        let (action, csrf) = form(&confirm)?;
+        let allowed = browser
+            .post_form(
+                &action,
+                &[
+                    ("csrf", &csrf),
+                    ("user_code", user_code),
+                    ("decision", "allow"),
+                ],
+            )
+            .await;
+        Ok((confirm, allowed))
+    }
+
     /// An ID token for `who`, as a command-line client of the gateway's own
     /// registration would get one (code flow with PKCE, the redirect caught
     /// before it reaches the gateway): for API calls such as the auditor's.
@@ -172,14 +211,7 @@ impl LoginProvider {
         grant: &str,
     ) -> Result<Vec<serde_json::Value>> {
         let carol = self.id_token(gateway_url, "carol").await?;
-        let body: serde_json::Value = reqwest::Client::new()
-            .get(format!("{base}/v1/audit/records?grant={grant}&limit=100"))
-            .bearer_auth(&carol)
-            .send()
-            .await?
-            .json()
-            .await?;
-        Ok(body["records"].as_array().cloned().unwrap_or_default())
+        crate::harness::audit_records_as(base, &carol, &format!("grant={grant}")).await
     }
 
     /// The first record of `grant` that `wanted` accepts, awaited: the
@@ -191,14 +223,8 @@ impl LoginProvider {
         grant: &str,
         wanted: impl Fn(&serde_json::Value) -> bool,
     ) -> Option<serde_json::Value> {
-        crate::harness::eventually(|| async {
-            self.audit_records(base, gateway_url, grant)
-                .await
-                .ok()?
-                .into_iter()
-                .find(|r| wanted(r))
-        })
-        .await
+        let carol = self.id_token(gateway_url, "carol").await.ok()?;
+        crate::harness::audit_record_as(base, &carol, &format!("grant={grant}"), wanted).await
     }
 }
 
@@ -214,4 +240,48 @@ pub async fn stack_with_login_provider() -> Result<(Stack, LoginProvider)> {
     .await?;
     let idp = LoginProvider::start(port, &stack.url).await?;
     Ok((stack, idp))
+}
+
+/// The same served over HTTPS with a test CA's certificate (for the clients
+/// that speak only TLS), and over plain HTTP for the test's own calls and
+/// the person's browser, which speaks no TLS.
+pub struct HttpsStack {
+    pub stack: Stack,
+    pub idp: LoginProvider,
+    /// The same gateway over plain HTTP.
+    pub plain_url: String,
+    plain: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for HttpsStack {
+    fn drop(&mut self) {
+        self.plain.abort();
+    }
+}
+
+impl HttpsStack {
+    /// `public_url` is the gateway's name when it has one the clients use
+    /// (else they reach it at its loopback address, `stack.url`).
+    pub async fn start(ca: &TestCa, public_url: Option<&str>) -> Result<HttpsStack> {
+        let port = free_port()?;
+        let mut variables = LoginProvider::variables(&format!("http://127.0.0.1:{port}"));
+        if let Some(url) = public_url {
+            variables.insert("public_url".into(), url.into());
+        }
+        let stack = Stack::start_with(StackOptions {
+            variables,
+            tls: Some(ca.acceptor()?),
+            ..StackOptions::default()
+        })
+        .await?;
+        let (listener, addr) = crate::host::loopback_listener().await?;
+        let plain = stack.gateway.clone().serve(listener);
+        let idp = LoginProvider::start(port, public_url.unwrap_or(&stack.url)).await?;
+        Ok(HttpsStack {
+            stack,
+            idp,
+            plain_url: format!("http://{addr}"),
+            plain,
+        })
+    }
 }

@@ -12,8 +12,7 @@
 //! `scripts/test.sh` installs the CLI and sets COPILOT_CLI_BIN.
 
 use copilot_jit_testkit::browser::Browser;
-use copilot_jit_testkit::harness::{Stack, StackOptions};
-use copilot_jit_testkit::login_provider::{free_port, LoginProvider};
+use copilot_jit_testkit::login_provider::{HttpsStack, LoginProvider};
 use copilot_jit_testkit::mock_upstream::StreamScript;
 use copilot_jit_testkit::tls::TestCa;
 use serde_json::{json, Value};
@@ -118,22 +117,10 @@ async fn the_copilot_cli_signs_in_and_is_served_once_approved() {
     }
     let ca = TestCa::create(&home.join("tls"), &["127.0.0.1", "gw.test", "api.gw.test"])
         .expect("test CA");
-    let port = free_port().expect("port");
-    let issuer = format!("http://127.0.0.1:{port}");
-    let stack = Stack::start_with(StackOptions {
-        variables: LoginProvider::variables(&issuer),
-        tls: Some(ca.acceptor().expect("acceptor")),
-        ..StackOptions::default()
-    })
-    .await
-    .expect("stack");
-    // The test itself speaks plain HTTP to the same gateway.
-    let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let plain_url = format!("http://{}", plain.local_addr().unwrap());
-    let _plain = stack.gateway.clone().serve(plain);
-    let idp = LoginProvider::start(port, &stack.url)
+    let https = HttpsStack::start(&ca, None)
         .await
-        .expect("provider");
+        .expect("stack and identity provider");
+    let (stack, idp, plain_url) = (&https.stack, &https.idp, https.plain_url.as_str());
     let gh_host = stack.url.trim_start_matches("https://").to_string();
     stack.upstream.script_stream(StreamScript {
         pieces: vec![
@@ -174,38 +161,20 @@ async fn the_copilot_cli_signs_in_and_is_served_once_approved() {
 
     // 2. Dana at the verification page: code, the IdP's form, confirm.
     let mut browser = Browser::new();
-    browser.alias(&stack.url, &plain_url);
-    let entry = browser
-        .get(&format!("{}/login/device?user_code={user_code}", stack.url))
-        .await;
-    let csrf = entry.input("csrf").expect("form");
-    let to_idp = browser
-        .post_form(
-            &format!("{}/login/device", stack.url),
-            &[("csrf", &csrf), ("user_code", &user_code)],
-        )
-        .await;
-    let login_page = browser.follow(to_idp).await;
-    let after = LoginProvider::log_in(&mut browser, login_page, "dana")
-        .await
-        .expect("login");
-    let confirm = browser.follow(after).await;
+    browser.alias(&stack.url, plain_url);
+    let (confirm, done) = LoginProvider::sign_device_in(
+        &mut browser,
+        &format!("{}/login/device", stack.url),
+        &user_code,
+        "dana",
+    )
+    .await
+    .expect("the verification page");
     assert!(
         confirm.text.contains("GitHub Copilot CLI"),
         "{}",
         confirm.text
     );
-    let csrf = confirm.input("csrf").expect("confirm form");
-    let done = browser
-        .post_form(
-            &format!("{}/login/device/confirm", stack.url),
-            &[
-                ("csrf", &csrf),
-                ("user_code", &user_code),
-                ("decision", "allow"),
-            ],
-        )
-        .await;
     assert_eq!(done.status, 200, "{}", done.text);
     let status = tokio::time::timeout(Duration::from_secs(60), login.wait())
         .await
@@ -227,7 +196,7 @@ async fn the_copilot_cli_signs_in_and_is_served_once_approved() {
     let settings_link = format!("{}/settings/copilot", stack.url);
     assert!(text.contains(&settings_link), "{text}");
     let mut visitor = Browser::new();
-    visitor.alias(&stack.url, &plain_url);
+    visitor.alias(&stack.url, plain_url);
     let page = visitor.get(&settings_link).await;
     assert_eq!(
         page.location().as_deref(),
@@ -238,7 +207,7 @@ async fn the_copilot_cli_signs_in_and_is_served_once_approved() {
     let dana = idp.id_token(&stack.url, "dana").await.expect("dana");
     let bob = idp.id_token(&stack.url, "bob").await.expect("bob");
     let created = api(
-        &plain_url,
+        plain_url,
         &dana,
         "/v1/access-requests",
         json!({"scopes": ["chat"], "reason": "cli", "duration": "1h"}),
@@ -249,7 +218,7 @@ async fn the_copilot_cli_signs_in_and_is_served_once_approved() {
         .unwrap_or_else(|| panic!("{created}"))
         .to_string();
     let approved = api(
-        &plain_url,
+        plain_url,
         &bob,
         &format!("/v1/access-requests/{id}/approve"),
         json!({}),
@@ -287,7 +256,7 @@ async fn the_copilot_cli_signs_in_and_is_served_once_approved() {
 
     // 5. Recorded under dana, with her grant.
     let recorded = idp
-        .audit_record(&plain_url, &stack.url, &id, |r| {
+        .audit_record(plain_url, &stack.url, &id, |r| {
             r["unmapped"]["action"] == "copilot.chat" && r["actor"]["user"]["uid"] == "dana"
         })
         .await;
@@ -295,7 +264,7 @@ async fn the_copilot_cli_signs_in_and_is_served_once_approved() {
 
     // 6. Revoked: the CLI stops.
     let revoked = api(
-        &plain_url,
+        plain_url,
         &bob,
         &format!("/v1/grants/{id}/revoke"),
         json!({}),

@@ -28,31 +28,6 @@ async fn sign_in_at(browser: &mut Browser, stack: &Stack, path: &str, who: &str)
     page
 }
 
-/// The POST form whose action is `suffix`, and its CSRF token.
-fn form_ending(page: &Page, suffix: &str) -> (String, String) {
-    let at = page
-        .text
-        .find(&format!("action=\"{suffix}\""))
-        .unwrap_or_else(|| panic!("no form for {suffix}: {}", page.text));
-    let start = page.text[..at].rfind("<form").expect("form start");
-    let chunk = Page {
-        url: page.url.clone(),
-        status: page.status,
-        headers: page.headers.clone(),
-        text: page.text[start..].to_string(),
-    };
-    (
-        chunk.form_action().expect("action"),
-        chunk.input("csrf").expect("csrf"),
-    )
-}
-
-/// The id of the newest request on alice's page.
-fn first_request_id(page: &Page) -> String {
-    let at = page.text.find("data-request=\"").expect("a request row") + 14;
-    page.text[at..at + page.text[at..].find('"').unwrap()].to_string()
-}
-
 /// A signed-in CLI credential for `who` (device flow, confirmed in `browser`).
 async fn cli_credential(stack: &Stack, browser: &mut Browser) -> String {
     let started: Value = reqwest::Client::new()
@@ -133,7 +108,7 @@ async fn request_approve_and_revoke_from_the_pages() {
     assert_eq!(chat_status(&stack, &credential).await, 403);
 
     // She asks; the policy's answer is on the page at once.
-    let (action, csrf) = form_ending(&page, "/access");
+    let (action, csrf) = page.form_ending("/access");
     let asked = alice
         .post_form(
             &action,
@@ -158,7 +133,7 @@ async fn request_approve_and_revoke_from_the_pages() {
         Some("10"),
         "pending pages refresh themselves"
     );
-    let id = first_request_id(&asked);
+    let id = asked.first_request_id();
 
     // Without the CSRF token nothing is asked.
     let forged = alice
@@ -170,7 +145,7 @@ async fn request_approve_and_revoke_from_the_pages() {
     let inbox = sign_in_at(&mut bob, &stack, "/approvals", "bob").await;
     assert!(inbox.text.contains(&id), "{}", inbox.text);
     assert!(inbox.text.contains("pairing on the parser"));
-    let (approve, bobs_csrf) = form_ending(&inbox, &format!("/access/{id}/approve"));
+    let (approve, bobs_csrf) = inbox.form_ending(&format!("/access/{id}/approve"));
     // Alice's token is not Bob's.
     let alices_csrf = page.input("csrf").unwrap();
     let crossed = bob
@@ -194,7 +169,7 @@ async fn request_approve_and_revoke_from_the_pages() {
     assert!(mine.header("refresh").is_none());
 
     // She revokes it from her page; the CLI stops at once.
-    let (revoke, csrf) = form_ending(&mine, &format!("/access/{id}/revoke"));
+    let (revoke, csrf) = mine.form_ending(&format!("/access/{id}/revoke"));
     let revoked = alice.post_form(&revoke, &[("csrf", &csrf)]).await;
     assert_eq!(revoked.status, 303, "{}", revoked.text);
     assert_eq!(chat_status(&stack, &credential).await, 403);
@@ -208,7 +183,7 @@ async fn request_approve_and_revoke_from_the_pages() {
     );
     let at = devices.text.find("data-device=\"").unwrap() + 13;
     let device = &devices.text[at..at + 16];
-    let (out, csrf) = form_ending(&devices, &format!("/login/devices/{device}/revoke"));
+    let (out, csrf) = devices.form_ending(&format!("/login/devices/{device}/revoke"));
     let ended = alice.post_form(&out, &[("csrf", &csrf)]).await;
     assert_eq!(ended.status, 303, "{}", ended.text);
     assert_eq!(chat_status(&stack, &credential).await, 401);

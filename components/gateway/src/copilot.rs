@@ -53,6 +53,17 @@ pub fn envelope(
     })
 }
 
+/// The `notification_id` of the gateway's one message to editors (in the
+/// `error_details` of every refusal): access is missing.
+pub const ACCESS_NOTIFICATION_ID: &str = "copilot-jit-access";
+
+/// Whether a client's answer to a message (`POST
+/// /copilot_internal/notification`, `{"notification_id": …}`) answers the
+/// gateway's own: the only one it ever sends.
+pub fn answers_access_notification(body: &Value) -> bool {
+    body.get("notification_id").and_then(Value::as_str) == Some(ACCESS_NOTIFICATION_ID)
+}
+
 /// How to get access, for answers to calls without a usable grant.
 pub fn how_to_request(public_url: &str) -> Value {
     json!({
@@ -75,7 +86,7 @@ pub fn error_envelope(message: &str, how_to: &Value) -> Value {
         "error_details": {
             "title": "Copilot access needed",
             "message": message,
-            "notification_id": "copilot-jit-access",
+            "notification_id": ACCESS_NOTIFICATION_ID,
             "url": how_to["how_to_request_access"]["request"]["url"],
         },
         "can_signup_for_limited": false,
@@ -120,6 +131,23 @@ pub fn client_status(upstream: u16) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_gateways_own_notification_is_answered() {
+        let envelope = error_envelope("no grant", &how_to_request("https://gw"));
+        let sent = &envelope["error_details"]["notification_id"];
+        assert!(answers_access_notification(
+            &json!({ "notification_id": sent })
+        ));
+        for other in [
+            json!({"notification_id": "not_signed_up"}),
+            json!({"notification_id": 7}),
+            json!({}),
+            json!([ACCESS_NOTIFICATION_ID]),
+        ] {
+            assert!(!answers_access_notification(&other), "{other}");
+        }
+    }
 
     #[test]
     fn session_tokens_and_jwts_are_told_apart() {

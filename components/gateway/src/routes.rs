@@ -30,6 +30,9 @@ pub enum Route {
     CopilotToken,
     /// `GET /copilot_internal/user`: the signed-in user's Copilot entitlement.
     CopilotUser,
+    /// `POST /copilot_internal/notification`: a person answered the
+    /// gateway's message (the 403's `error_details`).
+    CopilotNotification,
     /// `GET /user`: who is signed in, as the GitHub API answers it.
     GithubUser,
     /// `GET /agents`: Copilot extensions (none through the gateway).
@@ -137,6 +140,7 @@ impl Route {
             Route::TokenExchange => Action::GrantExchange,
             Route::CopilotToken => Action::CopilotToken,
             Route::CopilotUser | Route::GithubUser => Action::CopilotUser,
+            Route::CopilotNotification => Action::CopilotNotification,
             Route::Agents => Action::CopilotAgents,
             Route::Telemetry => Action::Telemetry,
             Route::Ping => Action::Ping,
@@ -346,6 +350,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
         ["v1", "messages"] => only("POST", Route::Copilot(CopilotCall::Messages)),
         ["copilot_internal", "v2", "token"] => only("GET", Route::CopilotToken),
         ["copilot_internal", "user"] => only("GET", Route::CopilotUser),
+        ["copilot_internal", "notification"] => only("POST", Route::CopilotNotification),
         ["user"] => only("GET", Route::GithubUser),
         ["agents"] => only("GET", Route::Agents),
         ["telemetry"] => match method {
@@ -640,6 +645,14 @@ mod tests {
         assert_eq!(
             action("POST", "/login/device/code"),
             Ok("signin.device_code")
+        );
+        // The language server's answer to the gateway's message is recorded.
+        let answered = route("POST", "/copilot_internal/notification").unwrap();
+        assert_eq!(answered.action().name(), "copilot.notification");
+        assert!(is_recorded(answered.action()));
+        assert_eq!(
+            route("GET", "/copilot_internal/notification"),
+            Err(RouteError::MethodNotAllowed("POST"))
         );
     }
 

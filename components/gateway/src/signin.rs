@@ -235,7 +235,7 @@ pub fn access_needed(scope: Option<&str>, public_url: &str) -> (String, Value) {
         "error_details": {
             "title": "Copilot access needed",
             "message": message,
-            "notification_id": "copilot-jit-access",
+            "notification_id": crate::copilot::ACCESS_NOTIFICATION_ID,
             "url": access_page(public_url),
         },
         "can_signup_for_limited": false,

@@ -34,6 +34,9 @@ pub enum Action {
     CopilotCompletions,
     CopilotModels,
     CopilotEmbeddings,
+    /// A person answered the gateway's message about missing access (its
+    /// button or "Dismiss", as the editor reports it).
+    CopilotNotification,
     /// `POST /login/device/code`: a device flow starts.
     SignInDeviceCode,
     /// `POST /login/oauth/access_token`: a device polls for its credential.
@@ -128,7 +131,7 @@ impl Activity {
 
 impl Action {
     /// Every action but the webhook ones (see `NotifyEvent::ALL`).
-    pub const REQUESTS: [Action; 38] = [
+    pub const REQUESTS: [Action; 39] = [
         Action::Unrouted,
         Action::Health,
         Action::Jwks,
@@ -155,6 +158,7 @@ impl Action {
         Action::CopilotCompletions,
         Action::CopilotModels,
         Action::CopilotEmbeddings,
+        Action::CopilotNotification,
         Action::SignInDeviceCode,
         Action::SignInToken,
         Action::SignInBind,
@@ -198,6 +202,7 @@ impl Action {
             Action::CopilotCompletions => "copilot.completions",
             Action::CopilotModels => "copilot.models",
             Action::CopilotEmbeddings => "copilot.embeddings",
+            Action::CopilotNotification => "copilot.notification",
             Action::SignInDeviceCode => "signin.device_code",
             Action::SignInToken => "signin.token",
             Action::SignInBind => "signin.bind",
@@ -265,6 +270,7 @@ impl Action {
             | Action::CopilotCompletions
             | Action::CopilotModels
             | Action::CopilotEmbeddings
+            | Action::CopilotNotification
             | Action::NotOffered
             | Action::Notify(_) => Activity::Other,
         }

@@ -7,13 +7,13 @@ use copilot_jit_wasi::http::{Method, Request};
 use serde_json::json;
 
 use super::copilot_jit::gateway::{masking, minter};
-use super::identity::authorize;
+use super::identity::{authorize, copilot_caller};
 use super::proxy::{masking_context, seat_mode};
 use super::seat;
 use super::tokens::mint_request;
 use super::wasi_http::{read_request_body, settings};
 use super::{Ctx, Reply};
-use crate::body::MAX_PROMPT_BODY;
+use crate::body::{parse_json, MAX_API_BODY, MAX_PROMPT_BODY};
 use crate::config::Upstream;
 use crate::copilot::{self, how_to_request};
 use crate::error::{ApiError, ErrorKind};
@@ -110,6 +110,26 @@ pub(super) fn user(ctx: &mut Ctx, github_shape: bool) -> Result<Reply, ApiError>
             "grant": {"id": grant.id, "scopes": grant.scopes, "models": grant.models, "expires_at": grant.expires_at},
         }),
     ))
+}
+
+/// `POST /copilot_internal/notification`: the person answered the message
+/// the gateway's refusal carried (its button or "Dismiss"). Nothing is kept,
+/// so the message comes back while access is missing; the answer is
+/// recorded under the person.
+pub(super) fn notification_answered(
+    ctx: &mut Ctx,
+    request: &IncomingRequest,
+) -> Result<Reply, ApiError> {
+    let body = read_request_body(request, MAX_API_BODY)?;
+    copilot_caller(ctx)?;
+    let answer: serde_json::Value = parse_json(&body)?;
+    if !copilot::answers_access_notification(&answer) {
+        return Err(ApiError::new(
+            ErrorKind::NotFound,
+            "the gateway sent no such notification",
+        ));
+    }
+    Ok(Reply::Json(200, json!({})))
 }
 
 /// `GET /agents`: Copilot extensions, none through the gateway.

@@ -170,27 +170,7 @@ pub(super) fn authorize_for(ctx: &mut Ctx, scope: Option<&str>) -> Result<Author
     if crate::signin::looks_like_github_token(&presented) {
         return super::signin::authorize_signed_in(ctx, &presented, scope);
     }
-    // Envelope session tokens carry a MAC (cheap); gateway JWTs a signature.
-    let checked = if copilot::is_session_token(&presented) {
-        minter::open_session(&presented)
-    } else {
-        minter::verify(&presented)
-    };
-    let claims = checked.map_err(|e| {
-        let message = match e {
-            minter::MinterError::Expired => {
-                "the gateway token has expired; get a new one from your grant"
-            }
-            _ => "the gateway token was not accepted",
-        };
-        ApiError::new(ErrorKind::InvalidGatewayToken, message)
-            .with(how_to())
-            .detail(format!("{e:?}"))
-    })?;
-    ctx.trace.grant_id = Some(claims.grant_id.clone());
-    ctx.trace.token_id = Some(claims.token_id.clone());
-    let grant = grants::get(&claims.grant_id).map_err(store_error)?;
-    ctx.trace.principal = Some(grant.requester.clone());
+    let (claims, grant) = gateway_token_holder(ctx, &presented)?;
     if grant.status != RequestStatus::Approved {
         return Err(ApiError::new(
             ErrorKind::GrantNotActive,
@@ -200,4 +180,51 @@ pub(super) fn authorize_for(ctx: &mut Ctx, scope: Option<&str>) -> Result<Author
     }
     groups_still_trusted(&grant)?;
     Ok(Authorized { claims, grant })
+}
+
+/// A gateway token checked (its signature or MAC, without storage), and
+/// its grant as it is now, whatever its status.
+fn gateway_token_holder(
+    ctx: &mut Ctx,
+    presented: &str,
+) -> Result<(minter::TokenClaims, AccessRequest), ApiError> {
+    // Envelope session tokens carry a MAC (cheap); gateway JWTs a signature.
+    let checked = if copilot::is_session_token(presented) {
+        minter::open_session(presented)
+    } else {
+        minter::verify(presented)
+    };
+    let claims = checked.map_err(|e| {
+        let message = match e {
+            minter::MinterError::Expired => {
+                "the gateway token has expired; get a new one from your grant"
+            }
+            _ => "the gateway token was not accepted",
+        };
+        ApiError::new(ErrorKind::InvalidGatewayToken, message)
+            .with(how_to_request(&settings().public_url()))
+            .detail(format!("{e:?}"))
+    })?;
+    ctx.trace.grant_id = Some(claims.grant_id.clone());
+    ctx.trace.token_id = Some(claims.token_id.clone());
+    let grant = grants::get(&claims.grant_id).map_err(store_error)?;
+    ctx.trace.principal = Some(grant.requester.clone());
+    Ok((claims, grant))
+}
+
+/// Who holds what a Copilot client presents (a sign-in credential or a
+/// gateway token), active grant or not: for answers about the person, not
+/// for access.
+pub(super) fn copilot_caller(ctx: &mut Ctx) -> Result<Principal, ApiError> {
+    let presented = ctx.bearer().ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::Unauthenticated,
+            "this call needs the credential your editor signed in with",
+        )
+    })?;
+    if crate::signin::looks_like_github_token(&presented) {
+        let (_, record) = super::signin::signed_in(ctx, &presented)?;
+        return Ok(super::signin::principal_from_json(&record.principal));
+    }
+    Ok(gateway_token_holder(ctx, &presented)?.1.requester)
 }

@@ -16,7 +16,7 @@
 //! | `notify.rs` | approvers' webhook messages |
 //! | `upstream.rs` | the shared seat's Copilot token, cached in KV |
 //! | `seat.rs` | people's own seats: GitHub linking, the vault, their Copilot tokens |
-//! | `copilot_api.rs` | Copilot's token envelope, user, agents, telemetry |
+//! | `copilot_api.rs` | Copilot's token envelope, user, notifications, agents, telemetry |
 //! | `proxy.rs` | proxied Copilot calls, phase by phase, and streams |
 //! | `signin.rs` | the device flow, sign-in credentials, call-time grant lookup |
 //! | `github_api.rs` | the GitHub API shapes signed-in clients read |
@@ -188,6 +188,7 @@ fn dispatch(
         Route::AuditSeal => audit_api::seal(ctx),
         Route::CopilotToken => copilot_api::token_envelope(ctx),
         Route::CopilotUser => github_api::copilot_user(ctx),
+        Route::CopilotNotification => copilot_api::notification_answered(ctx, request),
         Route::GithubUser => github_api::user(ctx),
         Route::Agents => copilot_api::agents(ctx),
         Route::Telemetry => copilot_api::telemetry(ctx, request),

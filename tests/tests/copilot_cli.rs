@@ -236,7 +236,7 @@ async fn the_copilot_cli_signs_in_and_is_served_once_approved() {
         && text.contains("[REDACTED:github-token]"))
     {
         let why: Vec<String> = idp
-            .audit_records(&plain_url, &stack.url, &id)
+            .audit_records(plain_url, &stack.url, &id)
             .await
             .unwrap_or_default()
             .iter()

@@ -13,9 +13,7 @@
 
 use copilot_jit_testkit::browser::Browser;
 use copilot_jit_testkit::connect_proxy::ConnectProxy;
-use copilot_jit_testkit::harness::{
-    audit_record_as, eventually, send, Stack, UPSTREAM_GITHUB_TOKEN,
-};
+use copilot_jit_testkit::harness::{eventually, send, Stack, UPSTREAM_GITHUB_TOKEN};
 use copilot_jit_testkit::language_server::LanguageServer;
 use copilot_jit_testkit::login_provider::{HttpsStack, LoginProvider};
 use copilot_jit_testkit::mock_upstream::{MockUpstream, StreamScript};
@@ -304,11 +302,11 @@ async fn the_language_server_signs_in_with_its_own_device_flow_and_completes_onc
     drop(ls);
 
     // 8. Recorded under alice, with her grant.
-    let carol = idp.id_token(PUBLIC_URL, "carol").await.expect("carol");
-    let recorded = audit_record_as(plain_url, &carol, &format!("grant={id}"), |r| {
-        r["unmapped"]["action"] == "copilot.completions" && r["actor"]["user"]["uid"] == "alice"
-    })
-    .await;
+    let recorded = idp
+        .audit_record(plain_url, PUBLIC_URL, &id, |r| {
+            r["unmapped"]["action"] == "copilot.completions" && r["actor"]["user"]["uid"] == "alice"
+        })
+        .await;
     assert!(recorded.is_some(), "the completion is recorded under alice");
     upstream_saw_only_the_gateway(&stack.upstream);
     // The server reached the gateway by both names (the proxy refused the

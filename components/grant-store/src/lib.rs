@@ -21,8 +21,8 @@ mod bindings {
     use copilot_jit::gateway::types::{Principal, PrincipalKind};
     use copilot_jit_common::cas::{update, Step, UpdateError};
     use exports::copilot_jit::gateway::grants::{
-        AccessRequest, Decision, DecisionKind, Guest, ListFilter, NewRequest, RequestPage,
-        RequestStatus, StoreError,
+        AccessRequest, CallCache, Decision, DecisionKind, Guest, ListFilter, NewRequest,
+        RequestPage, RequestStatus, StoreError,
     };
     use wasi::keyvalue::store::{self, Bucket};
 
@@ -173,6 +173,10 @@ mod bindings {
             policy_ids: r.policy_ids,
             renew_of: r.renew_of,
             groups_confirmed_at: r.groups_confirmed_at.unwrap_or(r.created_at),
+            call_cache: CallCache {
+                shared_upstream: r.call_cache.shared_upstream,
+                audit_spooled: r.call_cache.audit_spooled,
+            },
             version: r.version,
         }
     }
@@ -359,6 +363,9 @@ mod bindings {
                         .as_ref()
                         .is_none_or(|s| *s == request.requester.subject);
                     if wanted_status && wanted_requester {
+                        // Listings are for people: no call cache.
+                        let mut request = request;
+                        request.call_cache = Default::default();
                         requests.push(to_wit(request));
                         return Ok(true);
                     }
@@ -424,6 +431,35 @@ mod bindings {
             });
             match decided {
                 Ok(state) => Ok(to_wit(state)),
+                Err(UpdateError::Rejected(e)) => Err(e),
+                Err(UpdateError::Store(e)) => Err(storage(e)),
+                Err(UpdateError::Contended) => Err(StoreError::Conflict),
+            }
+        }
+
+        fn keep_call_cache(
+            id: String,
+            shared_upstream: Option<String>,
+            audit_spooled: Option<bool>,
+        ) -> Result<(), StoreError> {
+            let bucket = bucket()?;
+            load(&bucket, &id)?;
+            let key = format!("{KEY_PREFIX}{id}");
+            let write_id = new_write_id()?;
+            let kept = update(&KvCas(&bucket), &key, CAS_ATTEMPTS, |current| {
+                let mut request = decode(current.ok_or(StoreError::NotFound)?)?;
+                let Some(mut cache) = request
+                    .call_cache
+                    .with(shared_upstream.as_deref(), audit_spooled)
+                else {
+                    return Ok(Step::AlreadyApplied(()));
+                };
+                cache.w = write_id.clone();
+                request.call_cache = cache;
+                Ok(Step::Write(encode(&request)?, ()))
+            });
+            match kept {
+                Ok(()) => Ok(()),
                 Err(UpdateError::Rejected(e)) => Err(e),
                 Err(UpdateError::Store(e)) => Err(storage(e)),
                 Err(UpdateError::Contended) => Err(StoreError::Conflict),

@@ -70,7 +70,49 @@ pub struct Request {
     /// before this field existed captured them at `created_at`.
     #[serde(default)]
     pub groups_confirmed_at: Option<u64>,
+    /// What calls keep beside the grant (`CallCache`).
+    #[serde(default)]
+    pub call_cache: CallCache,
     pub version: u64,
+}
+
+/// What calls on a grant keep beside it so that a healthy call reads
+/// nothing else: a copy of the shared seat's cached upstream token and
+/// whether the grant's last audit record was spooled. Not part of the
+/// grant's state: changing it leaves the version alone.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallCache {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_upstream: Option<String>,
+    #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+    pub audit_spooled: bool,
+    /// The last writer's id: keeps every written value unique (cas.rs).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub w: String,
+}
+
+impl CallCache {
+    /// This cache with the given fields replaced, or `None` when it holds
+    /// them already (nothing to write).
+    pub fn with(
+        &self,
+        shared_upstream: Option<&str>,
+        audit_spooled: Option<bool>,
+    ) -> Option<CallCache> {
+        let upstream_same =
+            shared_upstream.is_none_or(|u| self.shared_upstream.as_deref() == Some(u));
+        let spooled_same = audit_spooled.is_none_or(|a| self.audit_spooled == a);
+        if upstream_same && spooled_same {
+            return None;
+        }
+        Some(CallCache {
+            shared_upstream: shared_upstream
+                .map(str::to_string)
+                .or_else(|| self.shared_upstream.clone()),
+            audit_spooled: audit_spooled.unwrap_or(self.audit_spooled),
+            w: String::new(),
+        })
+    }
 }
 
 fn renewable_by_default() -> bool {
@@ -267,6 +309,7 @@ pub fn create(new: NewRequest, now: u64) -> Request {
         renew_of: new.renew_of,
         // Never later than the request itself.
         groups_confirmed_at: Some(new.groups_confirmed_at.unwrap_or(now).min(now)),
+        call_cache: CallCache::default(),
         version: 1,
     };
     if new.auto_approve {
@@ -278,6 +321,29 @@ pub fn create(new: NewRequest, now: u64) -> Request {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_call_cache_changes_only_the_fields_given_and_only_when_they_differ() {
+        let empty = CallCache::default();
+        assert_eq!(empty.with(None, None), None);
+        assert_eq!(empty.with(None, Some(false)), None);
+        let spooled = empty.with(None, Some(true)).expect("a change");
+        assert!(spooled.audit_spooled && spooled.shared_upstream.is_none());
+        let both = spooled.with(Some("{}"), None).expect("a change");
+        assert_eq!(
+            (both.shared_upstream.as_deref(), both.audit_spooled),
+            (Some("{}"), true)
+        );
+        assert_eq!(both.with(Some("{}"), Some(true)), None);
+        let cleared = both.with(None, Some(false)).expect("a change");
+        assert_eq!(
+            (cleared.shared_upstream.as_deref(), cleared.audit_spooled),
+            (Some("{}"), false)
+        );
+        // Old records, written before the cache existed, read as empty.
+        let old: CallCache = serde_json::from_str("{}").unwrap();
+        assert_eq!(old, CallCache::default());
+    }
 
     fn actor(s: &str) -> Actor {
         Actor {

@@ -22,7 +22,7 @@ copilot_jit_wasi::bindings_with_http!("audit-sink");
 
 use copilot_jit::gateway::types::{Finding, Principal, PrincipalKind};
 use exports::copilot_jit::gateway::audit::{
-    AuditError, AuditEvent, AuditQuery, AuditStatus, FlushReport, Guest, SealReport,
+    Appended, AuditError, AuditEvent, AuditQuery, AuditStatus, FlushReport, Guest, SealReport,
 };
 use wasi::keyvalue::store::Bucket as Store;
 
@@ -302,13 +302,15 @@ fn flush(
 /// Stores a record: one object in the bucket (nothing in KV), else — the
 /// bucket down or slow — in the spool; without a bucket, in KV. A record
 /// that fits nowhere is counted and logged, never silently dropped.
-fn keep(s: &Settings, record: &Record, unauthenticated: bool) -> Result<(), AuditError> {
+/// Stores one record; `Ok(true)` when it went to the spool instead.
+fn keep(s: &Settings, record: &Record, unauthenticated: bool) -> Result<bool, AuditError> {
     let line = line_of(record)?;
     let name = layout::record_name(record.id(), record.time_ms());
     let Some(bucket) = &s.bucket else {
         let store = kv::open()?;
         let key = format!("{}{name}", s.prefix);
-        return Blobs::put(&KvBlobs(&store), &key, line.as_bytes()).map_err(AuditError::Storage);
+        Blobs::put(&KvBlobs(&store), &key, line.as_bytes()).map_err(AuditError::Storage)?;
+        return Ok(false);
     };
     let blobs = BucketBlobs {
         bucket,
@@ -326,7 +328,7 @@ fn keep(s: &Settings, record: &Record, unauthenticated: bool) -> Result<(), Audi
                     eprintln!("audit spool not shipped: {e}");
                 }
             }
-            return Ok(());
+            return Ok(false);
         }
         Err(reason) => reason,
     };
@@ -334,7 +336,8 @@ fn keep(s: &Settings, record: &Record, unauthenticated: bool) -> Result<(), Audi
     if unauthenticated {
         // Noise must not fill the spool (and lock everyone out): counted.
         eprintln!("audit record {name} of an unauthenticated call not spooled: {reason}");
-        return kv::add(&store, kv::NOISE_DROPPED, 1);
+        kv::add(&store, kv::NOISE_DROPPED, 1)?;
+        return Ok(false);
     }
     eprintln!("audit record {name} spooled: {reason}");
     if let Err(e) = kv::spool(&store, &name, &line) {
@@ -344,7 +347,7 @@ fn keep(s: &Settings, record: &Record, unauthenticated: bool) -> Result<(), Audi
         kv::add(&store, kv::RECORDS_LOST, 1)?;
         return Err(e);
     }
-    Ok(())
+    Ok(true)
 }
 
 // ---- records --------------------------------------------------------------
@@ -473,7 +476,7 @@ impl Guest for Component {
         Ok(())
     }
 
-    fn append(e: AuditEvent) -> Result<String, AuditError> {
+    fn append(e: AuditEvent) -> Result<Appended, AuditError> {
         let s = settings()?;
         let unauthenticated = e.principal.is_none();
         let time_ms = now_ms();
@@ -485,8 +488,8 @@ impl Guest for Component {
             .key
             .seal(event)
             .map_err(|e| AuditError::Storage(e.to_string()))?;
-        keep(&s, &record, unauthenticated)?;
-        Ok(id)
+        let spooled = keep(&s, &record, unauthenticated)?;
+        Ok(Appended { id, spooled })
     }
 
     fn query(q: AuditQuery) -> Result<Vec<String>, AuditError> {

@@ -167,7 +167,8 @@ fn dispatch(
         route_error(e)
     })?;
     ctx.trace.action = route.action();
-    if route.needs_audit_room() {
+    // Copilot calls are admitted once their grant is known (`proxy.rs`).
+    if route.needs_audit_room() && !matches!(route, Route::Copilot(_)) {
         admit(ctx)?;
     }
     match route {

@@ -78,7 +78,15 @@ pub(super) fn copilot_call(
     out: &mut Option<ResponseOutparam>,
     call: CopilotCall,
 ) -> Result<Reply, ApiError> {
-    let granted = authorize_call(ctx, &call)?;
+    // Fail closed without a read on a healthy call: the spool's depth is
+    // read only when this grant's last record was spooled, or when the
+    // call is refused (its record may need the spool too).
+    let granted = authorize_call(ctx, &call);
+    match &granted {
+        Ok(g) if !g.grant.call_cache.audit_spooled => {}
+        _ => super::admit(ctx)?,
+    }
+    let granted = granted?;
     let prompt = prepare_prompt(ctx, request, &call, &granted)?;
     let upstream = call_upstream(ctx, &call, &prompt, &granted)?;
     answer(ctx, out, &call, &granted, &prompt, upstream)
@@ -158,6 +166,7 @@ pub(super) fn seat_mode(
 fn authorize_call(ctx: &mut Ctx, call: &CopilotCall) -> Result<CallGrant, ApiError> {
     let scope = (!call.is_listing()).then(|| call.scope());
     let Authorized { grant, .. } = authorize_for(ctx, scope)?;
+    ctx.trace.grant_audit_spooled = Some(grant.call_cache.audit_spooled);
     let masking = masking_context(&grant.requester.groups)?;
     if !scope_granted(call, &grant.scopes) {
         return Err(ApiError::new(
@@ -303,7 +312,7 @@ fn call_upstream(
     let response = loop {
         let (copilot, login) = match seat {
             SeatMode::OwnSeat => seat::copilot_token(&granted.grant.requester, attempt > 0)?,
-            SeatMode::SharedSeat => upstream::copilot_token(attempt > 0)?,
+            SeatMode::SharedSeat => upstream::copilot_token(attempt > 0, &granted.grant)?,
         };
         ctx.trace.upstream_login = Some(login).filter(|l| !l.is_empty());
         let response =

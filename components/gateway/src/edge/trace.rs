@@ -7,8 +7,8 @@ use std::time::Instant;
 use copilot_jit_common::action::{Action, NotifyEvent};
 use serde_json::Value;
 
-use super::copilot_jit::gateway::audit;
 use super::copilot_jit::gateway::types::{Finding as WitFinding, Principal};
+use super::copilot_jit::gateway::{audit, grants};
 use super::Ctx;
 use crate::findings::Finding;
 use crate::outcome::Outcome;
@@ -40,6 +40,9 @@ pub(super) struct Trace {
     /// The audit sink refused to take another record (storage down, spool
     /// full): the call is refused and leaves no record.
     pub unrecordable: bool,
+    /// The authorized grant's "last record spooled" mark, as read: the
+    /// record of this call updates it when that changes.
+    pub grant_audit_spooled: Option<bool>,
     pub bytes_in: u64,
     pub bytes_out: u64,
 }
@@ -108,7 +111,22 @@ pub(super) fn record(ctx: &Ctx, status: u16, duration_ms: u64) {
         upstream_mode: t.upstream_mode.map(|m| m.name().to_string()),
         upstream_login: t.upstream_login.clone(),
     };
-    if let Err(e) = audit::append(&event) {
-        eprintln!("audit record {} not stored: {e:?}", ctx.request_id);
+    match audit::append(&event) {
+        Ok(appended) => mark_grant(ctx, appended.spooled),
+        Err(e) => eprintln!("audit record {} not stored: {e:?}", ctx.request_id),
+    }
+}
+
+/// Tells the grant whether its calls must check the spool before they are
+/// served: set when its record went to the spool, cleared when one is
+/// stored again. One write when that changes, none on a healthy call.
+fn mark_grant(ctx: &Ctx, spooled: bool) {
+    let (Some(id), Some(marked)) = (&ctx.trace.grant_id, ctx.trace.grant_audit_spooled) else {
+        return;
+    };
+    if marked != spooled {
+        if let Err(e) = grants::keep_call_cache(id, None, Some(spooled)) {
+            eprintln!("grant {id}: spool mark not updated: {e:?}");
+        }
     }
 }

@@ -6,12 +6,13 @@
 use copilot_jit_common::unix_now as now;
 use copilot_jit_wasi::http::{Method, Request};
 
+use super::copilot_jit::gateway::grants::{self, AccessRequest};
 use super::wasi::keyvalue::store;
 use super::wasi_http::settings;
 use crate::config::Upstream;
 use crate::error::{ApiError, ErrorKind};
 use crate::upstream_token::{CachedToken, CACHE_KEY};
-use crate::vault::{Owner, Purpose, NONCE_LEN};
+use crate::vault::{Owner, Purpose, VaultKeys, NONCE_LEN};
 
 /// The associated data of the shared seat's sealed token.
 const SHARED: Owner<'static> = Owner {
@@ -30,30 +31,29 @@ fn unavailable(detail: impl std::fmt::Display) -> ApiError {
     .detail(detail.to_string())
 }
 
-/// The Copilot token and the shared seat's login, fresh from the token
-/// endpoint when `force_refresh` (upstream refused the cached one) or when
-/// the cached one is due.
-pub(super) fn copilot_token(force_refresh: bool) -> Result<(String, String), ApiError> {
-    let bucket = store::open("default").map_err(|e| unavailable(format!("kv: {e:?}")))?;
+/// The Copilot token and the shared seat's login: the grant's copy of the
+/// cached entry while it is fresh (no read beside the grant), else the KV
+/// cache (then copied into the grant), else fresh from the token endpoint
+/// — also when `force_refresh` (upstream refused the cached one).
+pub(super) fn copilot_token(
+    force_refresh: bool,
+    grant: &AccessRequest,
+) -> Result<(String, String), ApiError> {
     let settings = settings();
     // With a vault key the cached token is sealed like people's.
     let keys = settings.vault_keys().ok();
     if !force_refresh {
-        let cached: Option<CachedToken> = bucket
-            .get(CACHE_KEY)
-            .ok()
-            .flatten()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        if let Some(c) = cached.filter(|c| c.is_fresh(now())) {
-            let token = match (&c.sealed, &keys) {
-                (Some(sealed), Some(keys)) => keys
-                    .open_json::<String>(Purpose::SharedCopilotToken, SHARED, sealed)
-                    .ok(),
-                (None, _) if !c.token.is_empty() => Some(c.token),
-                _ => None,
-            };
-            if let Some(token) = token {
-                return Ok((token, c.login.unwrap_or_default()));
+        let copy = grant.call_cache.shared_upstream.as_deref();
+        if let Some(found) = copy.and_then(|c| usable(c.as_bytes(), keys.as_ref())) {
+            return Ok(found);
+        }
+    }
+    let bucket = store::open("default").map_err(|e| unavailable(format!("kv: {e:?}")))?;
+    if !force_refresh {
+        if let Some(bytes) = bucket.get(CACHE_KEY).ok().flatten() {
+            if let Some(found) = usable(&bytes, keys.as_ref()) {
+                copy_into(grant, &bytes);
+                return Ok(found);
             }
         }
     }
@@ -98,8 +98,40 @@ pub(super) fn copilot_token(force_refresh: bool) -> Result<(String, String), Api
     if let Ok(bytes) = serde_json::to_vec(&stored) {
         // A failed cache write costs one more exchange later, nothing else.
         let _ = bucket.set(CACHE_KEY, &bytes);
+        copy_into(grant, &bytes);
     }
     Ok((entry.token, entry.login.unwrap_or_default()))
+}
+
+/// The token and login of a cached entry (as KV holds it) while it is
+/// fresh and can be opened.
+fn usable(bytes: &[u8], keys: Option<&VaultKeys>) -> Option<(String, String)> {
+    let cached: CachedToken = serde_json::from_slice(bytes).ok()?;
+    if !cached.is_fresh(now()) {
+        return None;
+    }
+    let token = match (&cached.sealed, keys) {
+        (Some(sealed), Some(keys)) => keys
+            .open_json::<String>(Purpose::SharedCopilotToken, SHARED, sealed)
+            .ok()?,
+        (None, _) if !cached.token.is_empty() => cached.token,
+        _ => return None,
+    };
+    Some((token, cached.login.unwrap_or_default()))
+}
+
+/// Copies the cached entry into the grant, so that its next calls read
+/// only the grant: one write per grant per token (about every 25 minutes).
+/// A failed write costs one more read later, nothing else.
+fn copy_into(grant: &AccessRequest, bytes: &[u8]) {
+    let Ok(entry) = std::str::from_utf8(bytes) else {
+        return;
+    };
+    if grant.call_cache.shared_upstream.as_deref() != Some(entry) {
+        if let Err(e) = grants::keep_call_cache(&grant.id, Some(entry), None) {
+            eprintln!("grant {}: upstream token not cached: {e:?}", grant.id);
+        }
+    }
 }
 
 /// The shared seat's login, from GitHub (`GET /user`); none if it cannot be had.

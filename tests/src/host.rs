@@ -656,7 +656,11 @@ impl Gateway {
         let gateway = self.clone();
         let task = tokio::task::spawn(async move {
             let _live = live;
-            let proxy = pre.instantiate_async(&mut store).await?;
+            // Spin answers 500 the same way when its pool is exhausted.
+            let proxy = pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|e| e.context("no instance for the request"))?;
             let served = proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, req, out)
@@ -673,7 +677,7 @@ impl Gateway {
                     Ok(Err(e)) => e.into(),
                     Err(e) => e.into(),
                 };
-                Err(e.context("the component trapped"))
+                Err(e.context("the component trapped or could not be instantiated"))
             }
         }
     }

@@ -156,10 +156,14 @@ pub(super) fn authorize(ctx: &mut Ctx) -> Result<Authorized, ApiError> {
     authorize_for(ctx, None)
 }
 
+/// How to get access, for refusals of Copilot calls.
+fn how_to() -> serde_json::Value {
+    how_to_request(&settings().public_url())
+}
+
 /// As `authorize`, for a call that needs `scope`: a device-flow sign-in
 /// credential opens the person's active grant for it, looked up now.
 pub(super) fn authorize_for(ctx: &mut Ctx, scope: Option<&str>) -> Result<Authorized, ApiError> {
-    let how_to = || how_to_request(&settings().public_url());
     let presented = ctx.bearer().ok_or_else(|| {
         ApiError::new(
             ErrorKind::Unauthenticated,
@@ -202,7 +206,7 @@ fn gateway_token_holder(
             _ => "the gateway token was not accepted",
         };
         ApiError::new(ErrorKind::InvalidGatewayToken, message)
-            .with(how_to_request(&settings().public_url()))
+            .with(how_to())
             .detail(format!("{e:?}"))
     })?;
     ctx.trace.grant_id = Some(claims.grant_id.clone());
